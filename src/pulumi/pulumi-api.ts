@@ -1,0 +1,63 @@
+import type { EngineEvent } from '../domain/engine-event.js';
+import type { StackRef, StackSummary } from '../domain/stack.js';
+import type { UpdateInfo } from '../domain/update.js';
+
+export interface HistoryPage {
+  /** Newest first. */
+  readonly updates: readonly UpdateInfo[];
+  readonly itemsPerPage: number;
+  readonly total: number;
+}
+
+export interface EventsPage {
+  readonly events: readonly EngineEvent[];
+  /** null = every event was returned and the update is complete. */
+  readonly continuationToken: string | null;
+}
+
+export interface EngineEventsOptions {
+  /** Resume from a token returned earlier. */
+  readonly continuationToken?: string;
+  /** Numeric engine-event type codes (repeatable `type` query parameter). */
+  readonly types?: readonly number[];
+  readonly urn?: string;
+  /**
+   * While an update runs the service repeats the same token with no new events.
+   * The iterator stops at such a repeat (the caller resumes later from the last page's
+   * token) instead of spinning; for a completed update a repeat is an API_PAGING_LOOP error.
+   * Default false.
+   */
+  readonly inProgress?: boolean;
+}
+
+export interface HistorySinceOptions {
+  /** Stop paging once an update with version <= afterVersion is reached (0 = no floor). */
+  readonly afterVersion: number;
+  /** Stop paging once an update started before this Unix second is reached. */
+  readonly notBeforeSeconds?: number;
+}
+
+export interface UpdateStatus {
+  readonly status: string;
+  readonly continuationToken: string | null;
+}
+
+/**
+ * The read-only part of the Pulumi Cloud REST API the exporter uses. Implemented by
+ * PulumiClient over HTTP; tests of the layers above may use a fake.
+ * Every method rejects only with ExporterError (API_* codes).
+ */
+export interface PulumiCloudApi {
+  /** Every stack of the org, following continuation tokens. */
+  listStacks(org: string): Promise<StackSummary[]>;
+  /** One page (1-based) of a stack's update history, newest first. */
+  listUpdates(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage>;
+  /** Updates newer than `afterVersion` (and not older than `notBeforeSeconds`), newest first. */
+  historySince(ref: StackRef, options: HistorySinceOptions): Promise<UpdateInfo[]>;
+  /** Engine events of one update, page by page, in stream order. */
+  engineEvents(ref: StackRef, updateId: string, options?: EngineEventsOptions): AsyncIterable<EventsPage>;
+  /** Previews of the latest stack version, newest first. */
+  latestPreviews(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage>;
+  /** Legacy status probe `GET .../{kind}/{updateID}`. */
+  updateStatus(ref: StackRef, kind: string, updateId: string): Promise<UpdateStatus>;
+}

@@ -1,0 +1,119 @@
+import type { Labels, MetricDeltas } from '../domain/metric-delta.js';
+import type { StackRef, StackSummary } from '../domain/stack.js';
+
+/** What the store knows about one watched stack. */
+export interface StackRecord extends StackSummary {
+  /** Newest stack version whose update was exported (0 = none yet). */
+  readonly cursorVersion: number;
+  /** The stack list's `lastUpdate` as of the last *successful* sync of this stack. */
+  readonly syncedLastUpdate?: number;
+  /** Unix ms when the exporter first saw the stack. */
+  readonly firstSeenMs: number;
+}
+
+/** An update seen running; revisited every cycle until terminal. */
+export interface InProgressRecord {
+  readonly stack: StackRef;
+  readonly updateId: string;
+  readonly kind: string;
+  readonly version: number;
+  /** Unix seconds. */
+  readonly startTime: number;
+}
+
+/** The terminal facts of one update, written when it is exported. */
+export interface ExportedUpdate {
+  readonly stack: StackRef;
+  readonly updateId: string;
+  readonly kind: string;
+  readonly version: number;
+  /** succeeded | failed | cancelled */
+  readonly result: string;
+  /** Unix seconds. */
+  readonly startTime: number;
+  /** Unix seconds. */
+  readonly endTime: number;
+}
+
+export interface UpdateCommit {
+  readonly update: ExportedUpdate;
+  readonly deltas: MetricDeltas;
+  /** Unix ms of the commit; recorded for auditing. */
+  readonly exportedAtMs: number;
+}
+
+export interface CounterRow {
+  readonly name: string;
+  readonly labels: Labels;
+  readonly value: number;
+}
+
+export interface HistogramRow {
+  readonly name: string;
+  readonly labels: Labels;
+  /** Finite upper bounds, ascending. */
+  readonly buckets: readonly number[];
+  /** Non-cumulative count per finite bucket, then one more for +Inf. */
+  readonly bucketCounts: readonly number[];
+  readonly sum: number;
+  readonly count: number;
+}
+
+/** Newest terminal update of one kind for one stack (feeds the last-update gauges). */
+export interface LastUpdateRow {
+  readonly stack: StackRef;
+  readonly kind: string;
+  readonly result: string;
+  /** Unix seconds. */
+  readonly endTime: number;
+}
+
+export interface LastSuccessRow {
+  readonly stack: StackRef;
+  /** Unix seconds: end time of the newest succeeded update of any kind. */
+  readonly endTime: number;
+}
+
+/**
+ * Durable state. Every implementation passes test/unit/state/state-store-contract.ts.
+ * All methods may reject with ExporterError('STATE_ERROR').
+ */
+export interface StateStore {
+  /** Creates or upgrades the schema; idempotent. */
+  migrate(): Promise<void>;
+  /** Cheap liveness probe for /readyz. */
+  ping(): Promise<void>;
+  /** Idempotent. */
+  close(): Promise<void>;
+
+  /**
+   * Records the complete stack list of one org: inserts new stacks, refreshes
+   * lastUpdate/resourceCount of known ones, and forgets stacks of that org that are no
+   * longer listed (their gauges disappear; counters they accumulated are kept).
+   */
+  replaceOrgStacks(org: string, stacks: readonly StackSummary[], nowMs: number): Promise<void>;
+  listStacks(): Promise<StackRecord[]>;
+  getStack(ref: StackRef): Promise<StackRecord | undefined>;
+  /** After a successful sync of the stack: remember which lastUpdate it covered. */
+  markStackSynced(ref: StackRef, lastUpdate: number | undefined): Promise<void>;
+
+  /**
+   * In one transaction: records the update as exported (idempotent on updateId),
+   * raises the stack cursor to its version, applies the metric deltas, updates the
+   * last-update facts and removes it from the in-progress set.
+   * Returns false, changing nothing, when the update was already exported.
+   */
+  commitUpdate(commit: UpdateCommit): Promise<boolean>;
+  isExported(ref: StackRef, updateId: string): Promise<boolean>;
+  /** Number of exported updates (optionally of one stack). */
+  countExported(ref?: StackRef): Promise<number>;
+
+  /** Replaces the in-progress set of one stack. */
+  setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void>;
+  listInProgress(): Promise<InProgressRecord[]>;
+
+  readCounters(): Promise<CounterRow[]>;
+  readHistograms(): Promise<HistogramRow[]>;
+  readLastUpdates(): Promise<LastUpdateRow[]>;
+  readLastSuccesses(): Promise<LastSuccessRow[]>;
+}

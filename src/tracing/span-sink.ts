@@ -1,0 +1,17 @@
+import type { TraceRecord } from '../domain/trace.js';
+
+export type ExportOutcome =
+  | { readonly code: 'success'; readonly spans: number }
+  | { readonly code: 'failed'; readonly retryable: boolean; readonly reason: string; readonly error: Error };
+
+/**
+ * Where converted traces go. The sync layer marks an update exported only after
+ * export() resolved with `success`. Never throws; never rejects.
+ */
+export interface SpanSink {
+  /** False for OTEL_TRACES_EXPORTER=none: callers skip conversion output entirely. */
+  readonly enabled: boolean;
+  export(trace: TraceRecord): Promise<ExportOutcome>;
+  /** Flushes and releases; idempotent and time-bounded. */
+  shutdown(): Promise<void>;
+}
