@@ -15,3 +15,15 @@ export interface SpanSink {
   /** Flushes and releases; idempotent and time-bounded. */
   shutdown(): Promise<void>;
 }
+
+/** Self-metrics hooks of a sink (pulumi_exporter_spans_exported_total, ..._span_export_failures_total). */
+export interface SinkObserver {
+  spansExported(count: number): void;
+  /** reason: a bounded word such as timeout, network, http_5xx, http_4xx, rejected. */
+  exportFailed(reason: string): void;
+}
+
+export const noopSinkObserver: SinkObserver = {
+  spansExported: () => undefined,
+  exportFailed: () => undefined,
+};
