@@ -1,0 +1,94 @@
+import type { CounterDelta, HistogramObservation, Labels } from '../domain/metric-delta.js';
+import { labelsKey } from '../domain/metric-delta.js';
+import type { StackRef } from '../domain/stack.js';
+import { stackKey } from '../domain/stack.js';
+import { ExporterError } from '../errors.js';
+import type { UpdateCommit } from './state-store.js';
+
+// Rules every StateStore implementation applies the same way, so the SQLite, PostgreSQL
+// and in-memory stores cannot drift apart on what they accept or how they bucket.
+
+function invalid(message: string, details: Record<string, string | number> = {}): ExporterError {
+  return new ExporterError('STATE_ERROR', message, { details });
+}
+
+/** Throws STATE_ERROR for a commit whose update facts could not be stored meaningfully. */
+export function checkCommit(commit: UpdateCommit): void {
+  const u = commit.update;
+  if (u.updateId.length === 0) throw invalid(`update of ${stackKey(u.stack)} has an empty update id`);
+  if (!Number.isSafeInteger(u.version) || u.version < 0) {
+    throw invalid(`update ${u.updateId} of ${stackKey(u.stack)} has an invalid version ${u.version}`);
+  }
+  for (const [field, value] of [
+    ['startTime', u.startTime],
+    ['endTime', u.endTime],
+    ['exportedAtMs', commit.exportedAtMs],
+  ] as const) {
+    if (!Number.isFinite(value)) throw invalid(`update ${u.updateId}: ${field} is not a finite number`);
+  }
+}
+
+/** Counters only go up: a negative or non-finite increment is refused. */
+export function checkCounterDelta(delta: CounterDelta): void {
+  if (!Number.isFinite(delta.value) || delta.value < 0) {
+    throw invalid(`counter ${delta.name} cannot be incremented by ${delta.value}: increments must be finite and >= 0`, {
+      metric: delta.name,
+    });
+  }
+}
+
+export function checkObservation(obs: HistogramObservation): void {
+  if (!Number.isFinite(obs.value)) {
+    throw invalid(`histogram ${obs.name} cannot observe ${obs.value}`, { metric: obs.name });
+  }
+  for (let i = 0; i < obs.buckets.length; i++) {
+    const bound = obs.buckets[i] as number;
+    if (!Number.isFinite(bound) || (i > 0 && bound <= (obs.buckets[i - 1] as number))) {
+      throw invalid(`histogram ${obs.name} has bucket bounds that are not finite and strictly ascending`, {
+        metric: obs.name,
+      });
+    }
+  }
+}
+
+/** Index of the non-cumulative bucket that counts `value`: the first bound >= value, else +Inf. */
+export function bucketIndex(buckets: readonly number[], value: number): number {
+  const i = buckets.findIndex((bound) => value <= bound);
+  return i === -1 ? buckets.length : i;
+}
+
+export function sameBuckets(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((bound, i) => bound === b[i]);
+}
+
+/**
+ * A histogram series keeps the bounds it was created with. Folding an observation into
+ * other bounds would silently misplace it (and Prometheus treats a bucket change as a
+ * different distribution), so the commit is refused; a bucket change needs a new metric.
+ */
+export function bucketMismatch(obs: HistogramObservation, stored: readonly number[]): ExporterError {
+  return invalid(
+    `histogram ${obs.name}${labelsKey(obs.labels)} was created with buckets [${stored.join(', ')}] ` +
+      `but this observation uses [${obs.buckets.join(', ')}]; bucket bounds of a stored histogram cannot change`,
+    { metric: obs.name },
+  );
+}
+
+/** The label set with keys sorted, so stored JSON is canonical. */
+export function canonicalLabels(labels: Labels): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(labels).sort()) out[k] = labels[k] as string;
+  return out;
+}
+
+export function checkSameStack(expected: StackRef, actual: StackRef, what: string): void {
+  if (expected.org !== actual.org || expected.project !== actual.project || expected.stack !== actual.stack) {
+    throw invalid(`${what} belongs to ${stackKey(actual)}, not ${stackKey(expected)}`);
+  }
+}
+
+export function checkOrg(org: string, stack: StackRef): void {
+  if (stack.org !== org) {
+    throw invalid(`stack ${stackKey(stack)} is listed for org ${org} but belongs to org ${stack.org}`);
+  }
+}

@@ -1,0 +1,130 @@
+import { ExporterError } from '../errors.js';
+
+/** The ledger of applied versions; created before any migration runs. */
+export const SCHEMA_MIGRATIONS_TABLE_SQL = `
+  CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at_ms INTEGER NOT NULL
+  )`;
+
+/** One forward-only schema step of the SQLite state database. */
+export interface SqliteMigration {
+  /** Strictly increasing, starting at 1; never renumbered once released. */
+  readonly version: number;
+  readonly name: string;
+  /** Statements run with `exec`, inside the transaction that records the version. */
+  readonly sql: string;
+}
+
+/**
+ * The schema history. Append new steps; never edit a released one (databases in the
+ * field already ran it). Stack identity is always the (org, project, stack) triple.
+ */
+export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE stacks (
+        org TEXT NOT NULL,
+        project TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        last_update INTEGER,
+        resource_count INTEGER,
+        synced_last_update INTEGER,
+        cursor_version INTEGER NOT NULL DEFAULT 0,
+        first_seen_ms INTEGER NOT NULL,
+        PRIMARY KEY (org, project, stack)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE exported_updates (
+        org TEXT NOT NULL,
+        project TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        update_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        result TEXT NOT NULL,
+        start_time INTEGER NOT NULL,
+        end_time INTEGER NOT NULL,
+        exported_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (org, project, stack, update_id)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE in_progress (
+        org TEXT NOT NULL,
+        project TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        update_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        start_time INTEGER NOT NULL,
+        PRIMARY KEY (org, project, stack, update_id)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE counters (
+        name TEXT NOT NULL,
+        labels_key TEXT NOT NULL,
+        labels_json TEXT NOT NULL,
+        value REAL NOT NULL CHECK (value >= 0),
+        PRIMARY KEY (name, labels_key)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE histograms (
+        name TEXT NOT NULL,
+        labels_key TEXT NOT NULL,
+        labels_json TEXT NOT NULL,
+        buckets_json TEXT NOT NULL,
+        bucket_counts_json TEXT NOT NULL,
+        sum REAL NOT NULL,
+        count INTEGER NOT NULL CHECK (count >= 0),
+        PRIMARY KEY (name, labels_key)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE last_updates (
+        org TEXT NOT NULL,
+        project TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        result TEXT NOT NULL,
+        end_time INTEGER NOT NULL,
+        PRIMARY KEY (org, project, stack, kind)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE last_success (
+        org TEXT NOT NULL,
+        project TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        end_time INTEGER NOT NULL,
+        PRIMARY KEY (org, project, stack)
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+/** The schema version this build writes. */
+export const SQLITE_SCHEMA_VERSION: number = Math.max(0, ...SQLITE_MIGRATIONS.map((m) => m.version));
+
+/**
+ * Which migrations still have to run, given the versions a database already recorded.
+ * Refuses a database written by a newer exporter: its schema may mean things this build
+ * does not know, and writing to it could corrupt the counters that build relies on.
+ */
+export function pendingMigrations(
+  appliedVersions: readonly number[],
+  migrations: readonly SqliteMigration[] = SQLITE_MIGRATIONS,
+): SqliteMigration[] {
+  const known = Math.max(0, ...migrations.map((m) => m.version));
+  const newest = Math.max(0, ...appliedVersions);
+  if (newest > known) {
+    throw new ExporterError(
+      'STATE_MIGRATION_FAILED',
+      `state database has schema version ${newest}, newer than the ${known} this exporter knows; ` +
+        'run a newer exporter release or point state.path at another file (downgrades are not supported)',
+      { details: { databaseVersion: newest, knownVersion: known } },
+    );
+  }
+  const applied = new Set(appliedVersions);
+  return [...migrations].sort((a, b) => a.version - b.version).filter((m) => !applied.has(m.version));
+}

@@ -1,0 +1,507 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { labelsKey } from '../domain/metric-delta.js';
+import type { Labels } from '../domain/metric-delta.js';
+import type { StackRef, StackSummary } from '../domain/stack.js';
+import { ExporterError, isExporterError } from '../errors.js';
+import { silentLogger } from '../logging/logger.js';
+import type { Logger } from '../logging/logger.js';
+import {
+  bucketIndex,
+  bucketMismatch,
+  canonicalLabels,
+  checkCommit,
+  checkCounterDelta,
+  checkObservation,
+  checkOrg,
+  checkSameStack,
+  sameBuckets,
+} from './delta-rules.js';
+import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations } from './sqlite-migrations.js';
+import type {
+  CounterRow,
+  HistogramRow,
+  InProgressRecord,
+  LastSuccessRow,
+  LastUpdateRow,
+  StackRecord,
+  StateStore,
+  UpdateCommit,
+} from './state-store.js';
+
+export interface SqliteStateStoreOptions {
+  /** Database file (its parent directories are created), or `:memory:` for a throwaway store. */
+  readonly path: string;
+  /** Used as given; the caller binds `{ module: 'state' }`. */
+  readonly logger?: Logger;
+  /** How long a write waits for another connection's lock before failing; default 5000. */
+  readonly busyTimeoutMillis?: number;
+}
+
+interface StackRow {
+  org: string;
+  project: string;
+  stack: string;
+  last_update: number | null;
+  resource_count: number | null;
+  synced_last_update: number | null;
+  cursor_version: number;
+  first_seen_ms: number;
+}
+
+interface InProgressRow {
+  org: string;
+  project: string;
+  stack: string;
+  update_id: string;
+  kind: string;
+  version: number;
+  start_time: number;
+}
+
+interface HistogramDbRow {
+  name: string;
+  labels_json: string;
+  buckets_json: string;
+  bucket_counts_json: string;
+  sum: number;
+  count: number;
+}
+
+type Db = Database.Database;
+
+const MEMORY_PATH = ':memory:';
+
+/**
+ * The StateStore on a local SQLite file (better-sqlite3). Calls are synchronous
+ * underneath; the Promise surface is the shared StateStore contract. The connection is
+ * opened on first use; `migrate()` must run before anything else touches the tables.
+ */
+export class SqliteStateStore implements StateStore {
+  private readonly path: string;
+  private readonly logger: Logger;
+  private readonly busyTimeoutMillis: number;
+  private db: Db | undefined;
+  private closed = false;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(options: SqliteStateStoreOptions) {
+    if (options.path.length === 0) {
+      throw new ExporterError('STATE_ERROR', 'state.path is empty; give a file path or :memory:');
+    }
+    this.path = options.path;
+    this.logger = options.logger ?? silentLogger();
+    this.busyTimeoutMillis = options.busyTimeoutMillis ?? 5000;
+  }
+
+  async migrate(): Promise<void> {
+    const db = this.run('open', (d) => d);
+    this.run('read schema version', (d) => {
+      d.exec(SCHEMA_MIGRATIONS_TABLE_SQL);
+    });
+    const applied = this.appliedVersions(db);
+    for (const migration of pendingMigrations(applied)) {
+      try {
+        const applyOnce = db.transaction(() => {
+          // Another process may have applied it between our read and this lock.
+          const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(migration.version);
+          if (done !== undefined) return false;
+          db.exec(migration.sql);
+          db.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(
+            migration.version,
+            migration.name,
+            Date.now(),
+          );
+          return true;
+        });
+        if (applyOnce.immediate()) {
+          this.logger.info({ version: migration.version, migration: migration.name }, 'applied state schema migration');
+        }
+      } catch (cause) {
+        throw new ExporterError(
+          'STATE_MIGRATION_FAILED',
+          `state schema migration ${migration.version} (${migration.name}) failed: ${messageOf(cause)}`,
+          { cause, details: { path: this.path, version: migration.version } },
+        );
+      }
+    }
+  }
+
+  /** The newest schema version recorded in the database (0 before the first migrate()). */
+  async schemaVersion(): Promise<number> {
+    return this.run('read schema version', (db) => {
+      const table = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'").get();
+      if (table === undefined) return 0;
+      return Math.max(0, ...this.appliedVersions(db));
+    });
+  }
+
+  async ping(): Promise<void> {
+    this.run('ping', (db) => db.prepare('SELECT 1').get());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const db = this.db;
+    this.db = undefined;
+    this.statements.clear();
+    if (db === undefined) return;
+    try {
+      db.close();
+    } catch (cause) {
+      throw this.wrap('close', cause);
+    }
+  }
+
+  async replaceOrgStacks(org: string, stacks: readonly StackSummary[], nowMs: number): Promise<void> {
+    this.run('replaceOrgStacks', (db) => {
+      for (const s of stacks) checkOrg(org, s);
+      db.transaction(() => {
+        const upsert = this.stmt(
+          `INSERT INTO stacks (org, project, stack, last_update, resource_count, cursor_version, first_seen_ms)
+           VALUES (?, ?, ?, ?, ?, 0, ?)
+           ON CONFLICT (org, project, stack) DO UPDATE SET
+             last_update = excluded.last_update, resource_count = excluded.resource_count`,
+        );
+        const listed = new Set<string>();
+        for (const s of stacks) {
+          upsert.run(s.org, s.project, s.stack, s.lastUpdate ?? null, s.resourceCount ?? null, nowMs);
+          listed.add(JSON.stringify([s.project, s.stack]));
+        }
+        // Forgetting a stack drops what feeds its gauges. Counters and the exported-update
+        // ledger stay, so a stack that reappears is not recounted.
+        for (const table of ['stacks', 'in_progress', 'last_updates', 'last_success']) {
+          const present = this.stmt(`SELECT DISTINCT project, stack FROM ${table} WHERE org = ?`).all(org) as {
+            project: string;
+            stack: string;
+          }[];
+          const remove = this.stmt(`DELETE FROM ${table} WHERE org = ? AND project = ? AND stack = ?`);
+          for (const row of present) {
+            if (!listed.has(JSON.stringify([row.project, row.stack]))) remove.run(org, row.project, row.stack);
+          }
+        }
+      }).immediate();
+    });
+  }
+
+  async listStacks(): Promise<StackRecord[]> {
+    return this.run('listStacks', () =>
+      (this.stmt('SELECT * FROM stacks ORDER BY org, project, stack').all() as StackRow[]).map(toStackRecord),
+    );
+  }
+
+  async getStack(ref: StackRef): Promise<StackRecord | undefined> {
+    return this.run('getStack', () => {
+      const row = this.stmt('SELECT * FROM stacks WHERE org = ? AND project = ? AND stack = ?').get(
+        ref.org,
+        ref.project,
+        ref.stack,
+      ) as StackRow | undefined;
+      return row === undefined ? undefined : toStackRecord(row);
+    });
+  }
+
+  async markStackSynced(ref: StackRef, lastUpdate: number | undefined): Promise<void> {
+    this.run('markStackSynced', () => {
+      this.stmt('UPDATE stacks SET synced_last_update = ? WHERE org = ? AND project = ? AND stack = ?').run(
+        lastUpdate ?? null,
+        ref.org,
+        ref.project,
+        ref.stack,
+      );
+    });
+  }
+
+  async commitUpdate(commit: UpdateCommit): Promise<boolean> {
+    return this.run('commitUpdate', (db) => {
+      checkCommit(commit);
+      const { update: u, deltas, exportedAtMs } = commit;
+      const s = u.stack;
+      const apply = db.transaction((): boolean => {
+        const inserted = this.stmt(
+          `INSERT INTO exported_updates
+             (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (org, project, stack, update_id) DO NOTHING`,
+        ).run(s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs);
+        if (inserted.changes === 0) return false;
+
+        this.stmt(
+          `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (org, project, stack) DO UPDATE SET
+             cursor_version = max(cursor_version, excluded.cursor_version)`,
+        ).run(s.org, s.project, s.stack, u.version, exportedAtMs);
+
+        const addCounter = this.stmt(
+          `INSERT INTO counters (name, labels_key, labels_json, value) VALUES (?, ?, ?, ?)
+           ON CONFLICT (name, labels_key) DO UPDATE SET value = value + excluded.value`,
+        );
+        for (const delta of deltas.counters) {
+          checkCounterDelta(delta);
+          addCounter.run(delta.name, labelsKey(delta.labels), labelsJson(delta.labels), delta.value);
+        }
+
+        for (const obs of deltas.histograms) {
+          checkObservation(obs);
+          const key = labelsKey(obs.labels);
+          const row = this.stmt(
+            'SELECT buckets_json, bucket_counts_json FROM histograms WHERE name = ? AND labels_key = ?',
+          ).get(obs.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json'> | undefined;
+          const slot = bucketIndex(obs.buckets, obs.value);
+          if (row === undefined) {
+            const counts = new Array<number>(obs.buckets.length + 1).fill(0);
+            counts[slot] = 1;
+            this.stmt(
+              `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count)
+               VALUES (?, ?, ?, ?, ?, ?, 1)`,
+            ).run(obs.name, key, labelsJson(obs.labels), JSON.stringify(obs.buckets), JSON.stringify(counts), obs.value);
+          } else {
+            const stored = parseNumbers(row.buckets_json);
+            if (!sameBuckets(stored, obs.buckets)) throw bucketMismatch(obs, stored);
+            const counts = parseNumbers(row.bucket_counts_json);
+            if (counts.length !== stored.length + 1) {
+              throw new ExporterError('STATE_ERROR', `histogram ${obs.name} has a corrupt bucket_counts row`);
+            }
+            counts[slot] = (counts[slot] as number) + 1;
+            this.stmt(
+              `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + 1
+               WHERE name = ? AND labels_key = ?`,
+            ).run(JSON.stringify(counts), obs.value, obs.name, key);
+          }
+        }
+
+        // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
+        this.stmt(
+          `INSERT INTO last_updates (org, project, stack, kind, result, end_time) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (org, project, stack, kind) DO UPDATE SET result = excluded.result, end_time = excluded.end_time
+           WHERE excluded.end_time >= last_updates.end_time`,
+        ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime);
+        if (u.result === 'succeeded') {
+          this.stmt(
+            `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
+             ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
+             WHERE excluded.end_time >= last_success.end_time`,
+          ).run(s.org, s.project, s.stack, u.endTime);
+        }
+
+        this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(
+          s.org,
+          s.project,
+          s.stack,
+          u.updateId,
+        );
+        return true;
+      });
+      return apply.immediate();
+    });
+  }
+
+  async isExported(ref: StackRef, updateId: string): Promise<boolean> {
+    return this.run('isExported', () => {
+      const row = this.stmt(
+        'SELECT 1 FROM exported_updates WHERE org = ? AND project = ? AND stack = ? AND update_id = ?',
+      ).get(ref.org, ref.project, ref.stack, updateId);
+      return row !== undefined;
+    });
+  }
+
+  async countExported(ref?: StackRef): Promise<number> {
+    return this.run('countExported', () => {
+      if (ref === undefined) return this.stmt('SELECT count(*) FROM exported_updates').pluck().get() as number;
+      return this.stmt('SELECT count(*) FROM exported_updates WHERE org = ? AND project = ? AND stack = ?')
+        .pluck()
+        .get(ref.org, ref.project, ref.stack) as number;
+    });
+  }
+
+  async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {
+    this.run('setInProgress', (db) => {
+      for (const u of updates) checkSameStack(ref, u.stack, `in-progress update ${u.updateId}`);
+      db.transaction(() => {
+        this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ?').run(
+          ref.org,
+          ref.project,
+          ref.stack,
+        );
+        const insert = this.stmt(
+          `INSERT OR REPLACE INTO in_progress (org, project, stack, update_id, kind, version, start_time)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        );
+        for (const u of updates) {
+          insert.run(ref.org, ref.project, ref.stack, u.updateId, u.kind, u.version, u.startTime);
+        }
+      }).immediate();
+    });
+  }
+
+  async listInProgress(): Promise<InProgressRecord[]> {
+    return this.run('listInProgress', () =>
+      (
+        this.stmt('SELECT * FROM in_progress ORDER BY org, project, stack, version, update_id').all() as InProgressRow[]
+      ).map((r) => ({
+        stack: { org: r.org, project: r.project, stack: r.stack },
+        updateId: r.update_id,
+        kind: r.kind,
+        version: r.version,
+        startTime: r.start_time,
+      })),
+    );
+  }
+
+  async readCounters(): Promise<CounterRow[]> {
+    return this.run('readCounters', () =>
+      (
+        this.stmt('SELECT name, labels_json, value FROM counters ORDER BY name, labels_key').all() as {
+          name: string;
+          labels_json: string;
+          value: number;
+        }[]
+      ).map((r) => ({ name: r.name, labels: parseLabels(r.labels_json), value: r.value })),
+    );
+  }
+
+  async readHistograms(): Promise<HistogramRow[]> {
+    return this.run('readHistograms', () =>
+      (this.stmt('SELECT * FROM histograms ORDER BY name, labels_key').all() as HistogramDbRow[]).map((r) => ({
+        name: r.name,
+        labels: parseLabels(r.labels_json),
+        buckets: parseNumbers(r.buckets_json),
+        bucketCounts: parseNumbers(r.bucket_counts_json),
+        sum: r.sum,
+        count: r.count,
+      })),
+    );
+  }
+
+  async readLastUpdates(): Promise<LastUpdateRow[]> {
+    return this.run('readLastUpdates', () =>
+      (
+        this.stmt('SELECT * FROM last_updates ORDER BY org, project, stack, kind').all() as {
+          org: string;
+          project: string;
+          stack: string;
+          kind: string;
+          result: string;
+          end_time: number;
+        }[]
+      ).map((r) => ({
+        stack: { org: r.org, project: r.project, stack: r.stack },
+        kind: r.kind,
+        result: r.result,
+        endTime: r.end_time,
+      })),
+    );
+  }
+
+  async readLastSuccesses(): Promise<LastSuccessRow[]> {
+    return this.run('readLastSuccesses', () =>
+      (
+        this.stmt('SELECT * FROM last_success ORDER BY org, project, stack').all() as {
+          org: string;
+          project: string;
+          stack: string;
+          end_time: number;
+        }[]
+      ).map((r) => ({ stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time })),
+    );
+  }
+
+  /** Runs `fn` on the open connection; anything it throws leaves as a coded ExporterError. */
+  private run<T>(operation: string, fn: (db: Db) => T): T {
+    try {
+      return fn(this.connection());
+    } catch (err) {
+      throw this.wrap(operation, err);
+    }
+  }
+
+  private wrap(operation: string, err: unknown): ExporterError {
+    if (isExporterError(err)) return err;
+    return new ExporterError('STATE_ERROR', `state store ${operation} failed: ${messageOf(err)}`, {
+      cause: err,
+      retryable: true,
+      details: { path: this.path, operation },
+    });
+  }
+
+  private connection(): Db {
+    if (this.closed) {
+      throw new ExporterError('STATE_ERROR', 'state store is closed', { details: { path: this.path } });
+    }
+    if (this.db !== undefined) return this.db;
+    const memory = this.path === MEMORY_PATH;
+    let db: Db | undefined;
+    try {
+      if (!memory) mkdirSync(dirname(resolve(this.path)), { recursive: true });
+      db = new Database(this.path, { timeout: this.busyTimeoutMillis });
+      if (!memory) {
+        // WAL lets scrapes read while a sync writes; FULL keeps a committed update durable
+        // across a power cut, so it is never exported twice (the write rate is tiny).
+        const mode = db.pragma('journal_mode = WAL', { simple: true });
+        if (mode !== 'wal') this.logger.warn({ path: this.path, mode }, 'SQLite refused WAL mode; continuing');
+        db.pragma('synchronous = FULL');
+      }
+      // Reading the schema fails here, not later, when the file is not a SQLite database.
+      db.prepare('SELECT count(*) FROM sqlite_schema').get();
+    } catch (cause) {
+      db?.close();
+      throw new ExporterError('STATE_ERROR', `cannot open state database ${this.path}: ${messageOf(cause)}`, {
+        cause,
+        details: { path: this.path },
+      });
+    }
+    this.logger.debug({ path: this.path, knownSchemaVersion: SQLITE_SCHEMA_VERSION }, 'opened state database');
+    this.db = db;
+    return db;
+  }
+
+  private appliedVersions(db: Db): number[] {
+    return this.run('read schema version', () =>
+      db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[],
+    );
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) {
+      statement = this.connection().prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+function toStackRecord(r: StackRow): StackRecord {
+  return {
+    org: r.org,
+    project: r.project,
+    stack: r.stack,
+    ...(r.last_update === null ? {} : { lastUpdate: r.last_update }),
+    ...(r.resource_count === null ? {} : { resourceCount: r.resource_count }),
+    ...(r.synced_last_update === null ? {} : { syncedLastUpdate: r.synced_last_update }),
+    cursorVersion: r.cursor_version,
+    firstSeenMs: r.first_seen_ms,
+  };
+}
+
+function labelsJson(labels: Labels): string {
+  return JSON.stringify(canonicalLabels(labels));
+}
+
+function parseLabels(json: string): Labels {
+  return JSON.parse(json) as Labels;
+}
+
+function parseNumbers(json: string): number[] {
+  const value: unknown = JSON.parse(json);
+  if (!Array.isArray(value) || !value.every((n) => typeof n === 'number')) {
+    throw new ExporterError('STATE_ERROR', `state database holds a malformed number list: ${json.slice(0, 80)}`);
+  }
+  return value as number[];
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,595 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { labelsKey } from '../../../src/domain/metric-delta.js';
+import type { CounterDelta, HistogramObservation, MetricDeltas } from '../../../src/domain/metric-delta.js';
+import type { StackRef, StackSummary } from '../../../src/domain/stack.js';
+import { stackKey } from '../../../src/domain/stack.js';
+import { ExporterError } from '../../../src/errors.js';
+import type { ExportedUpdate, InProgressRecord, StateStore, UpdateCommit } from '../../../src/state/state-store.js';
+
+/** What a store factory hands the suite. `reopen` opens the same data again after `store.close()`. */
+export interface ContractSubject {
+  readonly store: StateStore;
+  readonly reopen?: () => Promise<StateStore>;
+  readonly cleanup: () => Promise<void>;
+}
+
+const DEV: StackRef = { org: 'acme', project: 'web', stack: 'dev' };
+const PROD: StackRef = { org: 'acme', project: 'web', stack: 'prod' };
+const OTHER: StackRef = { org: 'globex', project: 'api', stack: 'dev' };
+const BOUNDS = [1, 5, 10];
+
+function update(stack: StackRef, updateId: string, version: number, fields: Partial<ExportedUpdate> = {}): ExportedUpdate {
+  return {
+    stack,
+    updateId,
+    kind: 'update',
+    version,
+    result: 'succeeded',
+    startTime: 1_700_000_000 + version * 100,
+    endTime: 1_700_000_000 + version * 100 + 60,
+    ...fields,
+  };
+}
+
+function commit(u: ExportedUpdate, deltas: Partial<MetricDeltas> = {}, exportedAtMs = 5_000): UpdateCommit {
+  return { update: u, deltas: { counters: deltas.counters ?? [], histograms: deltas.histograms ?? [] }, exportedAtMs };
+}
+
+function counter(name: string, labels: Record<string, string>, value: number): CounterDelta {
+  return { name, labels, value };
+}
+
+function observe(value: number, labels: Record<string, string> = { kind: 'update' }, buckets = BOUNDS): HistogramObservation {
+  return { name: 'pulumi_update_duration_seconds', labels, buckets, value };
+}
+
+function running(stack: StackRef, updateId: string, version: number): InProgressRecord {
+  return { stack, updateId, kind: 'update', version, startTime: 1_700_000_000 + version };
+}
+
+function summary(ref: StackRef, lastUpdate?: number, resourceCount?: number): StackSummary {
+  return {
+    ...ref,
+    ...(lastUpdate === undefined ? {} : { lastUpdate }),
+    ...(resourceCount === undefined ? {} : { resourceCount }),
+  };
+}
+
+function sortBy<T>(rows: readonly T[], key: (row: T) => string): T[] {
+  return [...rows].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+/** Everything a store exposes, in an order that does not depend on the implementation. */
+async function snapshot(store: StateStore) {
+  return {
+    stacks: sortBy(await store.listStacks(), stackKey),
+    inProgress: sortBy(await store.listInProgress(), (r) => `${stackKey(r.stack)} ${r.updateId}`),
+    counters: sortBy(await store.readCounters(), (r) => `${r.name} ${labelsKey(r.labels)}`),
+    histograms: sortBy(await store.readHistograms(), (r) => `${r.name} ${labelsKey(r.labels)}`),
+    lastUpdates: sortBy(await store.readLastUpdates(), (r) => `${stackKey(r.stack)} ${r.kind}`),
+    lastSuccesses: sortBy(await store.readLastSuccesses(), (r) => stackKey(r.stack)),
+    exported: await store.countExported(),
+  };
+}
+
+async function counterValue(store: StateStore, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const rows = await store.readCounters();
+  return rows.find((r) => r.name === name && labelsKey(r.labels) === labelsKey(labels))?.value;
+}
+
+async function expectStateError(promise: Promise<unknown>): Promise<void> {
+  const err: unknown = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ExporterError);
+  expect((err as ExporterError).code).toBe('STATE_ERROR');
+}
+
+/**
+ * The behaviour every StateStore must show. Each test gets a fresh store from `create`
+ * (the suite calls `migrate()` on it) and calls `cleanup` afterwards.
+ */
+export function stateStoreContract(name: string, create: () => Promise<ContractSubject>): void {
+  describe(`${name} (StateStore contract)`, () => {
+    let subject: ContractSubject;
+    let store: StateStore;
+
+    beforeEach(async () => {
+      subject = await create();
+      store = subject.store;
+      await store.migrate();
+    });
+
+    afterEach(async () => {
+      await subject.cleanup();
+    });
+
+    describe('lifecycle', () => {
+      it('migrates again without losing data', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.commitUpdate(commit(update(DEV, 'u1', 1), { counters: [counter('c_total', {}, 1)] }));
+        const before = await snapshot(store);
+        await store.migrate();
+        await store.migrate();
+        expect(await snapshot(store)).toEqual(before);
+      });
+
+      it('answers ping while open', async () => {
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+
+      it('closes idempotently and then rejects calls with STATE_ERROR', async () => {
+        await store.close();
+        await store.close();
+        await expectStateError(store.ping());
+        await expectStateError(store.listStacks());
+      });
+
+      it('starts empty', async () => {
+        expect(await snapshot(store)).toEqual({
+          stacks: [],
+          inProgress: [],
+          counters: [],
+          histograms: [],
+          lastUpdates: [],
+          lastSuccesses: [],
+          exported: 0,
+        });
+      });
+    });
+
+    describe('stacks', () => {
+      it('inserts listed stacks with cursor 0 and the time they were first seen', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100, 5), summary(PROD)], 1_000);
+        expect(sortBy(await store.listStacks(), stackKey)).toEqual([
+          { ...DEV, lastUpdate: 100, resourceCount: 5, cursorVersion: 0, firstSeenMs: 1_000 },
+          { ...PROD, cursorVersion: 0, firstSeenMs: 1_000 },
+        ]);
+        expect(await store.getStack(DEV)).toEqual({
+          ...DEV,
+          lastUpdate: 100,
+          resourceCount: 5,
+          cursorVersion: 0,
+          firstSeenMs: 1_000,
+        });
+      });
+
+      it('returns undefined for a stack it never saw', async () => {
+        expect(await store.getStack(DEV)).toBeUndefined();
+      });
+
+      it('refreshes lastUpdate and resourceCount but keeps cursor, synced value and first-seen time', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100, 5)], 1_000);
+        await store.commitUpdate(commit(update(DEV, 'u3', 3)));
+        await store.markStackSynced(DEV, 100);
+        await store.replaceOrgStacks('acme', [summary(DEV, 200, 7)], 2_000);
+        expect(await store.getStack(DEV)).toEqual({
+          ...DEV,
+          lastUpdate: 200,
+          resourceCount: 7,
+          syncedLastUpdate: 100,
+          cursorVersion: 3,
+          firstSeenMs: 1_000,
+        });
+      });
+
+      it('forgets unlisted stacks of the org with their gauge facts and leaves other orgs alone', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV), summary(PROD)], 1_000);
+        await store.replaceOrgStacks('globex', [summary(OTHER)], 1_000);
+        await store.commitUpdate(commit(update(PROD, 'p1', 1), { counters: [counter('c_total', { stack: 'prod' }, 1)] }));
+        await store.commitUpdate(commit(update(OTHER, 'o1', 1)));
+        await store.setInProgress(PROD, [running(PROD, 'p2', 2)]);
+        await store.setInProgress(OTHER, [running(OTHER, 'o2', 2)]);
+
+        await store.replaceOrgStacks('acme', [summary(DEV)], 2_000);
+
+        const after = await snapshot(store);
+        expect(after.stacks.map(stackKey)).toEqual([stackKey(DEV), stackKey(OTHER)]);
+        expect(after.inProgress.map((r) => r.updateId)).toEqual(['o2']);
+        expect(after.lastUpdates.map((r) => stackKey(r.stack))).toEqual([stackKey(OTHER)]);
+        expect(after.lastSuccesses.map((r) => stackKey(r.stack))).toEqual([stackKey(OTHER)]);
+        expect(after.counters).toEqual([{ name: 'c_total', labels: { stack: 'prod' }, value: 1 }]);
+        expect(after.exported).toBe(2);
+        expect(await store.isExported(PROD, 'p1')).toBe(true);
+      });
+
+      it('brings a forgotten stack back at cursor 0 without recounting its exported updates', async () => {
+        await store.replaceOrgStacks('acme', [summary(PROD)], 1_000);
+        const first = commit(update(PROD, 'p5', 5), { counters: [counter('c_total', {}, 1)] });
+        await store.commitUpdate(first);
+        await store.replaceOrgStacks('acme', [], 2_000);
+        expect(await store.getStack(PROD)).toBeUndefined();
+
+        await store.replaceOrgStacks('acme', [summary(PROD, 300)], 3_000);
+        // Versions restart when a stack is re-created, so the old cursor must not carry over;
+        // the exported-update ledger is what prevents recounting.
+        expect(await store.getStack(PROD)).toEqual({ ...PROD, lastUpdate: 300, cursorVersion: 0, firstSeenMs: 3_000 });
+        expect(await store.commitUpdate(first)).toBe(false);
+        expect(await counterValue(store, 'c_total', {})).toBe(1);
+      });
+
+      it('forgets every stack of the org when the list is empty', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV), summary(PROD)], 1_000);
+        await store.replaceOrgStacks('globex', [summary(OTHER)], 1_000);
+        await store.replaceOrgStacks('acme', [], 2_000);
+        expect((await store.listStacks()).map(stackKey)).toEqual([stackKey(OTHER)]);
+      });
+
+      it('rejects a stack listed under another org and stores nothing of that call', async () => {
+        await expectStateError(store.replaceOrgStacks('acme', [summary(DEV), summary(OTHER)], 1_000));
+        expect(await store.listStacks()).toEqual([]);
+      });
+
+      it('remembers and clears the lastUpdate a sync covered', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.markStackSynced(DEV, 100);
+        expect((await store.getStack(DEV))?.syncedLastUpdate).toBe(100);
+        await store.markStackSynced(DEV, undefined);
+        const record = await store.getStack(DEV);
+        expect(record?.syncedLastUpdate).toBeUndefined();
+        expect(record?.lastUpdate).toBe(100);
+      });
+
+      it('ignores markStackSynced for a stack it does not know', async () => {
+        await store.markStackSynced(DEV, 100);
+        expect(await store.listStacks()).toEqual([]);
+      });
+    });
+
+    describe('commitUpdate', () => {
+      it('applies an update once: a second commit returns false and changes nothing', async () => {
+        const u = update(DEV, 'u1', 1);
+        expect(
+          await store.commitUpdate(
+            commit(u, { counters: [counter('c_total', { k: 'v' }, 1)], histograms: [observe(3)] }),
+          ),
+        ).toBe(true);
+        const before = await snapshot(store);
+        expect(
+          await store.commitUpdate(
+            commit(
+              { ...u, version: 9, endTime: u.endTime + 1_000, result: 'failed' },
+              { counters: [counter('c_total', { k: 'v' }, 5)], histograms: [observe(8)] },
+              9_000,
+            ),
+          ),
+        ).toBe(false);
+        expect(await snapshot(store)).toEqual(before);
+      });
+
+      it('records the update as exported for its own stack', async () => {
+        await store.commitUpdate(commit(update(DEV, 'u1', 1)));
+        expect(await store.isExported(DEV, 'u1')).toBe(true);
+        expect(await store.isExported(PROD, 'u1')).toBe(false);
+        expect(await store.isExported(DEV, 'u2')).toBe(false);
+        expect(await store.countExported()).toBe(1);
+        expect(await store.countExported(DEV)).toBe(1);
+        expect(await store.countExported(PROD)).toBe(0);
+      });
+
+      it('counts exported updates per stack and in total', async () => {
+        await store.commitUpdate(commit(update(DEV, 'd1', 1)));
+        await store.commitUpdate(commit(update(DEV, 'd2', 2)));
+        await store.commitUpdate(commit(update(PROD, 'p1', 1)));
+        expect(await store.countExported()).toBe(3);
+        expect(await store.countExported(DEV)).toBe(2);
+        expect(await store.countExported(PROD)).toBe(1);
+        expect(await store.countExported(OTHER)).toBe(0);
+      });
+
+      it('treats the same update id under another stack as a different update', async () => {
+        expect(await store.commitUpdate(commit(update(DEV, 'same', 1)))).toBe(true);
+        expect(await store.commitUpdate(commit(update(PROD, 'same', 1)))).toBe(true);
+        expect(await store.countExported()).toBe(2);
+      });
+
+      it('creates the stack when a commit arrives for a stack it does not know', async () => {
+        await store.commitUpdate(commit(update(DEV, 'u4', 4), {}, 7_000));
+        expect(await store.getStack(DEV)).toEqual({ ...DEV, cursorVersion: 4, firstSeenMs: 7_000 });
+      });
+
+      it('raises the cursor to the highest committed version and never lowers it', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV)], 1_000);
+        await store.commitUpdate(commit(update(DEV, 'u5', 5)));
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(5);
+        await store.commitUpdate(commit(update(DEV, 'u3', 3)));
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(5);
+        await store.commitUpdate(commit(update(DEV, 'u7', 7)));
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(7);
+      });
+
+      it('accumulates counter deltas across updates, whatever the label order', async () => {
+        await store.commitUpdate(
+          commit(update(DEV, 'u1', 1), {
+            counters: [
+              counter('pulumi_updates_total', { stack: 'dev', kind: 'update', result: 'succeeded' }, 1),
+              counter('pulumi_resource_operations_total', { op: 'create' }, 4),
+            ],
+          }),
+        );
+        await store.commitUpdate(
+          commit(update(DEV, 'u2', 2), {
+            counters: [
+              counter('pulumi_updates_total', { result: 'succeeded', kind: 'update', stack: 'dev' }, 1),
+              counter('pulumi_resource_operations_total', { op: 'delete' }, 2),
+              counter('pulumi_resource_operations_total', { op: 'create' }, 1),
+            ],
+          }),
+        );
+        expect(sortBy(await store.readCounters(), (r) => `${r.name} ${labelsKey(r.labels)}`)).toEqual([
+          { name: 'pulumi_resource_operations_total', labels: { op: 'create' }, value: 5 },
+          { name: 'pulumi_resource_operations_total', labels: { op: 'delete' }, value: 2 },
+          { name: 'pulumi_updates_total', labels: { kind: 'update', result: 'succeeded', stack: 'dev' }, value: 2 },
+        ]);
+      });
+
+      it('adds up repeated deltas for one series inside a single commit', async () => {
+        await store.commitUpdate(
+          commit(update(DEV, 'u1', 1), {
+            counters: [counter('c_total', { a: '1', b: '2' }, 2), counter('c_total', { b: '2', a: '1' }, 3)],
+          }),
+        );
+        expect(await counterValue(store, 'c_total', { a: '1', b: '2' })).toBe(5);
+      });
+
+      it('keeps fractional increments and creates a series for a zero increment', async () => {
+        await store.commitUpdate(
+          commit(update(DEV, 'u1', 1), { counters: [counter('s_total', {}, 1.25), counter('z_total', {}, 0)] }),
+        );
+        await store.commitUpdate(commit(update(DEV, 'u2', 2), { counters: [counter('s_total', {}, 0.5)] }));
+        expect(await counterValue(store, 's_total', {})).toBe(1.75);
+        expect(await counterValue(store, 'z_total', {})).toBe(0);
+      });
+
+      it('refuses a negative or non-finite counter increment', async () => {
+        for (const [i, value] of [-1, Number.NaN, Number.POSITIVE_INFINITY].entries()) {
+          await expectStateError(
+            store.commitUpdate(commit(update(DEV, `bad${i}`, 1), { counters: [counter('c_total', {}, value)] })),
+          );
+        }
+        expect(await snapshot(store)).toMatchObject({ counters: [], exported: 0, stacks: [] });
+      });
+    });
+
+    describe('histograms', () => {
+      it('counts a value in the first bucket whose bound is >= it, and beyond the last bound in +Inf', async () => {
+        const values = [0.5, 1, 5, 7, 10, 11, 1_000];
+        for (const [i, value] of values.entries()) {
+          await store.commitUpdate(commit(update(DEV, `u${i}`, i + 1), { histograms: [observe(value)] }));
+        }
+        expect(await store.readHistograms()).toEqual([
+          {
+            name: 'pulumi_update_duration_seconds',
+            labels: { kind: 'update' },
+            buckets: BOUNDS,
+            bucketCounts: [2, 1, 2, 2],
+            sum: 1_034.5,
+            count: 7,
+          },
+        ]);
+      });
+
+      it('keeps one series per label set, whatever the label order', async () => {
+        await store.commitUpdate(
+          commit(update(DEV, 'u1', 1), {
+            histograms: [observe(2, { kind: 'update', stack: 'dev' }), observe(20, { kind: 'refresh', stack: 'dev' })],
+          }),
+        );
+        await store.commitUpdate(
+          commit(update(DEV, 'u2', 2), { histograms: [observe(0, { stack: 'dev', kind: 'update' })] }),
+        );
+        const rows = sortBy(await store.readHistograms(), (r) => labelsKey(r.labels));
+        expect(rows).toEqual([
+          {
+            name: 'pulumi_update_duration_seconds',
+            labels: { kind: 'refresh', stack: 'dev' },
+            buckets: BOUNDS,
+            bucketCounts: [0, 0, 0, 1],
+            sum: 20,
+            count: 1,
+          },
+          {
+            name: 'pulumi_update_duration_seconds',
+            labels: { kind: 'update', stack: 'dev' },
+            buckets: BOUNDS,
+            bucketCounts: [1, 1, 0, 0],
+            sum: 2,
+            count: 2,
+          },
+        ]);
+      });
+
+      it('counts every value in +Inf when a histogram has no finite buckets', async () => {
+        await store.commitUpdate(commit(update(DEV, 'u1', 1), { histograms: [observe(3, {}, [])] }));
+        expect((await store.readHistograms())[0]).toMatchObject({ buckets: [], bucketCounts: [1], sum: 3, count: 1 });
+      });
+
+      it('refuses an observation whose bucket bounds differ from the stored series', async () => {
+        await store.commitUpdate(commit(update(DEV, 'u1', 1), { histograms: [observe(3)] }));
+        await expectStateError(
+          store.commitUpdate(commit(update(DEV, 'u2', 2), { histograms: [observe(3, { kind: 'update' }, [1, 5, 30])] })),
+        );
+        expect((await store.readHistograms())[0]).toMatchObject({ buckets: BOUNDS, count: 1 });
+      });
+
+      it('refuses a non-finite value and bounds that are not strictly ascending', async () => {
+        await expectStateError(store.commitUpdate(commit(update(DEV, 'u1', 1), { histograms: [observe(Number.NaN)] })));
+        await expectStateError(
+          store.commitUpdate(commit(update(DEV, 'u2', 2), { histograms: [observe(1, {}, [5, 1])] })),
+        );
+        await expectStateError(
+          store.commitUpdate(commit(update(DEV, 'u3', 3), { histograms: [observe(1, {}, [1, 1])] })),
+        );
+        expect(await store.readHistograms()).toEqual([]);
+        expect(await store.countExported()).toBe(0);
+      });
+    });
+
+    describe('atomicity', () => {
+      it('leaves nothing half-written when a commit fails part-way', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.commitUpdate(
+          commit(update(DEV, 'u1', 1, { endTime: 1_000 }), {
+            counters: [counter('c_total', {}, 1)],
+            histograms: [observe(3)],
+          }),
+        );
+        await store.setInProgress(DEV, [running(DEV, 'u2', 2)]);
+        const before = await snapshot(store);
+
+        // Valid counter and histogram work comes first; the last observation is refused.
+        await expectStateError(
+          store.commitUpdate(
+            commit(update(DEV, 'u2', 2, { endTime: 2_000 }), {
+              counters: [counter('c_total', {}, 1), counter('new_total', {}, 1)],
+              histograms: [observe(4), observe(4, { kind: 'update' }, [1, 2])],
+            }),
+          ),
+        );
+
+        expect(await snapshot(store)).toEqual(before);
+        expect(await store.isExported(DEV, 'u2')).toBe(false);
+
+        expect(
+          await store.commitUpdate(
+            commit(update(DEV, 'u2', 2, { endTime: 2_000 }), {
+              counters: [counter('c_total', {}, 1)],
+              histograms: [observe(4)],
+            }),
+          ),
+        ).toBe(true);
+        expect(await counterValue(store, 'c_total', {})).toBe(2);
+        expect(await store.listInProgress()).toEqual([]);
+      });
+    });
+
+    describe('last-update facts', () => {
+      it('keeps the newest end time per stack and kind when commits arrive out of order', async () => {
+        await store.commitUpdate(commit(update(DEV, 'u2', 2, { result: 'failed', endTime: 200 })));
+        await store.commitUpdate(commit(update(DEV, 'u1', 1, { result: 'succeeded', endTime: 100 })));
+        await store.commitUpdate(commit(update(DEV, 'r3', 3, { kind: 'refresh', result: 'succeeded', endTime: 150 })));
+        await store.commitUpdate(commit(update(PROD, 'p1', 1, { result: 'cancelled', endTime: 50 })));
+
+        expect(sortBy(await store.readLastUpdates(), (r) => `${stackKey(r.stack)} ${r.kind}`)).toEqual([
+          { stack: DEV, kind: 'refresh', result: 'succeeded', endTime: 150 },
+          { stack: DEV, kind: 'update', result: 'failed', endTime: 200 },
+          { stack: PROD, kind: 'update', result: 'cancelled', endTime: 50 },
+        ]);
+      });
+
+      it('lets a later commit with an equal end time replace the result', async () => {
+        await store.commitUpdate(commit(update(DEV, 'a', 1, { result: 'failed', endTime: 300 })));
+        await store.commitUpdate(commit(update(DEV, 'b', 2, { result: 'succeeded', endTime: 300 })));
+        expect(await store.readLastUpdates()).toEqual([{ stack: DEV, kind: 'update', result: 'succeeded', endTime: 300 }]);
+      });
+
+      it('keeps the newest succeeded end time of any kind as the last success', async () => {
+        await store.commitUpdate(commit(update(DEV, 'u1', 1, { result: 'succeeded', endTime: 100 })));
+        expect(await store.readLastSuccesses()).toEqual([{ stack: DEV, endTime: 100 }]);
+        await store.commitUpdate(commit(update(DEV, 'u2', 2, { result: 'failed', endTime: 400 })));
+        expect(await store.readLastSuccesses()).toEqual([{ stack: DEV, endTime: 100 }]);
+        await store.commitUpdate(commit(update(DEV, 'r3', 3, { kind: 'refresh', result: 'succeeded', endTime: 300 })));
+        expect(await store.readLastSuccesses()).toEqual([{ stack: DEV, endTime: 300 }]);
+        await store.commitUpdate(commit(update(DEV, 'u0', 0, { result: 'succeeded', endTime: 200 })));
+        expect(await store.readLastSuccesses()).toEqual([{ stack: DEV, endTime: 300 }]);
+      });
+
+      it('records no last success for a stack that never succeeded', async () => {
+        await store.commitUpdate(commit(update(DEV, 'u1', 1, { result: 'failed' })));
+        await store.commitUpdate(commit(update(DEV, 'u2', 2, { result: 'cancelled' })));
+        expect(await store.readLastSuccesses()).toEqual([]);
+      });
+    });
+
+    describe('in-progress set', () => {
+      it('replaces the set of one stack and leaves other stacks alone', async () => {
+        await store.setInProgress(DEV, [running(DEV, 'a', 1), running(DEV, 'b', 2)]);
+        await store.setInProgress(PROD, [running(PROD, 'p', 1)]);
+        await store.setInProgress(DEV, [running(DEV, 'b', 2), running(DEV, 'c', 3)]);
+        expect(sortBy(await store.listInProgress(), (r) => `${stackKey(r.stack)} ${r.updateId}`)).toEqual([
+          running(DEV, 'b', 2),
+          running(DEV, 'c', 3),
+          running(PROD, 'p', 1),
+        ]);
+      });
+
+      it('clears a stack with an empty set', async () => {
+        await store.setInProgress(DEV, [running(DEV, 'a', 1)]);
+        await store.setInProgress(DEV, []);
+        expect(await store.listInProgress()).toEqual([]);
+      });
+
+      it('drops an update from the set when it is committed', async () => {
+        await store.setInProgress(DEV, [running(DEV, 'a', 1), running(DEV, 'b', 2)]);
+        await store.commitUpdate(commit(update(DEV, 'a', 1)));
+        expect((await store.listInProgress()).map((r) => r.updateId)).toEqual(['b']);
+      });
+
+      it('rejects a record that belongs to another stack and keeps the previous set', async () => {
+        await store.setInProgress(DEV, [running(DEV, 'a', 1)]);
+        await expectStateError(store.setInProgress(DEV, [running(DEV, 'b', 2), running(PROD, 'p', 1)]));
+        expect((await store.listInProgress()).map((r) => r.updateId)).toEqual(['a']);
+      });
+    });
+
+    describe('concurrency', () => {
+      it('counts concurrent commits of the same update once', async () => {
+        const c = commit(update(DEV, 'u1', 1), { counters: [counter('c_total', {}, 1)], histograms: [observe(2)] });
+        const results = await Promise.all([1, 2, 3, 4, 5].map(() => store.commitUpdate(c)));
+        expect(results.filter((r) => r)).toHaveLength(1);
+        expect(await counterValue(store, 'c_total', {})).toBe(1);
+        expect((await store.readHistograms())[0]?.count).toBe(1);
+        expect(await store.countExported()).toBe(1);
+      });
+
+      it('applies every one of many concurrent commits of different updates', async () => {
+        const commits = Array.from({ length: 20 }, (_, i) =>
+          commit(update(i % 2 === 0 ? DEV : PROD, `u${i}`, i + 1), {
+            counters: [counter('c_total', {}, 1)],
+            histograms: [observe(i)],
+          }),
+        );
+        const results = await Promise.all(commits.map((c) => store.commitUpdate(c)));
+        expect(results.every((r) => r)).toBe(true);
+        expect(await counterValue(store, 'c_total', {})).toBe(20);
+        expect((await store.readHistograms())[0]).toMatchObject({ count: 20, sum: 190 });
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(19);
+        expect((await store.getStack(PROD))?.cursorVersion).toBe(20);
+      });
+    });
+
+    describe('persistence', () => {
+      it('keeps everything across close and reopen', async (ctx) => {
+        if (subject.reopen === undefined) {
+          ctx.skip();
+          return;
+        }
+        await store.replaceOrgStacks('acme', [summary(DEV, 100, 3), summary(PROD)], 1_000);
+        await store.replaceOrgStacks('globex', [summary(OTHER, 50)], 1_500);
+        await store.markStackSynced(DEV, 100);
+        const first = commit(update(DEV, 'u1', 1), {
+          counters: [counter('c_total', { kind: 'update' }, 1.5)],
+          histograms: [observe(3), observe(30, { kind: 'refresh' })],
+        });
+        await store.commitUpdate(first);
+        await store.commitUpdate(commit(update(PROD, 'p1', 4, { result: 'failed' })));
+        await store.setInProgress(DEV, [running(DEV, 'u2', 2)]);
+        const before = await snapshot(store);
+
+        await store.close();
+        const reopened = await subject.reopen();
+        try {
+          await reopened.migrate();
+          expect(await snapshot(reopened)).toEqual(before);
+          expect(await reopened.isExported(DEV, 'u1')).toBe(true);
+          expect(await reopened.commitUpdate(first)).toBe(false);
+          await reopened.commitUpdate(commit(update(DEV, 'u2', 2), { counters: [counter('c_total', { kind: 'update' }, 1)] }));
+          expect(await counterValue(reopened, 'c_total', { kind: 'update' })).toBe(2.5);
+        } finally {
+          await reopened.close();
+        }
+      });
+    });
+  });
+}
