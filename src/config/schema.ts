@@ -20,7 +20,22 @@ export const configSchema = z
       .object({
         backendUrl: z.url().default('https://api.pulumi.com'),
         accessToken: z.string().default(''),
-        orgs: z.array(orgSchema).default([]),
+        orgs: z
+          .array(orgSchema)
+          .superRefine((orgs, ctx) => {
+            const seen = new Map<string, number>();
+            orgs.forEach((org, index) => {
+              const first = seen.get(org.name);
+              if (first === undefined) seen.set(org.name, index);
+              else
+                ctx.addIssue({
+                  code: 'custom',
+                  path: [index, 'name'],
+                  message: `duplicate org "${org.name}" (first at pulumi.orgs[${first}])`,
+                });
+            });
+          })
+          .default([]),
         requestTimeoutMillis: z.number().int().positive().default(30_000),
         maxAttempts: z.number().int().min(1).max(10).default(4),
         retryBaseDelayMillis: z.number().int().min(0).default(1_000),

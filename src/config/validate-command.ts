@@ -1,0 +1,74 @@
+import { stringify } from 'yaml';
+import { isExporterError } from '../errors.js';
+import { describeConfig } from './describe-config.js';
+import { formatConfigProblems, loadConfig } from './load-config.js';
+import { requireToken } from './require-token.js';
+import type { Config } from './schema.js';
+
+const USAGE = 'usage: pulumi-update-exporter validate [--config FILE]';
+
+export interface ValidateCommandOptions {
+  /** Reads a file as UTF-8 text; injectable for tests. */
+  readonly readFile?: (path: string) => string;
+}
+
+function emit(text: string, out: (line: string) => void): void {
+  for (const line of text.replace(/\n+$/, '').split('\n')) out(line);
+}
+
+/**
+ * `pulumi-update-exporter validate [--config FILE]`; `argv` is what follows `validate`.
+ * Prints `configuration OK` and the effective config (secrets redacted) as YAML and returns 0,
+ * or prints every problem and returns 2 (also for a usage error). A missing token or org is
+ * only a note: `demo` runs without them, `run` refuses to start.
+ */
+export function validateCommand(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  out: (line: string) => void,
+  options: ValidateCommandOptions = {},
+): number {
+  let configPath: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--help' || arg === '-h') {
+      out(USAGE);
+      return 0;
+    }
+    if (arg === '--config' || arg === '-c') {
+      const value = argv[i + 1];
+      if (value === undefined || value === '') {
+        out(`${arg} needs a file path`);
+        out(USAGE);
+        return 2;
+      }
+      configPath = value;
+      i++;
+    } else if (arg.startsWith('--config=')) {
+      configPath = arg.slice('--config='.length);
+    } else {
+      out(`unknown argument: ${arg}`);
+      out(USAGE);
+      return 2;
+    }
+  }
+
+  let config: Config;
+  try {
+    config = loadConfig({ configPath, env, ...(options.readFile ? { readFile: options.readFile } : {}) });
+  } catch (err) {
+    if (!isExporterError(err)) throw err;
+    emit(formatConfigProblems(err), out);
+    return 2;
+  }
+
+  out('configuration OK');
+  try {
+    requireToken(config);
+  } catch (err) {
+    if (!isExporterError(err)) throw err;
+    for (const line of err.message.split('\n')) out(`note: ${line}`);
+  }
+  emit(stringify(describeConfig(config)), out);
+  return 0;
+}
