@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   STATE_ERROR: 'the state store failed a read or write',
   STATE_MIGRATION_FAILED: 'the state store schema could not be migrated',
   SYNC_FAILED: 'syncing one stack failed; it is retried next cycle',
+  HTTP_LISTEN_FAILED: 'the HTTP server could not listen on the configured host and port',
   INTERNAL: 'an unexpected error; please report it',
 } as const;
 

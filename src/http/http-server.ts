@@ -1,0 +1,70 @@
+import { createServer } from 'node:http';
+import type { RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ExporterError } from '../errors.js';
+
+export interface HttpServerOptions {
+  readonly host: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  /** How long close() waits for in-flight requests before cutting them; default 5000. */
+  readonly closeTimeoutMillis?: number;
+}
+
+export interface RunningHttpServer {
+  /** e.g. http://127.0.0.1:9819 */
+  readonly url: string;
+  /** The bound port (the real one when 0 was asked for). */
+  readonly port: number;
+  /** Stops listening, drops idle keep-alive connections, waits for in-flight requests up to the timeout. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens with the given request handler (an express app). Rejects with
+ * HTTP_LISTEN_FAILED when the address cannot be bound (port in use, no permission, bad host).
+ */
+export function startHttpServer(app: RequestListener, options: HttpServerOptions): Promise<RunningHttpServer> {
+  const server = createServer(app);
+  const closeTimeoutMillis = options.closeTimeoutMillis ?? 5_000;
+
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(
+        new ExporterError(
+          'HTTP_LISTEN_FAILED',
+          `cannot listen on ${options.host}:${options.port}: ${err.code ?? err.message}`,
+          { cause: err, details: { host: options.host, port: options.port } },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(options.port, options.host, () => {
+      server.off('error', onError);
+      const port = (server.address() as AddressInfo).port;
+      const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+      let closing: Promise<void> | undefined;
+      resolve({
+        url: `http://${host}:${port}`,
+        port,
+        close: () => (closing ??= closeServer()),
+      });
+    });
+  });
+
+  function closeServer(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        // Requests still running after the grace period are cut so shutdown stays bounded.
+        server.closeAllConnections();
+      }, closeTimeoutMillis);
+      timer.unref();
+      server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // Keep-alive connections with no request in flight would otherwise hold close() open.
+      server.closeIdleConnections();
+    });
+  }
+}

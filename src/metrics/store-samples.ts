@@ -1,0 +1,171 @@
+import type { Labels } from '../domain/metric-delta.js';
+import type { StackRef } from '../domain/stack.js';
+import { stackKey } from '../domain/stack.js';
+import type {
+  CounterRow,
+  HistogramRow,
+  InProgressRecord,
+  LastSuccessRow,
+  LastUpdateRow,
+  StackRecord,
+} from '../state/state-store.js';
+import type { MetricDefinition } from './definitions.js';
+import { METRIC_DEFINITIONS, METRICS } from './definitions.js';
+
+/**
+ * What one scrape read from the store. A field is undefined when its read failed; the
+ * metrics built from it then have no samples in that scrape.
+ */
+export interface StoreSnapshot {
+  readonly counters?: readonly CounterRow[];
+  readonly histograms?: readonly HistogramRow[];
+  readonly stacks?: readonly StackRecord[];
+  readonly lastUpdates?: readonly LastUpdateRow[];
+  readonly lastSuccesses?: readonly LastSuccessRow[];
+  readonly inProgress?: readonly InProgressRecord[];
+}
+
+/** One exposition line's worth of data, in prom-client's MetricValue shape. */
+export interface Sample {
+  /** Set for histogram lines (`_bucket`, `_sum`, `_count`); the family name otherwise. */
+  readonly metricName?: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/**
+ * Turns a store snapshot into the samples of every store-backed and stack-state metric,
+ * keyed by metric name. Pure, so the exposition can be tested without a store.
+ */
+export function storeSamples(snapshot: StoreSnapshot): Map<string, Sample[]> {
+  const out = new Map<string, Sample[]>();
+  const defs = new Map<string, MetricDefinition>();
+  for (const def of METRIC_DEFINITIONS) {
+    if (def.source === 'process') continue;
+    defs.set(def.name, def);
+    out.set(def.name, []);
+  }
+  const push = (name: string, samples: Sample[]): void => {
+    out.get(name)?.push(...samples);
+  };
+
+  // Rows of metrics that are no longer defined (or of another type) have no HELP/TYPE to
+  // live under, so they are not exposed.
+  const series = <R extends { readonly name: string; readonly labels: Labels }>(
+    rows: readonly R[],
+    type: MetricDefinition['type'],
+  ): { row: R; labels: Record<string, string> }[] =>
+    sortBy(
+      rows.flatMap((row) => {
+        const def = defs.get(row.name);
+        return def?.source === 'store' && def.type === type ? [{ row, labels: ordered(def, row.labels) }] : [];
+      }),
+      // Series sort by their labels in convention order: org, project, stack, kind, ...
+      ({ labels }) => JSON.stringify(Object.entries(labels)),
+    );
+  for (const { row, labels } of series(snapshot.counters ?? [], 'counter')) {
+    push(row.name, [{ labels, value: row.value }]);
+  }
+  for (const { row, labels } of series(snapshot.histograms ?? [], 'histogram')) {
+    push(row.name, histogramSamples(row, labels));
+  }
+  if (snapshot.stacks !== undefined) addStackState(snapshot, snapshot.stacks, push);
+  return out;
+}
+
+function histogramSamples(row: HistogramRow, labels: Record<string, string>): Sample[] {
+  const samples: Sample[] = [];
+  let cumulative = 0;
+  row.buckets.forEach((bound, i) => {
+    cumulative += row.bucketCounts[i] ?? 0;
+    samples.push({ metricName: `${row.name}_bucket`, labels: { ...labels, le: String(bound) }, value: cumulative });
+  });
+  cumulative += row.bucketCounts[row.buckets.length] ?? 0;
+  samples.push({ metricName: `${row.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: cumulative });
+  samples.push({ metricName: `${row.name}_sum`, labels, value: row.sum });
+  samples.push({ metricName: `${row.name}_count`, labels, value: row.count });
+  return samples;
+}
+
+function addStackState(
+  snapshot: StoreSnapshot,
+  stacks: readonly StackRecord[],
+  push: (name: string, samples: Sample[]) => void,
+): void {
+  // Facts about stacks that are no longer listed are dropped even if the store kept them:
+  // a forgotten stack's gauges must disappear.
+  const listed = new Set(stacks.map(stackKey));
+  const isListed = (row: { readonly stack: StackRef }): boolean => listed.has(stackKey(row.stack));
+  const stackLabels = (s: StackRef): Record<string, string> => ({
+    org: s.org,
+    project: s.project,
+    stack: s.stack,
+  });
+
+  for (const s of sortStacks(stacks)) {
+    if (s.resourceCount !== undefined) {
+      push(METRICS.stackResources.name, [{ labels: stackLabels(s), value: s.resourceCount }]);
+    }
+  }
+
+  // Kinds each stack has run, so in_progress can say 0 for them rather than being absent;
+  // keyed by stack then kind, which is also the exposition order.
+  const kinds = new Map<string, { labels: Record<string, string>; running?: number }>();
+  if (snapshot.lastUpdates !== undefined) {
+    for (const row of sortBy(snapshot.lastUpdates.filter(isListed), (r) => `${stackKey(r.stack)}\0${r.kind}`)) {
+      const labels = { ...stackLabels(row.stack), kind: row.kind };
+      push(METRICS.stackLastUpdateTimestampSeconds.name, [{ labels, value: row.endTime }]);
+      push(METRICS.stackLastUpdateSuccess.name, [{ labels, value: row.result === 'succeeded' ? 1 : 0 }]);
+      kinds.set(`${stackKey(row.stack)}\0${row.kind}`, { labels });
+    }
+  }
+  if (snapshot.lastSuccesses !== undefined) {
+    for (const row of sortBy(snapshot.lastSuccesses.filter(isListed), (r) => stackKey(r.stack))) {
+      push(METRICS.stackLastSuccessfulUpdateTimestampSeconds.name, [{ labels: stackLabels(row.stack), value: row.endTime }]);
+    }
+  }
+  if (snapshot.inProgress !== undefined) {
+    for (const row of snapshot.inProgress.filter(isListed)) {
+      const labels = { ...stackLabels(row.stack), kind: row.kind };
+      const key = `${stackKey(row.stack)}\0${row.kind}`;
+      const known = kinds.get(key);
+      // Several updates of one kind can run at once (previews do): the oldest start is the
+      // one a "stuck update" alert cares about.
+      const running = Math.min(known?.running ?? Infinity, row.startTime);
+      kinds.set(key, { labels, running });
+    }
+  }
+  // Without the in-progress read we cannot say 0, so the gauges are left out entirely.
+  if (snapshot.inProgress === undefined) return;
+  for (const [, entry] of sortBy([...kinds], ([key]) => key)) {
+    push(METRICS.stackUpdateInProgress.name, [{ labels: entry.labels, value: entry.running === undefined ? 0 : 1 }]);
+    if (entry.running !== undefined) {
+      push(METRICS.stackUpdateStartedTimestampSeconds.name, [{ labels: entry.labels, value: entry.running }]);
+    }
+  }
+}
+
+/** Labels in definition order (org, project, stack, ...), then any others sorted. */
+function ordered(def: MetricDefinition, labels: Labels): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of [...def.labelNames, ...(def.optionalLabelNames ?? [])]) {
+    const v = labels[name];
+    if (v !== undefined) out[name] = v;
+  }
+  for (const name of Object.keys(labels).sort()) {
+    const v = labels[name];
+    if (v !== undefined && !(name in out)) out[name] = v;
+  }
+  return out;
+}
+
+function sortStacks(stacks: readonly StackRecord[]): StackRecord[] {
+  return sortBy(stacks, stackKey);
+}
+
+function sortBy<T>(items: readonly T[], key: (item: T) => string): T[] {
+  return items
+    .map((item) => ({ item, k: key(item) }))
+    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .map((e) => e.item);
+}

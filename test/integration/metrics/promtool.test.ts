@@ -1,0 +1,61 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
+import { updateMetricDeltas } from '../../../src/metrics/update-deltas.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { requireTool } from '../../helpers/processes.js';
+import { exerciseSelfMetrics, PROD, seedStore } from '../../unit/metrics/seed-store.js';
+
+// Under CI a missing promtool fails this file (requireTool throws); locally it skips.
+const havePromtool = requireTool('promtool');
+
+function promtool(exposition: string): { status: number | null; output: string } {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+async function realisticExposition(durationByStack: boolean): Promise<string> {
+  const store = new MemoryStateStore();
+  await seedStore(store);
+  // One more update with a per-stack resource step histogram when configured.
+  await store.commitUpdate({
+    update: { stack: PROD, updateId: 'f00d-0009', kind: 'refresh', version: 9, result: 'succeeded', startTime: 6_000, endTime: 6_020 },
+    deltas: updateMetricDeltas({
+      stack: PROD,
+      kind: 'refresh',
+      result: 'succeeded',
+      startTime: 6_000,
+      endTime: 6_020,
+      resourceChanges: { refresh: 4 },
+      operations: [{ urn: 'urn:x', op: 'refresh', resourceType: 'random:index/randomPet:RandomPet', result: 'succeeded', durationSeconds: 1 }],
+      policyViolations: [],
+      durationByStack,
+    }),
+    exportedAtMs: 6_030_000,
+  });
+  const metrics = new ExporterMetrics({ store, version: '1.2.3', revision: 'abc1234', durationByStack });
+  exerciseSelfMetrics(metrics);
+  metrics.error('STATE_ERROR');
+  return (await metrics.render()).body;
+}
+
+describe.runIf(havePromtool)('promtool check metrics', () => {
+  it.each([false, true])('accepts a realistic exposition without a remark (duration by stack: %s)', async (byStack) => {
+    const body = await realisticExposition(byStack);
+    expect(body).toContain('pulumi_update_duration_seconds_bucket{');
+    const { status, output } = promtool(body);
+    expect(output).toBe('');
+    expect(status).toBe(0);
+  });
+
+  it('accepts the exposition of an empty store (families without samples)', async () => {
+    const body = (await new ExporterMetrics({ store: new MemoryStateStore(), version: 'v', revision: 'r' }).render()).body;
+    expect(promtool(body)).toEqual({ status: 0, output: '' });
+  });
+
+  it('does report problems, so a clean result means something', () => {
+    const { status, output } = promtool('# HELP pulumi_bad_count x\n# TYPE pulumi_bad_count counter\npulumi_bad_count 1\n');
+    expect(status).not.toBe(0);
+    expect(output).toContain('_total');
+  });
+});

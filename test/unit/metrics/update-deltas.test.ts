@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import type { MetricDeltas } from '../../../src/domain/metric-delta.js';
+import type { ResourceOperation } from '../../../src/domain/trace.js';
+import type { TerminalResult } from '../../../src/domain/update.js';
+import { RESOURCE_OPERATION_DURATION_BUCKETS, UPDATE_DURATION_BUCKETS } from '../../../src/metrics/definitions.js';
+import { updateMetricDeltas, type UpdateDeltaInput } from '../../../src/metrics/update-deltas.js';
+
+const stack = { org: 'acme', project: 'web', stack: 'prod' };
+const base = { org: 'acme', project: 'web', stack: 'prod' };
+
+function input(overrides: Partial<UpdateDeltaInput> = {}): UpdateDeltaInput {
+  return {
+    stack,
+    kind: 'update',
+    result: 'succeeded',
+    startTime: 1_700_000_000,
+    endTime: 1_700_000_042,
+    resourceChanges: {},
+    operations: [],
+    policyViolations: [],
+    durationByStack: false,
+    ...overrides,
+  };
+}
+
+function counter(deltas: MetricDeltas, name: string): { labels: Record<string, string>; value: number }[] {
+  return deltas.counters.filter((c) => c.name === name).map((c) => ({ labels: { ...c.labels }, value: c.value }));
+}
+
+function observations(deltas: MetricDeltas, name: string): { labels: Record<string, string>; value: number }[] {
+  return deltas.histograms.filter((h) => h.name === name).map((h) => ({ labels: { ...h.labels }, value: h.value }));
+}
+
+const op = (o: Partial<ResourceOperation>): ResourceOperation => ({
+  urn: 'urn:pulumi:prod::web::aws:s3/bucket:Bucket::site',
+  op: 'create',
+  resourceType: 'aws:s3/bucket:Bucket',
+  result: 'succeeded',
+  durationSeconds: 3,
+  ...o,
+});
+
+describe('updateMetricDeltas', () => {
+  it.each<[TerminalResult, number]>([
+    ['succeeded', 0],
+    ['failed', 1],
+    ['cancelled', 1],
+  ])('counts a %s update once and as %i failure', (result, failures) => {
+    const deltas = updateMetricDeltas(input({ result }));
+    expect(counter(deltas, 'pulumi_updates_total')).toEqual([{ labels: { ...base, kind: 'update', result }, value: 1 }]);
+    expect(counter(deltas, 'pulumi_update_failures_total')).toEqual(
+      failures === 0 ? [] : [{ labels: { ...base, kind: 'update' }, value: 1 }],
+    );
+  });
+
+  it.each([
+    ['a normal update', 1_000, 1_042, 42],
+    ['a four-hour update', 0, 14_400, 14_400],
+    ['an end time before the start time (clock skew)', 1_000, 990, 0],
+  ])('observes the update duration for %s', (_name, startTime, endTime, expected) => {
+    const deltas = updateMetricDeltas(input({ kind: 'refresh', result: 'failed', startTime, endTime }));
+    expect(observations(deltas, 'pulumi_update_duration_seconds')).toEqual([
+      { labels: { ...base, kind: 'refresh', result: 'failed' }, value: expected },
+    ]);
+    expect(deltas.histograms[0]?.buckets).toEqual(UPDATE_DURATION_BUCKETS);
+  });
+
+  it('adds only the non-zero resource changes, per operation', () => {
+    const deltas = updateMetricDeltas(input({ resourceChanges: { create: 3, same: 0, update: 1, delete: -1 } }));
+    expect(counter(deltas, 'pulumi_update_resource_changes_total')).toEqual([
+      { labels: { ...base, kind: 'update', operation: 'create' }, value: 3 },
+      { labels: { ...base, kind: 'update', operation: 'update' }, value: 1 },
+    ]);
+  });
+
+  it('counts resource operations per operation, type and result, summing repeats', () => {
+    const deltas = updateMetricDeltas(
+      input({
+        operations: [
+          op({}),
+          op({ urn: 'urn:pulumi:prod::web::aws:s3/bucket:Bucket::logs' }),
+          op({ op: 'update', resourceType: 'aws:iam/role:Role', result: 'failed', durationSeconds: 7 }),
+          op({ op: 'delete', result: 'interrupted', durationSeconds: 0 }),
+        ],
+      }),
+    );
+    expect(counter(deltas, 'pulumi_resource_operations_total')).toEqual([
+      { labels: { ...base, operation: 'create', resource_type: 'aws:s3/bucket:Bucket', result: 'succeeded' }, value: 2 },
+      { labels: { ...base, operation: 'update', resource_type: 'aws:iam/role:Role', result: 'failed' }, value: 1 },
+      { labels: { ...base, operation: 'delete', resource_type: 'aws:s3/bucket:Bucket', result: 'interrupted' }, value: 1 },
+    ]);
+  });
+
+  it('observes durations of finished resource steps only, without the stack label by default', () => {
+    const deltas = updateMetricDeltas(
+      input({
+        operations: [
+          op({ durationSeconds: 3 }),
+          op({ op: 'update', resourceType: 'aws:iam/role:Role', result: 'failed', durationSeconds: 7 }),
+          op({ op: 'delete', result: 'interrupted', durationSeconds: 0 }),
+        ],
+      }),
+    );
+    expect(observations(deltas, 'pulumi_resource_operation_duration_seconds')).toEqual([
+      { labels: { org: 'acme', project: 'web', operation: 'create', resource_type: 'aws:s3/bucket:Bucket' }, value: 3 },
+      { labels: { org: 'acme', project: 'web', operation: 'update', resource_type: 'aws:iam/role:Role' }, value: 7 },
+    ]);
+    const buckets = deltas.histograms.filter((h) => h.name === 'pulumi_resource_operation_duration_seconds').map((h) => h.buckets);
+    expect(buckets).toEqual([RESOURCE_OPERATION_DURATION_BUCKETS, RESOURCE_OPERATION_DURATION_BUCKETS]);
+  });
+
+  it('adds the stack label to resource step durations when durationByStack is set', () => {
+    const deltas = updateMetricDeltas(input({ operations: [op({})], durationByStack: true }));
+    expect(observations(deltas, 'pulumi_resource_operation_duration_seconds')).toEqual([
+      { labels: { ...base, operation: 'create', resource_type: 'aws:s3/bucket:Bucket' }, value: 3 },
+    ]);
+  });
+
+  it('counts policy violations per pack, policy and enforcement level', () => {
+    const v = { policyPack: 'aws-guard', policy: 's3-no-public-read', enforcementLevel: 'mandatory' };
+    const deltas = updateMetricDeltas(
+      input({ policyViolations: [v, v, { ...v, policy: 'ec2-instance-tags', enforcementLevel: 'advisory' }] }),
+    );
+    expect(counter(deltas, 'pulumi_policy_violations_total')).toEqual([
+      { labels: { ...base, policy_pack: 'aws-guard', policy: 's3-no-public-read', enforcement_level: 'mandatory' }, value: 2 },
+      { labels: { ...base, policy_pack: 'aws-guard', policy: 'ec2-instance-tags', enforcement_level: 'advisory' }, value: 1 },
+    ]);
+  });
+
+  it('never puts a URN or an update-specific value into a label', () => {
+    const deltas = updateMetricDeltas(
+      input({ operations: [op({}), op({ result: 'failed' })], resourceChanges: { create: 1 } }),
+    );
+    const values = [...deltas.counters, ...deltas.histograms].flatMap((d) => Object.values(d.labels));
+    expect(values.some((v) => v.startsWith('urn:'))).toBe(false);
+  });
+
+  it('produces only the update counters and duration for an update without events', () => {
+    const deltas = updateMetricDeltas(input({ result: 'failed' }));
+    expect(deltas.counters.map((c) => c.name).sort()).toEqual(['pulumi_update_failures_total', 'pulumi_updates_total']);
+    expect(deltas.histograms.map((h) => h.name)).toEqual(['pulumi_update_duration_seconds']);
+  });
+});
