@@ -1,0 +1,292 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { defaultConfig, type Config } from '../../../src/config/schema.js';
+import { isExporterError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/logging/logger.js';
+import { createSpanSink } from '../../../src/tracing/create-span-sink.js';
+import type { ExportOutcome, SinkObserver, SpanSink } from '../../../src/tracing/span-sink.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../../helpers/otlp-receiver.js';
+import { expectedOnWire, largeTrace, sampleTrace, TRACE_ID } from './trace-fixture.js';
+
+interface RecordingObserver extends SinkObserver {
+  readonly exported: number[];
+  readonly failures: string[];
+}
+
+function recordingObserver(): RecordingObserver {
+  const exported: number[] = [];
+  const failures: string[] = [];
+  return { exported, failures, spansExported: (n) => exported.push(n), exportFailed: (r) => failures.push(r) };
+}
+
+function tracesConfig(url: string, overrides: Partial<Config['traces']> = {}): Config['traces'] {
+  return { ...defaultConfig({ traces: { endpoint: url } }).traces, ...overrides };
+}
+
+function expectFailed(outcome: ExportOutcome): Extract<ExportOutcome, { code: 'failed' }> {
+  if (outcome.code !== 'failed') throw new Error(`expected a failed outcome, got ${JSON.stringify(outcome)}`);
+  return outcome;
+}
+
+let receiver: OtlpReceiver;
+const sinks: SpanSink[] = [];
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown): void => {
+  unhandled.push(reason);
+};
+
+function sinkFor(overrides: Partial<Config['traces']> = {}, observer?: SinkObserver, url = receiver.url): SpanSink {
+  const sink = createSpanSink(tracesConfig(url, overrides), { logger: silentLogger(), ...(observer ? { observer } : {}) });
+  sinks.push(sink);
+  return sink;
+}
+
+beforeEach(async () => {
+  receiver = await startOtlpReceiver();
+  unhandled.length = 0;
+  process.on('unhandledRejection', onUnhandled);
+});
+
+afterEach(async () => {
+  await Promise.all(sinks.splice(0).map((s) => s.shutdown()));
+  await receiver.close();
+  process.off('unhandledRejection', onUnhandled);
+  vi.unstubAllEnvs();
+  expect(unhandled).toEqual([]);
+});
+
+describe.each(['http/protobuf', 'http/json'] as const)('OtlpSpanSink over %s', (protocol) => {
+  it('delivers ids, parents, exact nanosecond times, kinds, attributes, events, status and resource unchanged', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({ protocol }, observer);
+    const trace = sampleTrace();
+
+    const outcome = await sink.export(trace);
+
+    expect(outcome).toEqual({ code: 'success', spans: 4 });
+    expect(receiver.requests).toHaveLength(1);
+    expect(receiver.requests[0]?.contentType).toBe(protocol === 'http/json' ? 'application/json' : 'application/x-protobuf');
+    const received = receiver.spans();
+    expect(received.map(({ flags: _f, scope: _s, ...rest }) => rest)).toEqual(expectedOnWire(trace));
+    for (const span of received) {
+      expect(span.scope.name).toBe('pulumi-update-exporter');
+      expect(span.flags & 0xff).toBe(1); // sampled
+    }
+    expect(observer.exported).toEqual([4]);
+    expect(observer.failures).toEqual([]);
+  });
+
+  it('reports spans the collector rejected in a partial success as a non-retryable failure', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({ protocol }, observer);
+    receiver.rejectNext(2, 'span name too long');
+
+    const outcome = expectFailed(await sink.export(sampleTrace()));
+
+    expect(outcome).toMatchObject({ retryable: false, reason: 'rejected' });
+    expect(outcome.error.message).toContain('rejected 2 span(s): span name too long');
+    expect(observer.failures).toEqual(['rejected']);
+    expect(observer.exported).toEqual([]);
+  });
+});
+
+describe('OtlpSpanSink batching', () => {
+  it('splits a large trace into requests of at most batchMaxSpans spans, each span arriving exactly once', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({ batchMaxSpans: 500 }, observer);
+    const trace = largeTrace(1200);
+
+    const outcome = await sink.export(trace);
+
+    expect(outcome).toEqual({ code: 'success', spans: 1200 });
+    expect(receiver.requests.map((r) => r.spans.length)).toEqual([500, 500, 200]);
+    const ids = receiver.spans().map((s) => s.spanId);
+    expect(ids).toEqual(trace.spans.map((s) => s.spanId));
+    expect(new Set(ids).size).toBe(1200);
+    expect(observer.exported).toEqual([500, 500, 200]);
+  });
+
+  it('stops at the first refused batch and reports the trace as failed', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({ batchMaxSpans: 2 }, observer);
+    receiver.acceptNext(1);
+    receiver.failNext(400);
+
+    const outcome = expectFailed(await sink.export(sampleTrace()));
+
+    expect(outcome).toMatchObject({ retryable: false, reason: 'http_4xx' });
+    expect(outcome.error.message).toContain('batch 2/2');
+    expect(receiver.requests.map((r) => r.status)).toEqual([200, 400]);
+    expect(observer.exported).toEqual([2]);
+    expect(observer.failures).toEqual(['http_4xx']);
+  });
+
+  it('still reports success when the metrics observer throws', async () => {
+    const sink = sinkFor({}, {
+      spansExported: () => {
+        throw new Error('metrics broken');
+      },
+      exportFailed: () => {
+        throw new Error('metrics broken');
+      },
+    });
+    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    receiver.failNext(400);
+    expect(await sink.export(sampleTrace())).toMatchObject({ code: 'failed', reason: 'http_4xx' });
+  });
+
+  it('exports nothing and succeeds for a trace without spans', async () => {
+    const sink = sinkFor();
+    const outcome = await sink.export({ traceId: TRACE_ID, resource: {}, spans: [], droppedSpans: 0 });
+    expect(outcome).toEqual({ code: 'success', spans: 0 });
+    expect(receiver.requests).toEqual([]);
+  });
+
+  it('keeps concurrent exports of different traces apart', async () => {
+    const sink = sinkFor();
+    const a = sampleTrace();
+    const b = largeTrace(3);
+    const [ra, rb] = await Promise.all([sink.export(a), sink.export(b)]);
+    expect(ra).toEqual({ code: 'success', spans: 4 });
+    expect(rb).toEqual({ code: 'success', spans: 3 });
+    expect(receiver.requests).toHaveLength(2);
+    expect(receiver.spans()).toHaveLength(7);
+  });
+});
+
+describe('OtlpSpanSink failures', () => {
+  it('reports a collector answering 503 as a retryable http_5xx failure and tells the observer', async () => {
+    const observer = recordingObserver();
+    // The SDK's first retry comes 0.8-1.2 s later: a shorter timeout leaves no room for it.
+    const sink = sinkFor({ timeoutMillis: 700 }, observer);
+    receiver.failNext(503, 10);
+
+    const outcome = expectFailed(await sink.export(sampleTrace()));
+
+    expect(outcome).toMatchObject({ retryable: true, reason: 'http_5xx' });
+    expect(isExporterError(outcome.error) && outcome.error.code).toBe('TRACE_EXPORT_FAILED');
+    expect(observer.failures).toEqual(['http_5xx']);
+    expect(observer.exported).toEqual([]);
+  });
+
+  it('reports 500, which the SDK does not retry, as retryable http_5xx', async () => {
+    const sink = sinkFor();
+    receiver.failNext(500);
+    expect(expectFailed(await sink.export(sampleTrace()))).toMatchObject({ retryable: true, reason: 'http_5xx' });
+    expect(receiver.requests).toHaveLength(1);
+  });
+
+  it('reports 429 as a retryable http_429 failure', async () => {
+    const sink = sinkFor({ timeoutMillis: 700 });
+    receiver.failNext(429, 10);
+    expect(expectFailed(await sink.export(sampleTrace()))).toMatchObject({ retryable: true, reason: 'http_429' });
+  });
+
+  it('reports 400 as a non-retryable http_4xx failure without retrying', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({}, observer);
+    receiver.failNext(400);
+
+    const outcome = expectFailed(await sink.export(sampleTrace()));
+
+    expect(outcome).toMatchObject({ retryable: false, reason: 'http_4xx' });
+    expect(receiver.requests).toHaveLength(1);
+    expect(observer.failures).toEqual(['http_4xx']);
+  });
+
+  it('lets the SDK retry a transient 503 within the timeout and then succeeds', async () => {
+    const sink = sinkFor({ timeoutMillis: 5_000 });
+    receiver.failNext(503, 1);
+
+    const outcome = await sink.export(sampleTrace());
+
+    expect(outcome).toEqual({ code: 'success', spans: 4 });
+    expect(receiver.requests.map((r) => r.status)).toEqual([503, 200]);
+    expect(receiver.spans()).toHaveLength(4);
+  });
+
+  it('reports a collector that is down as a retryable network failure within the timeout', { timeout: 5_000 }, async () => {
+    const down = await startOtlpReceiver();
+    await down.close();
+    const observer = recordingObserver();
+    const sink = sinkFor({ timeoutMillis: 700 }, observer, down.url);
+
+    const outcome = expectFailed(await sink.export(sampleTrace()));
+
+    expect(outcome).toMatchObject({ retryable: true, reason: 'network' });
+    expect(outcome.error.message).toContain('ECONNREFUSED');
+    expect(observer.failures).toEqual(['network']);
+  });
+
+  it('gives up on a collector that never answers after the timeout and recovers for the next trace', { timeout: 5_000 }, async () => {
+    const sink = sinkFor({ timeoutMillis: 300 });
+    receiver.hangNext(1);
+
+    const first = expectFailed(await sink.export(sampleTrace()));
+    const second = await sink.export(sampleTrace());
+
+    expect(first).toMatchObject({ retryable: true, reason: 'timeout' });
+    expect(second).toEqual({ code: 'success', spans: 4 });
+  });
+
+  it('bounds an export by the timeout even when the collector keeps the connection busy', { timeout: 5_000 }, async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({ timeoutMillis: 300 }, observer);
+    receiver.trickleNext(1);
+
+    const first = expectFailed(await sink.export(sampleTrace()));
+    const second = await sink.export(sampleTrace());
+
+    expect(first).toMatchObject({ retryable: true, reason: 'timeout' });
+    expect(second).toEqual({ code: 'success', spans: 4 });
+    expect(observer.failures).toEqual(['timeout']);
+  });
+
+  it('sends the configured endpoint and headers and ignores OTEL_EXPORTER_OTLP_* in the environment', async () => {
+    vi.stubEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'http://127.0.0.1:9/v1/traces');
+    vi.stubEnv('OTEL_EXPORTER_OTLP_ENDPOINT', 'http://127.0.0.1:9');
+    vi.stubEnv('OTEL_EXPORTER_OTLP_TIMEOUT', '1');
+    vi.stubEnv('OTEL_EXPORTER_OTLP_COMPRESSION', 'gzip');
+    const sink = sinkFor({ headers: { 'x-scope-orgid': 'tenant-7' } });
+
+    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(receiver.requests[0]?.headers['x-scope-orgid']).toBe('tenant-7');
+    expect(receiver.requests[0]?.headers['content-encoding']).toBeUndefined();
+  });
+
+  it('rejects a malformed record with a coded, non-retryable error before sending anything', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({}, observer);
+    const trace = sampleTrace();
+    const bad = { ...trace, spans: [{ ...trace.spans[0]!, spanId: 'XYZ' }] };
+
+    const outcome = expectFailed(await sink.export(bad));
+
+    expect(outcome).toMatchObject({ retryable: false, reason: 'invalid' });
+    expect(isExporterError(outcome.error) && outcome.error.code).toBe('TRACE_EXPORT_FAILED');
+    expect(receiver.requests).toEqual([]);
+    expect(observer.failures).toEqual(['invalid']);
+  });
+});
+
+describe('OtlpSpanSink shutdown', () => {
+  it('is idempotent and refuses later exports as retryable', async () => {
+    const sink = sinkFor();
+    expect(await sink.export(sampleTrace())).toMatchObject({ code: 'success' });
+
+    await Promise.all([sink.shutdown(), sink.shutdown()]);
+    await sink.shutdown();
+
+    expect(expectFailed(await sink.export(sampleTrace()))).toMatchObject({ retryable: true, reason: 'shutdown' });
+    expect(receiver.requests).toHaveLength(1);
+  });
+
+  it('finishes within its bound while an export hangs on the collector', { timeout: 5_000 }, async () => {
+    const sink = sinkFor({ timeoutMillis: 300 });
+    receiver.hangNext(1);
+    const pending = sink.export(sampleTrace());
+
+    await sink.shutdown();
+
+    expect(expectFailed(await pending)).toMatchObject({ retryable: true });
+  });
+});
