@@ -1,0 +1,404 @@
+import type { EngineEvent, StepMetadata, SummaryEvent } from '../domain/engine-event.js';
+import type {
+  AttributeValue,
+  PolicyViolation,
+  ResourceOperation,
+  SpanEventRecord,
+  SpanRecord,
+  TraceRecord,
+} from '../domain/trace.js';
+import { isTerminal, terminalResult, type TerminalResult, type UpdateInfo } from '../domain/update.js';
+import { StepTracker, type Step } from './step-pairing.js';
+import { cleanMessage, limitAttributes, resourceNameOf, truncateText } from './text.js';
+import { rootSpanIdFor, stepSpanIdFor, traceIdFor } from './trace-ids.js';
+import { consoleUrlOf, environmentAttributes, isPreviewKind } from './update-attributes.js';
+
+export interface ConversionOptions {
+  /** OTel resource attribute service.name. */
+  readonly serviceName: string;
+  /** Emit every `same` step as a span, not only those that parent a kept span. */
+  readonly keepSameSteps: boolean;
+  /** Upper bound on spans per trace, root included. */
+  readonly maxSpansPerTrace: number;
+  /** Upper bound on the length of every string attribute value and status message. */
+  readonly maxAttributeLength: number;
+  /** Pulumi console base URL, e.g. https://app.pulumi.com. */
+  readonly consoleUrl: string;
+}
+
+export interface ConversionResult {
+  readonly trace: TraceRecord;
+  /** Every resource step (same steps included), in the order of their pre events. */
+  readonly operations: ResourceOperation[];
+  readonly policyViolations: PolicyViolation[];
+  /** Events read, by payload type; unknown payloads under `unknown`. */
+  readonly eventCounts: Record<string, number>;
+  /** The last summaryEvent, when the stream has one. */
+  readonly summary?: SummaryEvent;
+  readonly result: TerminalResult;
+  /** Outputs/failed events that matched no open step (a component's second outputs event in a preview). */
+  readonly unmatchedTerminalEvents: number;
+}
+
+type MutableAttributes = Record<string, AttributeValue>;
+
+interface Node {
+  readonly step: Step;
+  failureMessage?: string;
+  failureStatus?: number;
+  parent?: Node;
+  keep: boolean;
+  emitted: boolean;
+  spanId: string;
+  startMs: number;
+  endMs: number;
+  readonly events: SpanEventRecord[];
+}
+
+interface PendingEvent {
+  readonly target: Step | undefined;
+  readonly timestamp: number;
+  readonly name: string;
+  readonly attributes: MutableAttributes;
+}
+
+const PIPELINE_RESULT: Readonly<Record<TerminalResult, string>> = {
+  succeeded: 'success',
+  failed: 'failure',
+  cancelled: 'cancellation',
+};
+
+// resOpFailedEvent.status: 0 the step failed cleanly, 1 partial failure (resource exists, e.g. init errors), 2 unknown.
+const FAILURE_STATE = ['clean', 'partial', 'unknown'] as const;
+
+function parentUrnOf(m: StepMetadata): string {
+  return m.new?.parent || m.old?.parent || '';
+}
+
+function unique(...lists: (readonly string[] | undefined)[]): string[] {
+  const seen = new Set<string>();
+  for (const list of lists) for (const v of list ?? []) seen.add(v);
+  return [...seen];
+}
+
+function fallbackFailureMessage(op: string, status: number): string {
+  if (status === 1) return `${op} step failed (partial failure)`;
+  if (status === 2) return `${op} step failed (resource state unknown)`;
+  return `${op} step failed`;
+}
+
+/**
+ * Converts one update and its engine events into a trace (one root span for the update,
+ * one span per kept resource step), the per-step operations and the policy violations.
+ * Pure and total: unknown event types, missing optional fields and unmatched terminal
+ * events are counted, never thrown. Span layout: telemetry-conventions.md "Traces" and
+ * docs/traces.md.
+ */
+export function convertUpdate(
+  update: UpdateInfo,
+  events: readonly EngineEvent[],
+  options: ConversionOptions,
+): ConversionResult {
+  const maxLen = options.maxAttributeLength;
+  const tracker = new StepTracker();
+  const nodes: Node[] = [];
+  const nodeOf = new Map<Step, Node>();
+  const pending: PendingEvent[] = [];
+  const eventCounts: Record<string, number> = {};
+  const policyViolations: PolicyViolation[] = [];
+  const lastErrorByUrn = new Map<string, { readonly index: number; readonly message: string }>();
+  let summary: SummaryEvent | undefined;
+  let unmatchedTerminalEvents = 0;
+  let resourceErrors = 0;
+  let mandatoryViolations = 0;
+  let updateError: string | undefined;
+  let firstTs = 0;
+  let lastTs = 0;
+
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
+    eventCounts[e.type] = (eventCounts[e.type] ?? 0) + 1;
+    if (e.timestamp > 0) {
+      if (firstTs === 0) firstTs = e.timestamp;
+      if (e.timestamp > lastTs) lastTs = e.timestamp;
+    }
+    switch (e.type) {
+      case 'resourcePreEvent': {
+        const step = tracker.begin(e, i);
+        const node: Node = { step, keep: false, emitted: false, spanId: '', startMs: 0, endMs: 0, events: [] };
+        nodes.push(node);
+        nodeOf.set(step, node);
+        break;
+      }
+      case 'resOutputsEvent':
+      case 'resOpFailedEvent': {
+        const step = tracker.finish(e, i);
+        if (!step) {
+          unmatchedTerminalEvents += 1;
+          break;
+        }
+        if (e.type === 'resOpFailedEvent') {
+          const node = nodeOf.get(step)!;
+          const diag = lastErrorByUrn.get(e.metadata.urn);
+          node.failureStatus = e.status;
+          node.failureMessage =
+            diag && diag.index > step.index && diag.message ? diag.message : fallbackFailureMessage(step.pre.metadata.op, e.status);
+          resourceErrors += 1;
+        }
+        break;
+      }
+      case 'diagnosticEvent': {
+        const message = cleanMessage(e.message);
+        if (e.severity === 'error') {
+          if (e.urn) {
+            lastErrorByUrn.set(e.urn, { index: i, message });
+            resourceErrors += 1;
+          } else {
+            updateError = message;
+          }
+        }
+        pending.push({
+          target: e.urn ? tracker.stepFor(e.urn) : undefined,
+          timestamp: e.timestamp,
+          name: 'diagnostic',
+          attributes: { severity: e.severity, message },
+        });
+        break;
+      }
+      case 'policyEvent': {
+        policyViolations.push({ policyPack: e.policyPackName, policy: e.policyName, enforcementLevel: e.enforcementLevel });
+        if (e.enforcementLevel === 'mandatory') mandatoryViolations += 1;
+        const attributes: MutableAttributes = {
+          'pulumi.policy.pack': e.policyPackName,
+          'pulumi.policy.name': e.policyName,
+          'pulumi.policy.enforcement_level': e.enforcementLevel,
+          message: cleanMessage(e.message),
+        };
+        if (e.policyPackVersion) attributes['pulumi.policy.pack_version'] = e.policyPackVersion;
+        if (e.severity) attributes['pulumi.policy.severity'] = e.severity;
+        pending.push({
+          target: e.resourceUrn ? tracker.stepFor(e.resourceUrn) : undefined,
+          timestamp: e.timestamp,
+          name: 'policy_violation',
+          attributes,
+        });
+        break;
+      }
+      case 'summaryEvent':
+        summary = e;
+        break;
+      default:
+        break;
+    }
+  }
+
+  // Time window: the service's start/end; an update still running ends at its last event.
+  const startMs = (update.startTime > 0 ? update.startTime : firstTs) * 1000;
+  const rawEnd = update.endTime !== undefined && update.endTime > 0 ? update.endTime : lastTs;
+  const endMs = Math.max(rawEnd * 1000, startMs);
+  const clamp = (seconds: number): number => Math.min(Math.max(seconds * 1000, startMs), endMs);
+
+  for (const node of nodes) {
+    const { pre, terminal } = node.step;
+    node.startMs = clamp(pre.timestamp);
+    node.endMs = terminal ? Math.max(clamp(terminal.timestamp), node.startMs) : endMs;
+  }
+
+  resolveParents(nodes, tracker, nodeOf);
+
+  // `same` steps only survive as ancestors of kept spans (component structure), unless asked to keep all.
+  for (const node of nodes) {
+    if (options.keepSameSteps || node.step.pre.metadata.op !== 'same') {
+      let n: Node | undefined = node;
+      while (n && !n.keep) {
+        n.keep = true;
+        n = n.parent;
+      }
+    }
+  }
+
+  const traceId = traceIdFor(update.stack, update.updateId);
+  const rootSpanId = rootSpanIdFor(traceId);
+  const kept = nodes.filter((n) => n.keep);
+  const maxSteps = Math.max(0, Math.floor(options.maxSpansPerTrace) - 1);
+  const emitted = kept.length > maxSteps ? kept.slice(0, maxSteps) : kept;
+  const droppedSpans = kept.length - emitted.length;
+  for (const node of emitted) {
+    node.emitted = true;
+    const m = node.step.pre.metadata;
+    node.spanId = stepSpanIdFor(traceId, m.urn, m.op, node.step.index);
+  }
+
+  const rootEvents: SpanEventRecord[] = [];
+  for (const p of pending) {
+    const node = p.target ? nodeOf.get(p.target) : undefined;
+    const within = node?.emitted ? node : undefined;
+    const lo = within ? within.startMs : startMs;
+    const hi = within ? within.endMs : endMs;
+    const record: SpanEventRecord = {
+      name: p.name,
+      timeMs: Math.min(Math.max(clamp(p.timestamp), lo), hi),
+      attributes: limitAttributes(p.attributes, maxLen),
+    };
+    (within ? within.events : rootEvents).push(record);
+  }
+
+  const stepSpans: SpanRecord[] = emitted.map((node) => {
+    let parent = node.parent;
+    while (parent && !parent.emitted) parent = parent.parent;
+    return stepSpan(node, traceId, parent ? parent.spanId : rootSpanId, maxLen);
+  });
+
+  const result = terminalResult(update.result, summary?.result);
+  const finished = isTerminal(update.result) || summary?.result !== undefined;
+  const preview = isPreviewKind(update.kind) || summary?.isPreview === true;
+  const { org, project, stack } = update.stack;
+
+  const rootAttributes: MutableAttributes = {
+    'cicd.pipeline.name': `${project}/${stack}`,
+    'cicd.pipeline.run.id': update.updateId,
+    'cicd.pipeline.run.url.full': consoleUrlOf(update, options.consoleUrl, preview),
+  };
+  if (finished) rootAttributes['cicd.pipeline.result'] = PIPELINE_RESULT[result];
+  if (finished && result === 'failed') {
+    rootAttributes['error.type'] =
+      resourceErrors > 0 ? 'resource_operation_failed' : mandatoryViolations > 0 ? 'policy_violation' : 'update_failed';
+  }
+  rootAttributes['pulumi.update.kind'] = update.kind;
+  rootAttributes['pulumi.update.version'] = update.version;
+  rootAttributes['pulumi.update.result'] = update.result;
+  if (update.message.length > 0) rootAttributes['pulumi.update.message'] = update.message;
+  const requestedBy = update.requestedBy?.githubLogin || update.requestedBy?.name;
+  if (requestedBy) rootAttributes['pulumi.update.requested_by'] = requestedBy;
+  const changes =
+    Object.keys(update.resourceChanges).length > 0 ? update.resourceChanges : (summary?.resourceChanges ?? {});
+  for (const [op, count] of Object.entries(changes)) rootAttributes[`pulumi.update.resource_changes.${op}`] = count;
+  if (summary?.maybeCorrupt) rootAttributes['pulumi.update.maybe_corrupt'] = true;
+  Object.assign(rootAttributes, environmentAttributes(update.environment));
+  if (droppedSpans > 0) rootAttributes['pulumi.trace.dropped_spans'] = droppedSpans;
+
+  const root: SpanRecord = {
+    traceId,
+    spanId: rootSpanId,
+    name: `${update.kind} ${project}/${stack}`,
+    kind: 'server',
+    startTimeMs: startMs,
+    endTimeMs: endMs,
+    attributes: limitAttributes(rootAttributes, maxLen),
+    status:
+      finished && result === 'failed'
+        ? { code: 'error', message: truncateText(updateError || 'update failed', maxLen) }
+        : { code: 'unset' },
+    events: rootEvents,
+  };
+
+  const operations: ResourceOperation[] = nodes.map((node) => {
+    const { pre, terminal } = node.step;
+    const outcome = !terminal ? 'interrupted' : terminal.type === 'resOpFailedEvent' ? 'failed' : 'succeeded';
+    return {
+      urn: pre.metadata.urn,
+      op: pre.metadata.op,
+      resourceType: pre.metadata.type,
+      result: outcome,
+      durationSeconds: outcome === 'interrupted' ? 0 : (node.endMs - node.startMs) / 1000,
+    };
+  });
+
+  return {
+    trace: {
+      traceId,
+      resource: {
+        'service.name': options.serviceName,
+        'pulumi.org': org,
+        'pulumi.project': project,
+        'pulumi.stack': stack,
+      },
+      spans: [root, ...stepSpans],
+      droppedSpans,
+    },
+    operations,
+    policyViolations,
+    eventCounts,
+    ...(summary ? { summary } : {}),
+    result,
+    unmatchedTerminalEvents,
+  };
+}
+
+/**
+ * Parent = the step of the parent component. Normally the parent registered first, so the
+ * newest parent step before the child is used; when the parent's only steps come later
+ * (deletes run children first) the first of them is used unless that would close a cycle.
+ */
+function resolveParents(nodes: readonly Node[], tracker: StepTracker, nodeOf: ReadonlyMap<Step, Node>): void {
+  const later: [Node, Node][] = [];
+  for (const node of nodes) {
+    const m = node.step.pre.metadata;
+    const parentUrn = parentUrnOf(m);
+    if (!parentUrn || parentUrn === m.urn) continue;
+    const candidates = tracker.stepsOf(parentUrn);
+    let before: Step | undefined;
+    for (let k = candidates.length - 1; k >= 0; k--) {
+      const c = candidates[k]!;
+      if (c.index < node.step.index) {
+        before = c;
+        break;
+      }
+    }
+    if (before) node.parent = nodeOf.get(before);
+    else if (candidates[0]) later.push([node, nodeOf.get(candidates[0])!]);
+  }
+  for (const [node, candidate] of later) {
+    let n: Node | undefined = candidate;
+    while (n && n !== node) n = n.parent;
+    if (!n) node.parent = candidate;
+  }
+}
+
+function stepSpan(node: Node, traceId: string, parentSpanId: string, maxLen: number): SpanRecord {
+  const { pre, terminal } = node.step;
+  const m = pre.metadata;
+  const name = resourceNameOf(m.urn);
+  const state = m.new ?? m.old;
+  const attributes: MutableAttributes = {
+    'pulumi.resource.urn': m.urn,
+    'pulumi.resource.type': m.type,
+    'pulumi.resource.name': name,
+    'pulumi.resource.operation': m.op,
+    'pulumi.resource.custom': state?.custom ?? false,
+  };
+  if (m.provider) attributes['pulumi.resource.provider'] = m.provider;
+  const diffs = unique(m.diffs, terminal?.metadata.diffs);
+  if (diffs.length > 0) attributes['pulumi.resource.diffs'] = diffs;
+  const keys = unique(m.keys, terminal?.metadata.keys);
+  if (keys.length > 0) attributes['pulumi.resource.replace_keys'] = keys;
+  attributes['cicd.pipeline.task.name'] = name;
+  if (m.op === 'refresh' && terminal?.type === 'resOutputsEvent') {
+    attributes['pulumi.resource.refresh_result'] = terminal.metadata.op;
+  }
+
+  let status: SpanRecord['status'] = { code: 'unset' };
+  if (!terminal) {
+    attributes['pulumi.resource.interrupted'] = true;
+  } else if (terminal.type === 'resOpFailedEvent') {
+    attributes['cicd.pipeline.task.run.result'] = 'failure';
+    const s = node.failureStatus ?? 0;
+    attributes['pulumi.resource.failure_state'] = FAILURE_STATE[s] ?? String(s);
+    status = { code: 'error', message: truncateText(node.failureMessage ?? `${m.op} step failed`, maxLen) };
+  } else {
+    attributes['cicd.pipeline.task.run.result'] = 'success';
+  }
+
+  return {
+    traceId,
+    spanId: node.spanId,
+    parentSpanId,
+    name: `${m.op} ${m.type}`,
+    kind: 'internal',
+    startTimeMs: node.startMs,
+    endTimeMs: node.endMs,
+    attributes: limitAttributes(attributes, maxLen),
+    status,
+    events: node.events,
+  };
+}

@@ -1,0 +1,26 @@
+import type { StackRef } from '../domain/stack.js';
+import { sha256Hex } from './sha256.js';
+
+/*
+ * Deterministic ids (telemetry-conventions.md, "Traces"): a re-export after a crash, or
+ * from another replica, produces the same ids, and anyone can recompute the trace id of
+ * an update from its stack and update id.
+ */
+
+/** Trace id of an update: first 16 bytes of SHA-256("{org}/{project}/{stack}/{updateID}"), 32 hex chars. */
+export function traceIdFor(ref: StackRef, updateId: string): string {
+  return sha256Hex(`${ref.org}/${ref.project}/${ref.stack}/${updateId}`, 32);
+}
+
+/** Span id of the update (root) span: first 8 bytes of SHA-256("{traceId}/root"), 16 hex chars. */
+export function rootSpanIdFor(traceId: string): string {
+  return sha256Hex(`${traceId}/root`, 16);
+}
+
+/**
+ * Span id of a resource step: first 8 bytes of SHA-256("{traceId}/{urn}/{op}/{n}"), where
+ * n is the 0-based position of the step's resourcePreEvent among the update's events.
+ */
+export function stepSpanIdFor(traceId: string, urn: string, op: string, eventIndex: number): string {
+  return sha256Hex(`${traceId}/${urn}/${op}/${eventIndex}`, 16);
+}
