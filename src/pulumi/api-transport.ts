@@ -1,0 +1,278 @@
+import { ExporterError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../logging/logger.js';
+import { redact, registerSecret } from '../secrets.js';
+import type { ApiEndpoint, ApiObserver, RetryReason } from './api-observer.js';
+import { RETRYABLE_STATUSES, parseRetryAfterMillis, retryDelayMillis } from './retry-policy.js';
+import { Semaphore } from './semaphore.js';
+import { TokenBucket } from './token-bucket.js';
+import { wireErrorResponse } from './wire-schema.js';
+
+export interface ApiTransportOptions {
+  readonly baseUrl: string;
+  readonly accessToken: string;
+  readonly userAgent: string;
+  readonly requestTimeoutMillis: number;
+  readonly maxAttempts: number;
+  readonly retryBaseDelayMillis: number;
+  readonly retryMaxDelayMillis: number;
+  readonly requestsPerSecond: number;
+  readonly maxConcurrentRequests: number;
+  readonly observer: ApiObserver;
+  readonly logger: Logger;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly now: () => number;
+  readonly random: () => number;
+}
+
+export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problem: string };
+
+export interface GetRequest<T> {
+  readonly endpoint: ApiEndpoint;
+  /** e.g. `/api/stacks/{org}/{project}/{stack}/updates`: named in errors and logs instead of the URL. */
+  readonly pathTemplate: string;
+  /** The path with every name already URL-encoded. */
+  readonly path: string;
+  readonly query?: ReadonlyArray<readonly [string, string]>;
+  /** What the request is about (`org/project/stack`), for messages. */
+  readonly subject?: string;
+  readonly parse: (body: unknown) => ParseResult<T>;
+}
+
+type Attempt<T> =
+  | { readonly kind: 'ok'; readonly status: number; readonly value: T }
+  | {
+      readonly kind: 'http';
+      readonly status: number;
+      readonly serverMessage?: string;
+      readonly requestId?: string;
+      readonly retryAfterMs?: number;
+    }
+  | { readonly kind: 'timeout' }
+  | { readonly kind: 'network'; readonly detail: string; readonly cause: unknown }
+  | { readonly kind: 'malformed'; readonly status: number; readonly problem: string; readonly requestId?: string };
+
+const MAX_SERVER_MESSAGE = 500;
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}...`;
+}
+
+function networkDetail(err: unknown): string {
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  const c = cause as { code?: unknown; message?: unknown } | undefined;
+  if (c && typeof c.code === 'string') return c.code;
+  if (c && typeof c.message === 'string' && c.message !== '') return c.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function retryReason(a: Attempt<unknown>): RetryReason | undefined {
+  switch (a.kind) {
+    case 'timeout':
+      return 'timeout';
+    case 'network':
+      return 'network';
+    case 'http':
+      if (!RETRYABLE_STATUSES.has(a.status)) return undefined;
+      return a.status === 429 ? '429' : '5xx';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * GET + JSON over global fetch with everything the Pulumi client needs on every call:
+ * auth and content headers, a per-attempt timeout, bounded retries with jittered
+ * exponential backoff that honours Retry-After, one client-wide token bucket and
+ * concurrency cap, coded errors that never carry the token, and observer/log reports.
+ */
+export class ApiTransport {
+  private readonly baseUrl: string;
+  private readonly headers: Readonly<Record<string, string>>;
+  private readonly bucket: TokenBucket;
+  private readonly slots: Semaphore;
+  private readonly seenWarnings = new Set<string>();
+
+  constructor(private readonly o: ApiTransportOptions) {
+    registerSecret(o.accessToken);
+    this.baseUrl = o.baseUrl.replace(/\/+$/, '');
+    this.headers = {
+      Authorization: `token ${o.accessToken}`,
+      Accept: 'application/vnd.pulumi+8',
+      'Accept-Encoding': 'gzip',
+      'Content-Type': 'application/json',
+      'User-Agent': o.userAgent,
+    };
+    this.bucket = new TokenBucket(o.requestsPerSecond, o.now, o.sleep);
+    this.slots = new Semaphore(o.maxConcurrentRequests);
+  }
+
+  async get<T>(req: GetRequest<T>): Promise<T> {
+    const url = this.urlOf(req);
+    for (let attempt = 1; ; attempt += 1) {
+      const result = await this.slots.run(async () => {
+        await this.bucket.take();
+        return this.attemptOnce(req, url, attempt);
+      });
+      if (result.kind === 'ok') return result.value;
+      const reason = retryReason(result);
+      if (reason === undefined || attempt >= this.o.maxAttempts) throw this.finalError(req, result, attempt);
+      const retryAfterMs = result.kind === 'http' ? result.retryAfterMs : undefined;
+      const delayMs = retryDelayMillis(
+        attempt,
+        retryAfterMs,
+        this.o.retryBaseDelayMillis,
+        this.o.retryMaxDelayMillis,
+        this.o.random,
+      );
+      this.o.observer.retry(req.endpoint, reason);
+      this.o.logger.warn(
+        {
+          endpoint: req.endpoint,
+          path: req.pathTemplate,
+          ...(req.subject === undefined ? {} : { subject: req.subject }),
+          status: result.kind === 'http' ? result.status : result.kind,
+          attempt,
+          maxAttempts: this.o.maxAttempts,
+          delayMs,
+          ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+        },
+        'Pulumi Cloud request failed; retrying',
+      );
+      await this.o.sleep(delayMs);
+    }
+  }
+
+  private urlOf(req: GetRequest<unknown>): string {
+    const qs = (req.query ?? []).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+    return `${this.baseUrl}${req.path}${qs === '' ? '' : `?${qs}`}`;
+  }
+
+  private async attemptOnce<T>(req: GetRequest<T>, url: string, attempt: number): Promise<Attempt<T>> {
+    const started = this.o.now();
+    const signal = AbortSignal.timeout(this.o.requestTimeoutMillis);
+    let outcome: Attempt<T>;
+    try {
+      const res = await fetch(url, { method: 'GET', headers: this.headers, signal });
+      const text = await res.text();
+      outcome = this.interpret(req, res, text);
+    } catch (err) {
+      outcome = signal.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
+    }
+    const seconds = Math.max(0, (this.o.now() - started) / 1000);
+    const code = outcome.kind === 'ok' || outcome.kind === 'http' ? String(outcome.status) : outcome.kind;
+    this.o.observer.request(req.endpoint, code, seconds);
+    this.o.logger.debug(
+      { endpoint: req.endpoint, path: req.pathTemplate, code, attempt, durationMs: Math.round(seconds * 1000) },
+      'Pulumi Cloud request',
+    );
+    return outcome;
+  }
+
+  private interpret<T>(req: GetRequest<T>, res: Response, text: string): Attempt<T> {
+    const requestId = res.headers.get('x-pulumi-request-id') ?? undefined;
+    this.logWarnings(req, res.headers.get('x-pulumi-warning'));
+    if (res.status < 200 || res.status > 299) {
+      const retryAfterMs = parseRetryAfterMillis(res.headers.get('retry-after'), this.o.now());
+      const serverMessage = this.serverMessage(text);
+      return {
+        kind: 'http',
+        status: res.status,
+        ...(serverMessage === undefined ? {} : { serverMessage }),
+        ...(requestId === undefined ? {} : { requestId }),
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      };
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      const problem = text.trim() === '' ? 'the body is empty' : 'the body is not JSON';
+      return { kind: 'malformed', status: res.status, problem, ...(requestId === undefined ? {} : { requestId }) };
+    }
+    const parsed = req.parse(body);
+    if (!parsed.ok) {
+      return {
+        kind: 'malformed',
+        status: res.status,
+        problem: truncate(redact(parsed.problem), MAX_SERVER_MESSAGE),
+        ...(requestId === undefined ? {} : { requestId }),
+      };
+    }
+    return { kind: 'ok', status: res.status, value: parsed.value };
+  }
+
+  private serverMessage(text: string): string | undefined {
+    if (text.trim() === '') return undefined;
+    let message: string | undefined;
+    try {
+      const r = wireErrorResponse.safeParse(JSON.parse(text));
+      if (r.success && r.data.message) message = r.data.message;
+    } catch {
+      // not JSON: the raw text is the message, as the Pulumi CLI does
+    }
+    return truncate(redact(message ?? text.trim()), MAX_SERVER_MESSAGE);
+  }
+
+  private logWarnings(req: GetRequest<unknown>, header: string | null): void {
+    if (header === null || header === '' || this.seenWarnings.has(header)) return;
+    // Each distinct warning is logged once; the set is bounded in case the text varies.
+    if (this.seenWarnings.size < 100) this.seenWarnings.add(header);
+    this.o.logger.warn({ endpoint: req.endpoint, warning: redact(header) }, 'Pulumi Cloud sent a warning');
+  }
+
+  private finalError(req: GetRequest<unknown>, a: Exclude<Attempt<unknown>, { kind: 'ok' }>, attempts: number): ExporterError {
+    const where = `${req.endpoint} (GET ${req.pathTemplate})${req.subject === undefined ? '' : ` for ${req.subject}`}`;
+    const tries = attempts === 1 ? '' : ` after ${attempts} attempts`;
+    let code: ErrorCode;
+    let what: string;
+    let status: number | string;
+    let retryable = false;
+    let requestId: string | undefined;
+    let cause: unknown;
+    switch (a.kind) {
+      case 'timeout':
+        code = 'API_TIMEOUT';
+        what = `timed out after ${this.o.requestTimeoutMillis} ms${tries}`;
+        status = 'timeout';
+        retryable = true;
+        break;
+      case 'network':
+        code = 'API_NETWORK';
+        what = `failed at the network level (${a.detail})${tries}`;
+        status = 'network';
+        retryable = true;
+        cause = a.cause;
+        break;
+      case 'malformed':
+        code = 'API_MALFORMED_RESPONSE';
+        what = `returned a malformed response: ${a.problem}`;
+        status = a.status;
+        requestId = a.requestId;
+        break;
+      case 'http': {
+        status = a.status;
+        requestId = a.requestId;
+        if (a.status === 401 || a.status === 403) code = 'API_UNAUTHORIZED';
+        else if (a.status === 404) code = 'API_NOT_FOUND';
+        else if (a.status === 429) code = 'API_RATE_LIMITED';
+        else if (a.status >= 500) code = 'API_SERVER_ERROR';
+        else code = 'API_HTTP_ERROR';
+        retryable = a.status === 429 || a.status >= 500;
+        what = `Pulumi Cloud answered ${a.status}${a.serverMessage === undefined ? '' : `: ${a.serverMessage}`}${tries}`;
+        break;
+      }
+    }
+    const rid = requestId === undefined ? '' : ` (request id ${requestId})`;
+    return new ExporterError(code, redact(`${where} ${what}${rid}`), {
+      retryable,
+      ...(cause === undefined ? {} : { cause }),
+      details: {
+        endpoint: req.endpoint,
+        path: req.pathTemplate,
+        status,
+        attempts,
+        ...(requestId === undefined ? {} : { requestId: redact(requestId) }),
+      },
+    });
+  }
+}

@@ -1,0 +1,352 @@
+import type { ServerResponse } from 'node:http';
+import { inspect } from 'node:util';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ExporterError } from '../../../src/errors.js';
+import type { ApiObserver } from '../../../src/pulumi/api-observer.js';
+import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
+import { fakeTime, sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
+
+const TOKEN = 'pul-fedcba9876543210fedcba9876543210fedcba98';
+const ref = { org: 'acme', project: 'web', stack: 'prod' };
+const EMPTY_HISTORY = { updates: [], itemsPerPage: 10, total: 0 };
+
+let servers: LocalServer[] = [];
+const held: ServerResponse[] = [];
+afterEach(async () => {
+  for (const r of held.splice(0)) r.destroy();
+  await Promise.all(servers.map((s) => s.close()));
+  servers = [];
+});
+
+async function serve(handler: Handler): Promise<LocalServer> {
+  const s = await startLocalServer(handler);
+  servers.push(s);
+  return s;
+}
+
+function recordingObserver(): ApiObserver & { requests: string[]; retries: string[] } {
+  const requests: string[] = [];
+  const retries: string[] = [];
+  return {
+    requests,
+    retries,
+    request: (endpoint, code) => requests.push(`${endpoint}:${code}`),
+    retry: (endpoint, reason) => retries.push(`${endpoint}:${reason}`),
+  };
+}
+
+function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): PulumiClient {
+  const time = fakeTime();
+  return new PulumiClient({
+    baseUrl: url,
+    accessToken: TOKEN,
+    version: '0.0.1',
+    requestsPerSecond: 1e6,
+    maxAttempts: 4,
+    retryBaseDelayMillis: 100,
+    retryMaxDelayMillis: 30_000,
+    sleep: time.sleep,
+    now: time.now,
+    random: () => 0.5,
+    ...extra,
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<ExporterError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ExporterError);
+    return err as ExporterError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Answers with the statuses in order, then 200 with `ok`. */
+function sequence(statuses: Array<number | [number, Record<string, string>]>, ok: unknown = EMPTY_HISTORY): Handler {
+  return (_req, res, i) => {
+    const step = statuses[i];
+    if (step === undefined) return sendJson(res, 200, ok);
+    const [status, headers] = Array.isArray(step) ? step : [step, {}];
+    sendJson(res, status, { code: status, message: `status ${status}` }, headers);
+  };
+}
+
+describe('retries', () => {
+  it('retries 429, 500, 502, 503 and 504 and then succeeds, reporting every attempt', async () => {
+    const s = await serve(sequence([429, 500, 502, 503, 504]));
+    const observer = recordingObserver();
+    const time = fakeTime();
+    const page = await clientFor(s.url, { maxAttempts: 6, observer, sleep: time.sleep, now: time.now }).listUpdates(ref, 1, 10);
+    expect(page.total).toBe(0);
+    expect(s.requests).toHaveLength(6);
+    expect(observer.requests).toEqual(['429', '500', '502', '503', '504', '200'].map((c) => `listUpdates:${c}`));
+    expect(observer.retries).toEqual(['429', '5xx', '5xx', '5xx', '5xx'].map((r) => `listUpdates:${r}`));
+    expect(time.sleeps).toHaveLength(5);
+  });
+
+  it('grows the backoff exponentially up to the cap and stops after maxAttempts', async () => {
+    const s = await serve((_req, res) => sendJson(res, 503, { code: 503, message: 'busy' }, { 'X-Pulumi-Request-ID': 'req-77' }));
+    const time = fakeTime();
+    const err = await rejection(
+      clientFor(s.url, { maxAttempts: 6, retryBaseDelayMillis: 100, retryMaxDelayMillis: 1_000, random: () => 0.999999, sleep: time.sleep, now: time.now }).listUpdates(
+        ref,
+        1,
+        10,
+      ),
+    );
+    expect(time.sleeps).toEqual([99, 199, 399, 799, 999]);
+    expect(s.requests).toHaveLength(6);
+    expect(err.code).toBe('API_SERVER_ERROR');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain('busy');
+    expect(err.message).toContain('req-77');
+    expect(err.message).toContain('after 6 attempts');
+    expect(err.details).toMatchObject({ endpoint: 'listUpdates', status: 503, attempts: 6, requestId: 'req-77' });
+  });
+
+  it('draws every delay with full jitter below the exponential ceiling', async () => {
+    const s = await serve((_req, res) => sendJson(res, 500, {}));
+    const draws = [0, 0.25, 0.9, 0.5, 0.1];
+    const time = fakeTime();
+    await rejection(
+      clientFor(s.url, {
+        maxAttempts: 6,
+        retryBaseDelayMillis: 1_000,
+        retryMaxDelayMillis: 10_000,
+        random: () => draws.shift() ?? 0,
+        sleep: time.sleep,
+        now: time.now,
+      }).listStacks('acme'),
+    );
+    expect(time.sleeps).toEqual([0, 500, 3_600, 4_000, 1_000]);
+  });
+
+  it('honours Retry-After in seconds', async () => {
+    const s = await serve(sequence([[429, { 'Retry-After': '3' }]]));
+    const time = fakeTime();
+    await clientFor(s.url, { sleep: time.sleep, now: time.now }).listUpdates(ref, 1, 10);
+    expect(time.sleeps).toEqual([3_000]);
+  });
+
+  it('honours Retry-After as an HTTP date', async () => {
+    const start = Date.UTC(2025, 5, 1, 10, 0, 0);
+    const s = await serve(sequence([[429, { 'Retry-After': new Date(start + 7_000).toUTCString() }]]));
+    const time = fakeTime(start);
+    await clientFor(s.url, { sleep: time.sleep, now: time.now }).listUpdates(ref, 1, 10);
+    expect(time.sleeps).toEqual([7_000]);
+  });
+
+  it('caps Retry-After at retryMaxDelayMillis', async () => {
+    const s = await serve(sequence([[503, { 'Retry-After': '3600' }]]));
+    const time = fakeTime();
+    await clientFor(s.url, { retryMaxDelayMillis: 2_000, sleep: time.sleep, now: time.now }).listUpdates(ref, 1, 10);
+    expect(time.sleeps).toEqual([2_000]);
+  });
+
+  it('gives up on persistent 429 with a retryable API_RATE_LIMITED', async () => {
+    const s = await serve((_req, res) => sendJson(res, 429, { code: 429, message: 'slow down' }, { 'Retry-After': '1' }));
+    const err = await rejection(clientFor(s.url, { maxAttempts: 3 }).listStacks('acme'));
+    expect(s.requests).toHaveLength(3);
+    expect(err.code).toBe('API_RATE_LIMITED');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain('slow down');
+  });
+
+  it.each([
+    [401, 'API_UNAUTHORIZED'],
+    [403, 'API_UNAUTHORIZED'],
+    [404, 'API_NOT_FOUND'],
+    [400, 'API_HTTP_ERROR'],
+    [409, 'API_HTTP_ERROR'],
+    [501, 'API_SERVER_ERROR'],
+  ])('does not retry %i and fails with %s', async (status, code) => {
+    const s = await serve((_req, res) => sendJson(res, status, { code: status, message: `no: ${status}` }, { 'X-Pulumi-Request-ID': 'rid-1' }));
+    const time = fakeTime();
+    const observer = recordingObserver();
+    const err = await rejection(clientFor(s.url, { sleep: time.sleep, now: time.now, observer }).listUpdates(ref, 1, 10));
+    expect(s.requests).toHaveLength(1);
+    expect(time.sleeps).toEqual([]);
+    expect(observer.retries).toEqual([]);
+    expect(err.code).toBe(code);
+    expect(err.retryable).toBe(status >= 500);
+    expect(err.message).toContain(`no: ${status}`);
+    expect(err.message).toContain('rid-1');
+    expect(err.message).toContain('GET /api/stacks/{org}/{project}/{stack}/updates');
+    expect(err.details).toMatchObject({ endpoint: 'listUpdates', status });
+  });
+
+  it('uses a non-JSON error body as the message', async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('stack not found here');
+    });
+    const err = await rejection(clientFor(s.url).listUpdates(ref, 1, 10));
+    expect(err.code).toBe('API_NOT_FOUND');
+    expect(err.message).toContain('stack not found here');
+  });
+});
+
+describe('timeouts and network errors', () => {
+  it('times out a request that never answers, retries it, then fails with API_TIMEOUT', async () => {
+    const s = await serve((_req, res) => held.push(res));
+    const observer = recordingObserver();
+    const err = await rejection(clientFor(s.url, { requestTimeoutMillis: 50, maxAttempts: 2, observer }).listStacks('acme'));
+    expect(err.code).toBe('API_TIMEOUT');
+    expect(err.retryable).toBe(true);
+    expect(err.details).toMatchObject({ endpoint: 'listStacks', status: 'timeout', attempts: 2 });
+    expect(observer.requests).toEqual(['listStacks:timeout', 'listStacks:timeout']);
+    expect(observer.retries).toEqual(['listStacks:timeout']);
+  });
+
+  it('times out a body that stops half way', async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.write('{"stacks": [');
+      held.push(res);
+    });
+    const err = await rejection(clientFor(s.url, { requestTimeoutMillis: 50, maxAttempts: 1 }).listStacks('acme'));
+    expect(err.code).toBe('API_TIMEOUT');
+  });
+
+  it('fails with a retryable API_NETWORK when nothing listens', async () => {
+    const s = await startLocalServer(() => undefined);
+    const url = s.url;
+    await s.close();
+    const observer = recordingObserver();
+    const err = await rejection(clientFor(url, { maxAttempts: 2, observer }).listStacks('acme'));
+    expect(err.code).toBe('API_NETWORK');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain('ECONNREFUSED');
+    expect(observer.requests).toEqual(['listStacks:network', 'listStacks:network']);
+    expect(observer.retries).toEqual(['listStacks:network']);
+  });
+});
+
+describe('malformed responses', () => {
+  it('reports a body that is not JSON as API_MALFORMED_RESPONSE naming the endpoint, without retrying', async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('<html>gateway</html>');
+    });
+    const observer = recordingObserver();
+    const err = await rejection(clientFor(s.url, { observer }).listUpdates(ref, 1, 10));
+    expect(err.code).toBe('API_MALFORMED_RESPONSE');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('listUpdates (GET /api/stacks/{org}/{project}/{stack}/updates) for acme/web/prod');
+    expect(err.message).toContain('not JSON');
+    expect(s.requests).toHaveLength(1);
+    expect(observer.requests).toEqual(['listUpdates:malformed']);
+  });
+
+  it('names the field of a body with the wrong shape', async () => {
+    const s = await serve((_req, res) => sendJson(res, 200, { stacks: 'nope' }));
+    const err = await rejection(clientFor(s.url).listStacks('acme'));
+    expect(err.code).toBe('API_MALFORMED_RESPONSE');
+    expect(err.message).toContain('/api/user/stacks');
+    expect(err.message).toMatch(/stacks: /);
+  });
+
+  it('reports an empty body', async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200);
+      res.end();
+    });
+    const err = await rejection(clientFor(s.url).updateStatus(ref, 'update', 'u1'));
+    expect(err.code).toBe('API_MALFORMED_RESPONSE');
+    expect(err.message).toContain('empty');
+    expect(err.message).toContain('/api/stacks/{org}/{project}/{stack}/{kind}/{updateID}');
+  });
+});
+
+describe('the access token', () => {
+  it('never appears in errors or log output, even when the server echoes it', async () => {
+    const echo = `bad token ${TOKEN} for you`;
+    const s = await serve((_req, res, i) => {
+      if (i === 0) sendJson(res, 503, { code: 503, message: echo }, { 'X-Pulumi-Request-ID': TOKEN, 'X-Pulumi-Warning': echo });
+      else sendJson(res, 401, { code: 401, message: echo }, { 'X-Pulumi-Request-ID': TOKEN });
+    });
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const err = await rejection(clientFor(s.url, { logger }).listUpdates(ref, 1, 10));
+    expect(err.code).toBe('API_UNAUTHORIZED');
+    expect(err.retryable).toBe(false);
+    expect(s.requests).toHaveLength(2);
+    expect(s.requests[0]?.headers['authorization']).toBe(`token ${TOKEN}`);
+    for (const text of [err.message, String(err), JSON.stringify(err), inspect(err, { depth: 5 }), err.stack ?? '', lines.join('\n')]) {
+      expect(text).not.toContain(TOKEN);
+    }
+    expect(err.message).toContain('bad token [REDACTED] for you');
+    const log = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(log.find((l) => l['msg'] === 'Pulumi Cloud request failed; retrying')).toMatchObject({
+      level: 40,
+      endpoint: 'listUpdates',
+      status: 503,
+      attempt: 1,
+      delayMs: 50,
+    });
+    expect(log.filter((l) => l['msg'] === 'Pulumi Cloud request').map((l) => l['code'])).toEqual(['503', '401']);
+  });
+
+  it('is not in the error of a failed connection', async () => {
+    const s = await startLocalServer(() => undefined);
+    await s.close();
+    const err = await rejection(clientFor(s.url, { maxAttempts: 1 }).listStacks('acme'));
+    expect(`${String(err)} ${JSON.stringify(err)} ${inspect(err, { depth: 5 })}`).not.toContain(TOKEN);
+  });
+});
+
+describe('rate limit and concurrency', () => {
+  it('spaces requests by the client-wide token bucket (injected clock)', async () => {
+    const time = fakeTime(0);
+    const arrivals: number[] = [];
+    const s = await serve((_req, res) => {
+      arrivals.push(time.now());
+      sendJson(res, 200, EMPTY_HISTORY);
+    });
+    const c = clientFor(s.url, { requestsPerSecond: 2, sleep: time.sleep, now: time.now });
+    // One call after the other: the fake sleep returns at once, so only sequential calls
+    // reach the server at the fake time their token was granted.
+    await c.listUpdates(ref, 1, 10);
+    await c.latestPreviews(ref, 1, 10);
+    for (let page = 2; page <= 5; page += 1) await c.listUpdates(ref, page, 10);
+    expect(arrivals).toEqual([0, 0, 500, 1_000, 1_500, 2_000]);
+  });
+
+  it('counts retries against the rate limit too', async () => {
+    const time = fakeTime(0);
+    const arrivals: number[] = [];
+    const s = await serve((req, res, i) => {
+      arrivals.push(time.now());
+      sequence([503, 503])(req, res, i);
+    });
+    await clientFor(s.url, { requestsPerSecond: 1, random: () => 0, sleep: time.sleep, now: time.now }).listUpdates(ref, 1, 10);
+    expect(arrivals).toEqual([0, 1_000, 2_000]);
+  });
+
+  it('never has more requests in flight than maxConcurrentRequests under real concurrency', async () => {
+    const cap = 3;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let waiting: ServerResponse[] = [];
+    const s = await serve((_req, res) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      waiting.push(res);
+      res.on('finish', () => {
+        inFlight -= 1;
+      });
+      // Answer a full batch only after a pause in which an extra request would show up.
+      if (waiting.length === cap) {
+        const batch = waiting;
+        waiting = [];
+        setTimeout(() => batch.forEach((r) => sendJson(r, 200, EMPTY_HISTORY)), 20);
+      }
+    });
+    const c = new PulumiClient({ baseUrl: s.url, accessToken: TOKEN, version: '0', maxConcurrentRequests: cap, requestsPerSecond: 1e6 });
+    await Promise.all(Array.from({ length: 4 * cap }, (_, i) => c.listUpdates(ref, i + 1, 10)));
+    expect(s.requests).toHaveLength(4 * cap);
+    expect(maxInFlight).toBe(cap);
+  });
+});
