@@ -1,0 +1,101 @@
+import { rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { parseArgs } from 'node:util';
+import { createApp } from './app.js';
+import { loadConfig } from './config/load-config.js';
+import { createLogger } from './logging/logger.js';
+import { startSimulator } from './simulator/simulator.js';
+
+const DEMO_TOKEN = 'demo-token';
+
+/** True when something accepts TCP connections on host:port within timeoutMs. */
+function listening(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * `demo`: the simulator in live mode plus the exporter pointed at it, with a fresh
+ * SQLite state file (the simulator's data is regenerated each run, so old state would not match).
+ */
+export async function runDemo(argv: string[], out: (line: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      seed: { type: 'string', default: '1' },
+      'simulator-port': { type: 'string', default: '0' },
+      'live-interval-ms': { type: 'string', default: '3000' },
+    },
+    strict: true,
+  });
+  const env = process.env;
+  const sim = await startSimulator({
+    seed: Number(values.seed),
+    port: Number(values['simulator-port']),
+    host: '127.0.0.1',
+    acceptedToken: DEMO_TOKEN,
+    live: { intervalMs: Number(values['live-interval-ms']) },
+  });
+  const orgs = [...new Set(sim.truth().stacks.map((s) => s.org))];
+  const statePath = env['EXPORTER_STATE'] ?? './data/demo.db';
+  if (statePath !== ':memory:') {
+    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${statePath}${suffix}`, { force: true });
+  }
+  const otelConfigured = env['OTEL_TRACES_EXPORTER'] !== undefined || env['OTEL_EXPORTER_OTLP_ENDPOINT'] !== undefined || env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] !== undefined;
+  const collector = otelConfigured || (await listening('127.0.0.1', 4318, 300));
+  const config = loadConfig({
+    env: {
+      ...env,
+      PULUMI_BACKEND_URL: sim.url,
+      PULUMI_ACCESS_TOKEN: DEMO_TOKEN,
+      PULUMI_ACCESS_TOKEN_FILE: undefined,
+      EXPORTER_ORGS: orgs.join(','),
+      EXPORTER_STATE: statePath,
+      EXPORTER_POLL_INTERVAL_SECONDS: env['EXPORTER_POLL_INTERVAL_SECONDS'] ?? '5',
+      EXPORTER_BACKFILL_DAYS: '0',
+      ...(collector ? {} : { OTEL_TRACES_EXPORTER: 'none' }),
+    },
+  });
+  const logger = createLogger({ level: config.log.level });
+  const app = createApp(
+    {
+      ...config,
+      // The local simulator can take more than the conservative default meant for Pulumi Cloud.
+      pulumi: { ...config.pulumi, requestsPerSecond: Math.max(config.pulumi.requestsPerSecond, 200) },
+      server: { ...config.server, host: env['EXPORTER_HOST'] ?? '127.0.0.1' },
+      poll: { ...config.poll, initialJitterSeconds: 0 },
+    },
+    logger,
+  );
+  await app.start();
+  const url = (app.httpUrl() ?? '').replace('//0.0.0.0:', '//localhost:');
+  out('');
+  out('pulumi-update-exporter demo is running');
+  out(`  exporter landing page   ${url}/`);
+  out(`  Prometheus metrics      ${url}/metrics`);
+  out(`  readiness               ${url}/readyz`);
+  out(`  Pulumi Cloud simulator  ${sim.url}/api/user/stacks?organization=${orgs[0] ?? ''}  (token: ${DEMO_TOKEN})`);
+  out(
+    collector
+      ? `  traces                  OTLP to ${config.traces.endpoint} (open your Jaeger/Tempo UI)`
+      : '  traces                  off: nothing listens on localhost:4318 (start an OTLP collector or set OTEL_TRACES_EXPORTER=console)',
+  );
+  out('Press Ctrl+C to stop.');
+  out('');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await app.stop();
+  await sim.close();
+  logger.flush();
+  return 0;
+}

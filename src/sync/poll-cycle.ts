@@ -1,0 +1,103 @@
+import { stackKey } from '../domain/stack.js';
+import { errorCodeOf } from '../errors.js';
+import type { OrgConfig } from '../config/schema.js';
+import { mapWithConcurrency } from '../scheduler/concurrency.js';
+import { stackFilter } from '../scheduler/glob.js';
+import type { StackRecord } from '../state/state-store.js';
+import { BackfillProgress } from './backfill-progress.js';
+import { syncStack, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
+
+export interface PollCycleDeps extends StackSyncDeps {
+  readonly orgs: readonly OrgConfig[];
+  readonly stackConcurrency: number;
+  readonly progressLogIntervalMs: number;
+}
+
+export interface PollCycleResult {
+  /** success: every org listed and every changed stack synced. */
+  readonly result: 'success' | 'failure';
+  /** Every configured org's stack list was read (the readiness condition). */
+  readonly listedAllOrgs: boolean;
+  readonly stacksWatched: number;
+  readonly stacksSynced: number;
+  readonly stacksFailed: number;
+  readonly updatesExported: number;
+  readonly backlog: number;
+  readonly durationSeconds: number;
+  readonly finishedAtMs: number;
+}
+
+/**
+ * A stack needs a history call only when its lastUpdate moved since it was last synced
+ * or it has an update in progress; a cycle over unchanged stacks costs the list calls alone.
+ */
+export function needsSync(stack: StackRecord, inProgressKeys: ReadonlySet<string>): boolean {
+  return stack.lastUpdate !== stack.syncedLastUpdate || inProgressKeys.has(stackKey(stack));
+}
+
+/** One complete poll cycle over every configured org. Never throws. */
+export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): Promise<PollCycleResult> {
+  const started = deps.clock.now();
+  const log = deps.logger.child({ module: 'poll' });
+  let listedAllOrgs = true;
+  const listedOrgs = new Set<string>();
+
+  for (const org of deps.orgs) {
+    try {
+      const include = stackFilter(org);
+      const stacks = (await deps.api.listStacks(org.name)).filter((s) => include(s.project, s.stack));
+      await deps.store.replaceOrgStacks(org.name, stacks, deps.clock.now());
+      deps.metrics.setStacksWatched(org.name, stacks.length);
+      listedOrgs.add(org.name);
+    } catch (err) {
+      listedAllOrgs = false;
+      const code = errorCodeOf(err);
+      deps.metrics.error(code);
+      log.warn({ err, code, org: org.name }, 'listing the stacks of an org failed');
+    }
+  }
+
+  let results: StackSyncResult[] = [];
+  let watched = 0;
+  const progress = new BackfillProgress(deps.clock, log, deps.progressLogIntervalMs, (n) => deps.metrics.setBacklog(n));
+  try {
+    const all = (await deps.store.listStacks()).filter((s) => listedOrgs.has(s.org));
+    watched = all.length;
+    const inProgressKeys = new Set((await deps.store.listInProgress()).map((u) => stackKey(u.stack)));
+    const changed = all.filter((s) => needsSync(s, inProgressKeys));
+    const settled = await mapWithConcurrency(changed, deps.stackConcurrency, (stack) => syncStack(deps, stack, progress, signal), signal);
+    results = settled.map((r, i) =>
+      r.status === 'fulfilled' ? r.value : { stack: changed[i]!, ok: false, exported: 0, skipped: 0, inProgress: 0, error: r.reason },
+    );
+  } catch (err) {
+    listedAllOrgs = false;
+    const code = errorCodeOf(err);
+    deps.metrics.error(code);
+    log.error({ err, code }, 'poll cycle failed reading the state store');
+  }
+
+  const failed = results.filter((r) => !r.ok).length;
+  const exported = results.reduce((n, r) => n + r.exported, 0);
+  const finishedAtMs = deps.clock.now();
+  const durationSeconds = (finishedAtMs - started) / 1000;
+  const result = listedAllOrgs && failed === 0 ? 'success' : 'failure';
+  const backlog = progress.remaining();
+  deps.metrics.setBacklog(backlog);
+  deps.metrics.pollFinished(result, durationSeconds, finishedAtMs);
+  const snap = progress.snapshot();
+  log.info(
+    { result, stacksWatched: watched, stacksSynced: results.length - failed, stacksFailed: failed, updatesExported: exported, events: snap.events, backlog, durationSeconds },
+    'poll cycle finished',
+  );
+  return {
+    result,
+    listedAllOrgs,
+    stacksWatched: watched,
+    stacksSynced: results.length - failed,
+    stacksFailed: failed,
+    updatesExported: exported,
+    backlog,
+    durationSeconds,
+    finishedAtMs,
+  };
+}

@@ -1,0 +1,246 @@
+import { describe, expect, it } from 'vitest';
+import { defaultConfig } from '../../../src/config/schema.js';
+import type { EngineEvent } from '../../../src/domain/engine-event.js';
+import type { StackRef, StackSummary } from '../../../src/domain/stack.js';
+import { stackKey } from '../../../src/domain/stack.js';
+import type { UpdateInfo } from '../../../src/domain/update.js';
+import { ExporterError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/logging/logger.js';
+import type { EngineEventsOptions, EventsPage, HistoryPage, HistorySinceOptions, PulumiCloudApi, UpdateStatus } from '../../../src/pulumi/pulumi-api.js';
+import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { needsSync, runPollCycle, type PollCycleDeps } from '../../../src/sync/poll-cycle.js';
+import { backfillFloorSeconds } from '../../../src/sync/stack-sync.js';
+import { noopSyncMetrics } from '../../../src/sync/sync-metrics.js';
+import type { ExportOutcome, SpanSink } from '../../../src/tracing/span-sink.js';
+import type { TraceRecord } from '../../../src/domain/trace.js';
+
+const NOW_S = 1_800_000_000;
+
+/** An in-memory Pulumi Cloud with call counting, for the layer above the client. */
+class FakeApi implements PulumiCloudApi {
+  readonly stacks = new Map<string, StackSummary[]>();
+  readonly history = new Map<string, UpdateInfo[]>();
+  calls: string[] = [];
+  failEventsFor = new Set<string>();
+
+  addStack(ref: StackRef): void {
+    const list = this.stacks.get(ref.org) ?? [];
+    list.push({ ...ref, resourceCount: 3 });
+    this.stacks.set(ref.org, list);
+    this.history.set(stackKey(ref), []);
+  }
+
+  addUpdate(ref: StackRef, u: Partial<UpdateInfo> & { updateId: string; startTime: number }): void {
+    const list = this.history.get(stackKey(ref))!;
+    const version = list.length + 1;
+    list.push({
+      stack: ref,
+      kind: 'update',
+      version,
+      result: 'succeeded',
+      endTime: u.startTime + 10,
+      message: '',
+      environment: {},
+      resourceChanges: { create: 1 },
+      ...u,
+    });
+    const stacks = this.stacks.get(ref.org)!;
+    const i = stacks.findIndex((s) => stackKey(s) === stackKey(ref));
+    stacks[i] = { ...stacks[i]!, lastUpdate: u.startTime };
+  }
+
+  async listStacks(org: string): Promise<StackSummary[]> {
+    this.calls.push(`listStacks ${org}`);
+    return [...(this.stacks.get(org) ?? [])];
+  }
+  async listUpdates(): Promise<HistoryPage> {
+    throw new Error('not used');
+  }
+  async historySince(ref: StackRef, o: HistorySinceOptions): Promise<UpdateInfo[]> {
+    this.calls.push(`history ${stackKey(ref)}`);
+    return [...(this.history.get(stackKey(ref)) ?? [])]
+      .reverse()
+      .filter((u) => u.version > o.afterVersion && (o.notBeforeSeconds === undefined || u.startTime >= o.notBeforeSeconds));
+  }
+  async *engineEvents(ref: StackRef, updateId: string, _o?: EngineEventsOptions): AsyncIterable<EventsPage> {
+    this.calls.push(`events ${updateId}`);
+    if (this.failEventsFor.has(updateId)) throw new ExporterError('API_SERVER_ERROR', 'boom', { retryable: true });
+    const u = [...this.history.values()].flat().find((x) => x.updateId === updateId)!;
+    const events: EngineEvent[] = [
+      { type: 'preludeEvent', timestamp: u.startTime },
+      {
+        type: 'resourcePreEvent',
+        timestamp: u.startTime + 1,
+        planning: false,
+        metadata: {
+          op: 'create', urn: `urn:pulumi:${ref.stack}::${ref.project}::aws:s3/bucket:Bucket::b`, type: 'aws:s3/bucket:Bucket',
+          old: null, new: null, keys: [], diffs: [], detailedDiffPaths: [], logical: true, provider: '',
+        },
+      },
+    ];
+    yield { events, continuationToken: null };
+  }
+  async latestPreviews(): Promise<HistoryPage> {
+    throw new Error('not used');
+  }
+  async updateStatus(): Promise<UpdateStatus> {
+    throw new Error('not used');
+  }
+}
+
+class RecordingSink implements SpanSink {
+  readonly enabled = true;
+  traces: TraceRecord[] = [];
+  fail = false;
+  async export(trace: TraceRecord): Promise<ExportOutcome> {
+    if (this.fail) return { code: 'failed', retryable: true, reason: 'network', error: new Error('down') };
+    this.traces.push(trace);
+    return { code: 'success', spans: trace.spans.length };
+  }
+  async shutdown(): Promise<void> {}
+}
+
+function setup(backfillDays = 0) {
+  const api = new FakeApi();
+  const store = new MemoryStateStore();
+  const sink = new RecordingSink();
+  let nowMs = NOW_S * 1000;
+  const cfg = defaultConfig();
+  const deps: PollCycleDeps = {
+    api,
+    store,
+    sink,
+    metrics: noopSyncMetrics,
+    logger: silentLogger(),
+    clock: { now: () => nowMs },
+    conversion: { serviceName: 'pulumi', keepSameSteps: false, maxSpansPerTrace: 100, maxAttributeLength: 256, consoleUrl: 'https://app.pulumi.com' },
+    durationByStack: false,
+    backfillDays,
+    orgs: [{ name: 'acme', include: [], exclude: ['*/ignored'] }],
+    stackConcurrency: cfg.poll.stackConcurrency,
+    progressLogIntervalMs: 5_000,
+  };
+  return { api, store, sink, deps, advance: (ms: number) => (nowMs += ms) };
+}
+
+const web: StackRef = { org: 'acme', project: 'web', stack: 'prod' };
+const api2: StackRef = { org: 'acme', project: 'api', stack: 'dev' };
+
+describe('poll cycle', () => {
+  it('exports new terminal updates oldest first and advances the cursor', async () => {
+    const { api, store, sink, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200, result: 'failed' });
+    const r = await runPollCycle(deps);
+    expect(r.result).toBe('success');
+    expect(r.updatesExported).toBe(2);
+    expect(sink.traces.map((t) => t.spans[0]!.attributes['cicd.pipeline.run.id'])).toEqual(['u1', 'u2']);
+    expect((await store.getStack(web))?.cursorVersion).toBe(2);
+  });
+
+  it('skips history calls for stacks whose lastUpdate did not move', async () => {
+    const { api, deps } = setup();
+    api.addStack(web);
+    api.addStack(api2);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    await runPollCycle(deps);
+    api.calls = [];
+    await runPollCycle(deps);
+    expect(api.calls).toEqual(['listStacks acme']);
+    api.addUpdate(api2, { updateId: 'u9', startTime: NOW_S - 10 });
+    api.calls = [];
+    await runPollCycle(deps);
+    expect(api.calls).toEqual(['listStacks acme', 'history acme/api/dev', 'events u9']);
+  });
+
+  it('revisits a stack with an update in progress every cycle until it is terminal, then counts it once', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300, result: 'in-progress', endTime: undefined });
+    await runPollCycle(deps);
+    expect(await store.listInProgress()).toHaveLength(1);
+    expect(await store.countExported()).toBe(0);
+    api.calls = [];
+    await runPollCycle(deps);
+    expect(api.calls).toContain('history acme/web/prod');
+    const h = api.history.get(stackKey(web))!;
+    h[0] = { ...h[0]!, result: 'succeeded', endTime: NOW_S - 100 };
+    await runPollCycle(deps);
+    await runPollCycle(deps);
+    expect(await store.countExported()).toBe(1);
+    expect(await store.listInProgress()).toHaveLength(0);
+    const counters = await store.readCounters();
+    expect(counters.filter((c) => c.name === 'pulumi_updates_total').reduce((n, c) => n + c.value, 0)).toBe(1);
+  });
+
+  it('stops at the first update whose spans were not accepted and resumes there next cycle', async () => {
+    const { api, store, sink, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200 });
+    sink.fail = true;
+    const r = await runPollCycle(deps);
+    expect(r.result).toBe('failure');
+    expect(r.backlog).toBe(2);
+    expect(await store.countExported()).toBe(0);
+    sink.fail = false;
+    expect((await runPollCycle(deps)).updatesExported).toBe(2);
+    expect(sink.traces.map((t) => t.spans[0]!.attributes['cicd.pipeline.run.id'])).toEqual(['u1', 'u2']);
+  });
+
+  it('keeps syncing other stacks when one fails, and retries the failed one', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    api.addStack(api2);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    api.addUpdate(api2, { updateId: 'u2', startTime: NOW_S - 300 });
+    api.failEventsFor.add('u1');
+    const r = await runPollCycle(deps);
+    expect(r.stacksFailed).toBe(1);
+    expect(await store.isExported(api2, 'u2')).toBe(true);
+    api.failEventsFor.clear();
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'u1')).toBe(true);
+  });
+
+  it('ignores stacks matching the exclude pattern', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    api.addStack({ org: 'acme', project: 'x', stack: 'ignored' });
+    await runPollCycle(deps);
+    expect((await store.listStacks()).map((s) => stackKey(s))).toEqual(['acme/web/prod']);
+  });
+
+  it('bounds the first backfill by the configured number of days', async () => {
+    const { api, store, deps } = setup(7);
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'old', startTime: NOW_S - 10 * 86_400 });
+    api.addUpdate(web, { updateId: 'new', startTime: NOW_S - 86_400 });
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'old')).toBe(false);
+    expect(await store.isExported(web, 'new')).toBe(true);
+  });
+
+  it('reports failure without throwing when an org cannot be listed', async () => {
+    const { deps } = setup();
+    const failing = { ...deps, api: { ...deps.api, listStacks: () => Promise.reject(new ExporterError('API_UNAUTHORIZED', '401')) } as PulumiCloudApi };
+    const r = await runPollCycle(failing);
+    expect(r.result).toBe('failure');
+    expect(r.listedAllOrgs).toBe(false);
+  });
+});
+
+describe('needsSync and the backfill floor', () => {
+  const base = { ...web, cursorVersion: 0, firstSeenMs: NOW_S * 1000 };
+  it('needs a sync when lastUpdate moved or an update is in progress', () => {
+    expect(needsSync({ ...base, lastUpdate: 5, syncedLastUpdate: 5 }, new Set())).toBe(false);
+    expect(needsSync({ ...base, lastUpdate: 6, syncedLastUpdate: 5 }, new Set())).toBe(true);
+    expect(needsSync({ ...base, lastUpdate: 5, syncedLastUpdate: 5 }, new Set(['acme/web/prod']))).toBe(true);
+    expect(needsSync({ ...base }, new Set())).toBe(false);
+  });
+  it('anchors the backfill window to when the stack was first seen', () => {
+    expect(backfillFloorSeconds(base, 0)).toBeUndefined();
+    expect(backfillFloorSeconds(base, 7)).toBe(NOW_S - 7 * 86_400);
+  });
+});
