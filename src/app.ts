@@ -48,6 +48,8 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     durationByStack: config.metrics.resourceOperationDurationByStack,
     logger: logger.child({ module: 'metrics' }),
   });
+  // With the embedded store one process owns exporting; replicas with leases come with the PostgreSQL store.
+  metrics.setLeader(true);
   const api =
     overrides.api ??
     new PulumiClient({

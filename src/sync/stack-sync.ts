@@ -67,10 +67,18 @@ export async function syncStack(
   let inProgress = 0;
   try {
     const floor = backfillFloorSeconds(stack, deps.backfillDays);
-    const history = await deps.api.historySince(stack, {
-      afterVersion: stack.cursorVersion,
-      ...(floor === undefined ? {} : { notBeforeSeconds: floor }),
-    });
+    const bounds = floor === undefined ? {} : { notBeforeSeconds: floor };
+    let history = await deps.api.historySince(stack, { afterVersion: stack.cursorVersion, ...bounds });
+    if (history.length === 0 && stack.cursorVersion > 0 && stack.lastUpdate !== stack.syncedLastUpdate) {
+      // lastUpdate moved but nothing is newer than the cursor: a stack deleted and created
+      // again under the same name restarts at version 1. Re-read it from the start; the
+      // exported-update ledger keeps the old updates from being counted again.
+      const newest = (await deps.api.listUpdates(stack, 1, 1)).updates[0];
+      if (newest !== undefined && newest.version < stack.cursorVersion) {
+        log.warn({ cursorVersion: stack.cursorVersion, newestVersion: newest.version }, 'stack history restarted below the cursor (re-created stack?); reading it from the start');
+        history = await deps.api.historySince(stack, { afterVersion: 0, ...bounds });
+      }
+    }
     const window = floor === undefined ? history : history.filter((u) => u.startTime >= floor);
     const running: InProgressRecord[] = window
       .filter((u) => !isTerminal(u.result))

@@ -53,8 +53,10 @@ class FakeApi implements PulumiCloudApi {
     this.calls.push(`listStacks ${org}`);
     return [...(this.stacks.get(org) ?? [])];
   }
-  async listUpdates(): Promise<HistoryPage> {
-    throw new Error('not used');
+  async listUpdates(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage> {
+    this.calls.push(`listUpdates ${stackKey(ref)}`);
+    const all = [...(this.history.get(stackKey(ref)) ?? [])].reverse();
+    return { updates: all.slice((page - 1) * pageSize, page * pageSize), itemsPerPage: pageSize, total: all.length };
   }
   async historySince(ref: StackRef, o: HistorySinceOptions): Promise<UpdateInfo[]> {
     this.calls.push(`history ${stackKey(ref)}`);
@@ -202,6 +204,38 @@ describe('poll cycle', () => {
     api.failEventsFor.clear();
     await runPollCycle(deps);
     expect(await store.isExported(web, 'u1')).toBe(true);
+  });
+
+  it('reads a re-created stack from the start when its versions restart below the cursor', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'old1', startTime: NOW_S - 500 });
+    api.addUpdate(web, { updateId: 'old2', startTime: NOW_S - 400 });
+    await runPollCycle(deps);
+    api.history.set(stackKey(web), []);
+    api.addUpdate(web, { updateId: 'new1', startTime: NOW_S - 100 });
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'new1')).toBe(true);
+    expect(await store.countExported()).toBe(3);
+    api.calls = [];
+    await runPollCycle(deps);
+    expect(api.calls).toEqual(['listStacks acme']);
+  });
+
+  it('counts unknown engine-event types and still exports the update', async () => {
+    const { api, deps } = setup();
+    const counts: Record<string, number>[] = [];
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    const events = api.engineEvents.bind(api);
+    api.engineEvents = async function* (ref: StackRef, id: string) {
+      for await (const page of events(ref, id)) {
+        yield { ...page, events: [...page.events, { type: 'unknown', wireType: 'shinyNewEvent', timestamp: NOW_S - 250 }] };
+      }
+    };
+    const r = await runPollCycle({ ...deps, metrics: { ...noopSyncMetrics, engineEvents: (c) => counts.push({ ...c }) } });
+    expect(r.updatesExported).toBe(1);
+    expect(counts).toEqual([expect.objectContaining({ unknown: 1, resourcePreEvent: 1 })]);
   });
 
   it('ignores stacks matching the exclude pattern', async () => {
