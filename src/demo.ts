@@ -75,7 +75,13 @@ export async function runDemo(argv: string[], out: (line: string) => void): Prom
     },
     logger,
   );
-  await app.start();
+  try {
+    await app.start();
+  } catch (err) {
+    await app.stop();
+    await sim.close();
+    throw err;
+  }
   const url = (app.httpUrl() ?? '').replace('//0.0.0.0:', '//localhost:');
   out('');
   out('pulumi-update-exporter demo is running');

@@ -56,7 +56,12 @@ async function runService(argv: string[], once: boolean): Promise<number> {
       logger.flush();
     }
   }
-  await app.start();
+  try {
+    await app.start();
+  } catch (err) {
+    await app.stop();
+    throw err;
+  }
   await new Promise<void>((resolve) => {
     const onSignal = (signal: string): void => {
       logger.info({ signal }, 'stopping');
