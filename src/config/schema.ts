@@ -67,6 +67,11 @@ export const configSchema = z
         stackConcurrency: z.number().int().positive().default(4),
         initialJitterSeconds: z.number().min(0).default(5),
         progressLogIntervalSeconds: z.number().positive().default(5),
+        /**
+         * Cycles in a row an update may fail with a non-retryable error (malformed events, a
+         * rejected trace) before it is counted without its trace, so it cannot block its stack.
+         */
+        maxUpdateAttempts: z.number().int().min(1).default(5),
       })
       .strict()
       .prefault({}),
@@ -85,6 +90,8 @@ export const configSchema = z
         maxAttributeLength: z.number().int().min(16).default(1_024),
         /** Spans per OTLP request; large updates are split. */
         batchMaxSpans: z.number().int().min(1).default(512),
+        /** Upper bound of one OTLP request body (estimated), so a collector's size limit is not hit. */
+        batchMaxBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
       })
       .strict()
       .prefault({}),
