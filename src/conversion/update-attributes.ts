@@ -3,10 +3,8 @@ import type { UpdateInfo } from '../domain/update.js';
 
 type MutableAttributes = Record<string, AttributeValue>;
 
-/** Preview kinds: `preview` as the domain names it, or the service's `Pupdate`, `Prefresh`, ... */
-export function isPreviewKind(kind: string): boolean {
-  return kind === 'preview' || /^P[a-z]/.test(kind);
-}
+// Re-exported so existing importers (convert-update.ts) keep their import path.
+export { isPreviewKind } from '../domain/update.js';
 
 /**
  * Console link of an update: `{consoleUrl}/{org}/{project}/{stack}/updates/{version}`,

@@ -108,6 +108,18 @@ export const PASSIVE_EVENT_TYPES = [
 ] as const;
 export type PassiveEventType = (typeof PASSIVE_EVENT_TYPES)[number];
 
+/** The engine-event payload keys (wire type names) the exporter understands, in the order they are looked for. */
+export const ENGINE_EVENT_WIRE_TYPES = [
+  'resourcePreEvent',
+  'resOutputsEvent',
+  'resOpFailedEvent',
+  'diagnosticEvent',
+  'policyEvent',
+  'summaryEvent',
+  'preludeEvent',
+  ...PASSIVE_EVENT_TYPES,
+] as const;
+
 export interface PassiveEvent extends Base {
   readonly type: PassiveEventType;
 }

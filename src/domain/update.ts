@@ -34,6 +34,11 @@ export interface UpdateInfo {
   readonly requestedBy?: UserRef;
 }
 
+/** Preview kinds: `preview` as the domain names it, or the service's `Pupdate`, `Prefresh`, ... */
+export function isPreviewKind(kind: string): boolean {
+  return kind === 'preview' || /^P[a-z]/.test(kind);
+}
+
 export function isTerminal(result: HistoryResult): boolean {
   return result === 'succeeded' || result === 'failed';
 }

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Metric, RegistryContentType } from 'prom-client';
-import { PASSIVE_EVENT_TYPES } from '../domain/engine-event.js';
+import { ENGINE_EVENT_WIRE_TYPES } from '../domain/engine-event.js';
 import { ERROR_CODES, errorCodeOf } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
@@ -44,17 +44,7 @@ const API_ENDPOINTS: ReadonlySet<string> = new Set<ApiEndpoint>([
 ]);
 const API_ERROR_CLASSES: ReadonlySet<string> = new Set(['timeout', 'network', 'malformed']);
 const RETRY_REASONS: ReadonlySet<string> = new Set<RetryReason>(['429', '5xx', 'network', 'timeout']);
-const ENGINE_EVENT_TYPES: ReadonlySet<string> = new Set<string>([
-  'resourcePreEvent',
-  'resOutputsEvent',
-  'resOpFailedEvent',
-  'diagnosticEvent',
-  'policyEvent',
-  'summaryEvent',
-  'preludeEvent',
-  ...PASSIVE_EVENT_TYPES,
-  'unknown',
-]);
+const ENGINE_EVENT_TYPES: ReadonlySet<string> = new Set<string>([...ENGINE_EVENT_WIRE_TYPES, 'unknown']);
 /** A bounded word: no spaces, colons or slashes, so a message or URN can never become a label. */
 const WORD = /^[a-z][a-z0-9_-]{0,31}$/;
 

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { EngineEvent } from '../domain/engine-event.js';
 import { stackKey, type StackRef, type StackSummary } from '../domain/stack.js';
-import type { UpdateInfo } from '../domain/update.js';
+import { isPreviewKind, type UpdateInfo } from '../domain/update.js';
 import { ExporterError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
 import { noopApiObserver, type ApiObserver } from './api-observer.js';
@@ -93,7 +93,7 @@ function defaultSleep(ms: number): Promise<void> {
  */
 export function statusPathKind(kind: string): string {
   if (STATUS_KINDS.has(kind)) return kind;
-  if (/^P[a-z]/.test(kind)) return 'preview';
+  if (isPreviewKind(kind)) return 'preview';
   return 'update';
 }
 

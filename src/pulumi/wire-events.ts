@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import {
+  ENGINE_EVENT_WIRE_TYPES,
   PASSIVE_EVENT_TYPES,
   type EngineEvent,
   type PassiveEventType,
   type StepMetadata,
   type StepState,
 } from '../domain/engine-event.js';
+import { describeZodError } from './wire-schema.js';
 
 /**
  * Wire schemas of engine events (pulumi-api.md section 3) and their mapping to the
@@ -76,20 +78,8 @@ const wireSummary = z.object({
   result: optStr,
 });
 
-/** The payload keys this exporter understands, in the order they are looked for. */
-export const KNOWN_PAYLOAD_KEYS = [
-  'resourcePreEvent',
-  'resOutputsEvent',
-  'resOpFailedEvent',
-  'diagnosticEvent',
-  'policyEvent',
-  'summaryEvent',
-  'preludeEvent',
-  ...PASSIVE_EVENT_TYPES,
-] as const;
-
 const PASSIVE = new Set<string>(PASSIVE_EVENT_TYPES);
-const KNOWN = new Set<string>(KNOWN_PAYLOAD_KEYS);
+const KNOWN = new Set<string>(ENGINE_EVENT_WIRE_TYPES);
 
 export type ParseEventResult =
   | { readonly ok: true; readonly event: EngineEvent }
@@ -124,16 +114,9 @@ function metadata(m: z.infer<typeof wireStepMetadata>): StepMetadata {
   };
 }
 
-function describe(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 3)
-    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-    .join('; ');
-}
-
 /** Which payload an event carries: the first known payload key, else `type`, else any *Event key. */
 export function payloadKeyOf(raw: Record<string, unknown>): string | undefined {
-  for (const key of KNOWN_PAYLOAD_KEYS) {
+  for (const key of ENGINE_EVENT_WIRE_TYPES) {
     if (raw[key] !== undefined && raw[key] !== null) return key;
   }
   if (typeof raw['type'] === 'string' && raw['type'].length > 0) return raw['type'];
@@ -169,12 +152,12 @@ export function parseEngineEvent(raw: unknown): ParseEventResult {
     case 'resourcePreEvent':
     case 'resOutputsEvent': {
       const r = wireStepEvent.safeParse(payload);
-      if (!r.success) return { ok: false, problem: `${key}: ${describe(r.error)}` };
+      if (!r.success) return { ok: false, problem: `${key}: ${describeZodError(r.error)}` };
       return { ok: true, event: { type: key, timestamp, metadata: metadata(r.data.metadata), planning: r.data.planning ?? false } };
     }
     case 'resOpFailedEvent': {
       const r = wireResOpFailed.safeParse(payload);
-      if (!r.success) return { ok: false, problem: `${key}: ${describe(r.error)}` };
+      if (!r.success) return { ok: false, problem: `${key}: ${describeZodError(r.error)}` };
       return {
         ok: true,
         event: { type: key, timestamp, metadata: metadata(r.data.metadata), status: r.data.status ?? 0, steps: r.data.steps ?? 0 },
@@ -182,7 +165,7 @@ export function parseEngineEvent(raw: unknown): ParseEventResult {
     }
     case 'diagnosticEvent': {
       const r = wireDiagnostic.safeParse(payload);
-      if (!r.success) return { ok: false, problem: `${key}: ${describe(r.error)}` };
+      if (!r.success) return { ok: false, problem: `${key}: ${describeZodError(r.error)}` };
       const d = r.data;
       return {
         ok: true,
@@ -199,7 +182,7 @@ export function parseEngineEvent(raw: unknown): ParseEventResult {
     }
     case 'policyEvent': {
       const r = wirePolicy.safeParse(payload);
-      if (!r.success) return { ok: false, problem: `${key}: ${describe(r.error)}` };
+      if (!r.success) return { ok: false, problem: `${key}: ${describeZodError(r.error)}` };
       const p = r.data;
       return {
         ok: true,
@@ -218,7 +201,7 @@ export function parseEngineEvent(raw: unknown): ParseEventResult {
     }
     case 'summaryEvent': {
       const r = wireSummary.safeParse(payload);
-      if (!r.success) return { ok: false, problem: `${key}: ${describe(r.error)}` };
+      if (!r.success) return { ok: false, problem: `${key}: ${describeZodError(r.error)}` };
       const s = r.data;
       return {
         ok: true,

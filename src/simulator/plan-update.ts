@@ -352,7 +352,23 @@ function updateSteps(input: PlanInput): Step[] {
 
   for (const add of phase2Specs) add();
   // Left-over pending deletes of earlier interrupted replacements.
-  for (const pending of state.pendingDeletes) {
+  pushPendingDeletes(state.pendingDeletes, phase1, rng, input.timing, push);
+  // Resources no longer in the program: deleted children first, after every create/update.
+  const inProgram = new Set(program.map((r) => r.urn));
+  const removed = [...state.resources.values()].filter((r) => !inProgram.has(r.urn));
+  pushDeletes(removed, [...phase1], rng, input.timing, push);
+  return steps;
+}
+
+/** `delete-replaced` steps for the pending deletes left by earlier interrupted replacements. */
+function pushPendingDeletes(
+  pendingDeletes: readonly SimResource[],
+  baseDeps: readonly number[],
+  rng: Prng,
+  timing: PlanInput['timing'],
+  push: (s: StepSpec) => number,
+): void {
+  for (const pending of pendingDeletes) {
     push({
       op: 'delete-replaced',
       res: pending,
@@ -363,8 +379,8 @@ function updateSteps(input: PlanInput): Step[] {
       detailedDiff: null,
       logical: false,
       outputsOp: 'delete-replaced',
-      duration: stepSeconds(pending, rng, input.timing, 0.5),
-      deps: [...phase1],
+      duration: stepSeconds(pending, rng, timing, 0.5),
+      deps: [...baseDeps],
       phase2: true,
       instant: false,
       apply: (s) => {
@@ -372,11 +388,6 @@ function updateSteps(input: PlanInput): Step[] {
       },
     });
   }
-  // Resources no longer in the program: deleted children first, after every create/update.
-  const inProgram = new Set(program.map((r) => r.urn));
-  const removed = [...state.resources.values()].filter((r) => !inProgram.has(r.urn));
-  pushDeletes(removed, [...phase1], rng, input.timing, push);
-  return steps;
 }
 
 /** Delete steps for `doomed` in reverse registration order; a parent waits for its children, a provider for its users. */
@@ -427,26 +438,7 @@ function destroySteps(input: PlanInput): Step[] {
     steps.push(step);
     return step.idx;
   };
-  for (const pending of input.state.pendingDeletes) {
-    push({
-      op: 'delete-replaced',
-      res: pending,
-      custom: true,
-      old: snapshot(pending, { delete: true }),
-      newPre: null,
-      newPost: null,
-      detailedDiff: null,
-      logical: false,
-      outputsOp: 'delete-replaced',
-      duration: stepSeconds(pending, input.rng, input.timing, 0.5),
-      deps: [],
-      phase2: true,
-      instant: false,
-      apply: (s) => {
-        s.pending = s.pending.filter((p) => p !== pending);
-      },
-    });
-  }
+  pushPendingDeletes(input.state.pendingDeletes, [], input.rng, input.timing, push);
   pushDeletes([...input.state.resources.values()], [], input.rng, input.timing, push);
   return steps;
 }

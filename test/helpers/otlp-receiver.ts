@@ -304,6 +304,71 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
+// ---- shared span shape (both encodings: ids, timestamps and attributes differ) ----
+
+interface WireSpan<KV, Id, Time> {
+  traceId?: Id;
+  spanId?: Id;
+  parentSpanId?: Id;
+  flags?: number;
+  name?: string;
+  kind?: number;
+  startTimeUnixNano?: Time;
+  endTimeUnixNano?: Time;
+  attributes?: KV[];
+  droppedAttributesCount?: number;
+  events?: { timeUnixNano?: Time; name?: string; attributes?: KV[] }[];
+  droppedEventsCount?: number;
+  droppedLinksCount?: number;
+  status?: { message?: string; code?: number };
+}
+interface WireRequest<KV, Id, Time> {
+  resourceSpans?: {
+    resource?: { attributes?: KV[] };
+    scopeSpans?: { scope?: { name?: string; version?: string }; spans?: WireSpan<KV, Id, Time>[] }[];
+  }[];
+}
+interface WireCodec<KV, Id, Time> {
+  id(value: Id | undefined): string;
+  nanos(value: Time | undefined): bigint;
+  attributes(list: KV[] | undefined): Record<string, unknown>;
+}
+
+function decodeSpans<KV, Id, Time>(request: WireRequest<KV, Id, Time>, codec: WireCodec<KV, Id, Time>): DecodedSpan[] {
+  const out: DecodedSpan[] = [];
+  for (const rs of request.resourceSpans ?? []) {
+    const resource = codec.attributes(rs.resource?.attributes);
+    for (const ss of rs.scopeSpans ?? []) {
+      const scope = { name: ss.scope?.name ?? '', version: ss.scope?.version ?? '' };
+      for (const span of ss.spans ?? []) {
+        out.push({
+          traceId: codec.id(span.traceId),
+          spanId: codec.id(span.spanId),
+          parentSpanId: codec.id(span.parentSpanId),
+          name: span.name ?? '',
+          kind: span.kind ?? 0,
+          startTimeUnixNano: codec.nanos(span.startTimeUnixNano),
+          endTimeUnixNano: codec.nanos(span.endTimeUnixNano),
+          attributes: codec.attributes(span.attributes),
+          events: (span.events ?? []).map((e) => ({
+            name: e.name ?? '',
+            timeUnixNano: codec.nanos(e.timeUnixNano),
+            attributes: codec.attributes(e.attributes),
+          })),
+          status: { code: span.status?.code ?? 0, message: span.status?.message ?? '' },
+          resource,
+          scope,
+          flags: span.flags ?? 0,
+          droppedAttributesCount: span.droppedAttributesCount ?? 0,
+          droppedEventsCount: span.droppedEventsCount ?? 0,
+          droppedLinksCount: span.droppedLinksCount ?? 0,
+        });
+      }
+    }
+  }
+  return out;
+}
+
 // ---- protobuf ----
 
 interface PbAnyValue {
@@ -319,70 +384,13 @@ interface PbKeyValue {
   key: string;
   value?: PbAnyValue;
 }
-interface PbEvent {
-  timeUnixNano?: string;
-  name?: string;
-  attributes?: PbKeyValue[];
-}
-interface PbSpan {
-  traceId?: Uint8Array;
-  spanId?: Uint8Array;
-  parentSpanId?: Uint8Array;
-  flags?: number;
-  name?: string;
-  kind?: number;
-  startTimeUnixNano?: string;
-  endTimeUnixNano?: string;
-  attributes?: PbKeyValue[];
-  droppedAttributesCount?: number;
-  events?: PbEvent[];
-  droppedEventsCount?: number;
-  droppedLinksCount?: number;
-  status?: { message?: string; code?: number };
-}
-interface PbRequest {
-  resourceSpans?: {
-    resource?: { attributes?: PbKeyValue[] };
-    scopeSpans?: { scope?: { name?: string; version?: string }; spans?: PbSpan[] }[];
-  }[];
-}
+type PbRequest = WireRequest<PbKeyValue, Uint8Array, string>;
 
 function decodeProtobufRequest(body: Buffer): DecodedSpan[] {
   const message = RequestType.decode(body);
   // longs as decimal strings: fixed64 nanoseconds exceed 2^53 and must stay exact.
   const request = RequestType.toObject(message, { longs: String, enums: Number, defaults: false }) as PbRequest;
-  const out: DecodedSpan[] = [];
-  for (const rs of request.resourceSpans ?? []) {
-    const resource = pbAttributes(rs.resource?.attributes);
-    for (const ss of rs.scopeSpans ?? []) {
-      const scope = { name: ss.scope?.name ?? '', version: ss.scope?.version ?? '' };
-      for (const span of ss.spans ?? []) {
-        out.push({
-          traceId: hex(span.traceId),
-          spanId: hex(span.spanId),
-          parentSpanId: hex(span.parentSpanId),
-          name: span.name ?? '',
-          kind: span.kind ?? 0,
-          startTimeUnixNano: BigInt(span.startTimeUnixNano ?? '0'),
-          endTimeUnixNano: BigInt(span.endTimeUnixNano ?? '0'),
-          attributes: pbAttributes(span.attributes),
-          events: (span.events ?? []).map((e) => ({
-            name: e.name ?? '',
-            timeUnixNano: BigInt(e.timeUnixNano ?? '0'),
-            attributes: pbAttributes(e.attributes),
-          })),
-          status: { code: span.status?.code ?? 0, message: span.status?.message ?? '' },
-          resource,
-          scope,
-          flags: span.flags ?? 0,
-          droppedAttributesCount: span.droppedAttributesCount ?? 0,
-          droppedEventsCount: span.droppedEventsCount ?? 0,
-          droppedLinksCount: span.droppedLinksCount ?? 0,
-        });
-      }
-    }
-  }
-  return out;
+  return decodeSpans(request, { id: hex, nanos: (v) => BigInt(v ?? '0'), attributes: pbAttributes });
 }
 
 function pbAttributes(list: PbKeyValue[] | undefined): Record<string, unknown> {
@@ -422,63 +430,11 @@ interface JsonKeyValue {
   key: string;
   value?: JsonAnyValue;
 }
-interface JsonSpan {
-  traceId?: string;
-  spanId?: string;
-  parentSpanId?: string;
-  flags?: number;
-  name?: string;
-  kind?: number;
-  startTimeUnixNano?: string | number;
-  endTimeUnixNano?: string | number;
-  attributes?: JsonKeyValue[];
-  droppedAttributesCount?: number;
-  events?: { timeUnixNano?: string | number; name?: string; attributes?: JsonKeyValue[] }[];
-  droppedEventsCount?: number;
-  droppedLinksCount?: number;
-  status?: { message?: string; code?: number };
-}
-interface JsonRequest {
-  resourceSpans?: {
-    resource?: { attributes?: JsonKeyValue[] };
-    scopeSpans?: { scope?: { name?: string; version?: string }; spans?: JsonSpan[] }[];
-  }[];
-}
+type JsonRequest = WireRequest<JsonKeyValue, string, string | number>;
 
 function decodeJsonRequest(body: Buffer): DecodedSpan[] {
   const request = JSON.parse(body.toString('utf8')) as JsonRequest;
-  const out: DecodedSpan[] = [];
-  for (const rs of request.resourceSpans ?? []) {
-    const resource = jsonAttributes(rs.resource?.attributes);
-    for (const ss of rs.scopeSpans ?? []) {
-      const scope = { name: ss.scope?.name ?? '', version: ss.scope?.version ?? '' };
-      for (const span of ss.spans ?? []) {
-        out.push({
-          traceId: (span.traceId ?? '').toLowerCase(),
-          spanId: (span.spanId ?? '').toLowerCase(),
-          parentSpanId: (span.parentSpanId ?? '').toLowerCase(),
-          name: span.name ?? '',
-          kind: span.kind ?? 0,
-          startTimeUnixNano: nanos(span.startTimeUnixNano),
-          endTimeUnixNano: nanos(span.endTimeUnixNano),
-          attributes: jsonAttributes(span.attributes),
-          events: (span.events ?? []).map((e) => ({
-            name: e.name ?? '',
-            timeUnixNano: nanos(e.timeUnixNano),
-            attributes: jsonAttributes(e.attributes),
-          })),
-          status: { code: span.status?.code ?? 0, message: span.status?.message ?? '' },
-          resource,
-          scope,
-          flags: span.flags ?? 0,
-          droppedAttributesCount: span.droppedAttributesCount ?? 0,
-          droppedEventsCount: span.droppedEventsCount ?? 0,
-          droppedLinksCount: span.droppedLinksCount ?? 0,
-        });
-      }
-    }
-  }
-  return out;
+  return decodeSpans(request, { id: (v) => (v ?? '').toLowerCase(), nanos, attributes: jsonAttributes });
 }
 
 function nanos(value: string | number | undefined): bigint {

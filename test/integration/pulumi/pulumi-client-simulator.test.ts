@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EngineEvent } from '../../../src/domain/engine-event.js';
 import { stackKey, type StackRef } from '../../../src/domain/stack.js';
-import { ExporterError } from '../../../src/errors.js';
-import type { ApiObserver } from '../../../src/pulumi/api-observer.js';
 import type { EventsPage } from '../../../src/pulumi/pulumi-api.js';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
 import {
@@ -11,6 +9,7 @@ import {
   type TruthStack,
   type TruthUpdate,
 } from '../../../src/simulator/simulator.js';
+import { collect, recordingObserver, rejection } from '../../helpers/pulumi-client.js';
 
 const TOKEN = 'pul-integration-0123456789abcdef0123456789';
 const NOW = 1_750_000_000;
@@ -31,17 +30,6 @@ beforeEach(() => {
   sim.resetStats();
 });
 
-function recordingObserver(): ApiObserver & { codes: string[]; retries: string[] } {
-  const codes: string[] = [];
-  const retries: string[] = [];
-  return {
-    codes,
-    retries,
-    request: (endpoint, code) => codes.push(`${endpoint}:${code}`),
-    retry: (endpoint, reason) => retries.push(`${endpoint}:${reason}`),
-  };
-}
-
 function client(extra: Partial<PulumiClientOptions> = {}): PulumiClient {
   return new PulumiClient({
     baseUrl: sim.url,
@@ -56,22 +44,6 @@ function client(extra: Partial<PulumiClientOptions> = {}): PulumiClient {
     historyPageSize: 7,
     ...extra,
   });
-}
-
-async function rejection(p: Promise<unknown>): Promise<ExporterError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ExporterError);
-    return err as ExporterError;
-  }
-  throw new Error('expected a rejection');
-}
-
-async function pages(it: AsyncIterable<EventsPage>): Promise<EventsPage[]> {
-  const out: EventsPage[] = [];
-  for await (const p of it) out.push(p);
-  return out;
 }
 
 function refOf(t: TruthStack): StackRef {
@@ -176,7 +148,7 @@ describe('PulumiClient against the simulator: paging', () => {
     let multiPage = 0;
     for (const t of stacks) {
       for (const u of t.updates) {
-        const got = await pages(c.engineEvents(refOf(t), u.updateId));
+        const got = await collect(c.engineEvents(refOf(t), u.updateId));
         const events: EngineEvent[] = got.flatMap((p) => [...p.events]);
         expect(events).toHaveLength(u.eventCount);
         expect(got[got.length - 1]?.continuationToken).toBeNull();
@@ -213,7 +185,7 @@ describe('PulumiClient against the simulator: paging', () => {
       const first = ids[0];
       const preview = t.previews.find((p) => p.updateId === first);
       if (!preview) throw new Error('unknown preview');
-      const events = (await pages(c.engineEvents(ref, preview.updateId))).flatMap((p) => [...p.events]);
+      const events = (await collect(c.engineEvents(ref, preview.updateId))).flatMap((p) => [...p.events]);
       expect(events).toHaveLength(preview.eventCount);
     }
   });
@@ -235,7 +207,7 @@ describe('PulumiClient against the simulator: faults', () => {
     const stacks = await c.listStacks(org);
     expect(stacks.length).toBe(sim.truth().stacks.filter((s) => s.org === org).length);
     expect(sleeps[0]).toBeGreaterThanOrEqual(1_000);
-    expect(observer.codes[0]).toBe('listStacks:429');
+    expect(observer.requests[0]).toBe('listStacks:429');
     expect(observer.retries).toEqual(['listStacks:429']);
   });
 
@@ -247,7 +219,7 @@ describe('PulumiClient against the simulator: faults', () => {
     const history = await c.historySince(refOf(t), { afterVersion: 0 });
     expect(history.map((u) => u.updateId)).toEqual([...t.updates].reverse().map((u) => u.updateId));
     expect(observer.retries.filter((r) => r === 'listUpdates:5xx')).toHaveLength(4);
-    expect(observer.codes.slice(0, 4).sort()).toEqual(['listUpdates:500', 'listUpdates:502', 'listUpdates:503', 'listUpdates:504']);
+    expect(observer.requests.slice(0, 4).sort()).toEqual(['listUpdates:500', 'listUpdates:502', 'listUpdates:503', 'listUpdates:504']);
   });
 
   it('gives up with a retryable API_SERVER_ERROR when every attempt fails', async () => {
@@ -267,7 +239,7 @@ describe('PulumiClient against the simulator: faults', () => {
     const t = busiestStack();
     const page = await client({ requestTimeoutMillis: 200, observer }).listUpdates(refOf(t), 1, 5);
     expect(page.total).toBe(t.updates.length);
-    expect(observer.codes[0]).toBe('listUpdates:timeout');
+    expect(observer.requests[0]).toBe('listUpdates:timeout');
     expect(observer.retries).toEqual(['listUpdates:timeout']);
   });
 
@@ -276,7 +248,7 @@ describe('PulumiClient against the simulator: faults', () => {
     const u = t.updates[0];
     if (!u) throw new Error('no fixture update');
     sim.faults.add({ kind: 'malformed', endpoint: 'engineEvents', count: 1 });
-    const err = await rejection(pages(client().engineEvents(refOf(t), u.updateId)));
+    const err = await rejection(collect(client().engineEvents(refOf(t), u.updateId)));
     expect(err.code).toBe('API_MALFORMED_RESPONSE');
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('/api/stacks/{org}/{project}/{stack}/update/{updateID}/events');
@@ -326,7 +298,7 @@ describe('PulumiClient against the simulator: a running update', () => {
     const events: EngineEvent[] = [];
     let token: string | undefined;
     const readAvailable = async (): Promise<EventsPage[]> => {
-      const got = await pages(c.engineEvents(ref, updateId, { inProgress: true, ...(token === undefined ? {} : { continuationToken: token }) }));
+      const got = await collect(c.engineEvents(ref, updateId, { inProgress: true, ...(token === undefined ? {} : { continuationToken: token }) }));
       for (const p of got) {
         events.push(...p.events);
         if (p.continuationToken !== null) token = p.continuationToken;
@@ -343,7 +315,7 @@ describe('PulumiClient against the simulator: a running update', () => {
 
     // A running update repeats its token, which is a paging loop for a caller that
     // thinks the update is complete.
-    const loop = await rejection(pages(c.engineEvents(ref, updateId, token === undefined ? {} : { continuationToken: token })));
+    const loop = await rejection(collect(c.engineEvents(ref, updateId, token === undefined ? {} : { continuationToken: token })));
     expect(loop.code).toBe('API_PAGING_LOOP');
 
     sim.control.tick();

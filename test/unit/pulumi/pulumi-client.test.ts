@@ -1,8 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExporterError } from '../../../src/errors.js';
-import type { EventsPage } from '../../../src/pulumi/pulumi-api.js';
 import { PulumiClient, statusPathKind, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
+import { collect, rejection } from '../../helpers/pulumi-client.js';
 import { queryOf, sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
 
 const TOKEN = 'pul-0123456789abcdef0123456789abcdef01234567';
@@ -30,22 +29,6 @@ function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): Pulum
     sleep: async () => undefined,
     ...extra,
   });
-}
-
-async function rejection(p: Promise<unknown>): Promise<ExporterError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ExporterError);
-    return err as ExporterError;
-  }
-  throw new Error('expected a rejection');
-}
-
-async function collect(it: AsyncIterable<EventsPage>): Promise<EventsPage[]> {
-  const pages: EventsPage[] = [];
-  for await (const p of it) pages.push(p);
-  return pages;
 }
 
 function entry(version: number, startTime = 1_000 + version * 10): unknown {
