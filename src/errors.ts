@@ -8,7 +8,7 @@ export const ERROR_CODES = {
   CONFIG_MISSING_TOKEN: 'run mode needs a Pulumi access token',
   API_UNAUTHORIZED: 'Pulumi Cloud answered 401/403: the token is missing, wrong or lacks access',
   API_NOT_FOUND: 'Pulumi Cloud answered 404 for the resource',
-  API_RATE_LIMITED: 'Pulumi Cloud kept answering 429 after every allowed retry',
+  API_RATE_LIMITED: 'Pulumi Cloud kept answering 429 after every allowed retry, or asked (Retry-After) to wait longer than retryMaxDelayMillis',
   API_SERVER_ERROR: 'Pulumi Cloud kept answering 5xx after every allowed retry',
   API_HTTP_ERROR: 'Pulumi Cloud answered another non-success status',
   API_TIMEOUT: 'a request to Pulumi Cloud timed out after every allowed retry',

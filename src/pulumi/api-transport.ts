@@ -2,7 +2,7 @@ import { ExporterError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { redact, registerSecret } from '../secrets.js';
 import type { ApiEndpoint, ApiObserver, RetryReason } from './api-observer.js';
-import { RETRYABLE_STATUSES, parseRetryAfterMillis, retryDelayMillis } from './retry-policy.js';
+import { RETRYABLE_STATUSES, parseRetryAfterMillis, planRetry } from './retry-policy.js';
 import { Semaphore } from './semaphore.js';
 import { TokenBucket } from './token-bucket.js';
 import { wireErrorResponse } from './wire-schema.js';
@@ -82,8 +82,10 @@ function retryReason(a: Attempt<unknown>): RetryReason | undefined {
 /**
  * GET + JSON over global fetch with everything the Pulumi client needs on every call:
  * auth and content headers, a per-attempt timeout, bounded retries with jittered
- * exponential backoff that honours Retry-After, one client-wide token bucket and
- * concurrency cap, coded errors that never carry the token, and observer/log reports.
+ * exponential backoff that honours Retry-After (never retrying earlier than asked: a
+ * longer wait than `retryMaxDelayMillis` fails the call so the next poll cycle retries),
+ * one client-wide token bucket and concurrency cap, coded errors that never carry the
+ * token, and observer/log reports.
  */
 export class ApiTransport {
   private readonly baseUrl: string;
@@ -117,13 +119,24 @@ export class ApiTransport {
       const reason = retryReason(result);
       if (reason === undefined || attempt >= this.o.maxAttempts) throw this.finalError(req, result, attempt);
       const retryAfterMs = result.kind === 'http' ? result.retryAfterMs : undefined;
-      const delayMs = retryDelayMillis(
-        attempt,
-        retryAfterMs,
-        this.o.retryBaseDelayMillis,
-        this.o.retryMaxDelayMillis,
-        this.o.random,
-      );
+      const plan = planRetry(attempt, retryAfterMs, this.o.retryBaseDelayMillis, this.o.retryMaxDelayMillis, this.o.random);
+      if (plan.kind === 'defer') {
+        // Self-healing (the next cycle retries), so WARN; no retry() report as none happens.
+        this.o.logger.warn(
+          {
+            endpoint: req.endpoint,
+            path: req.pathTemplate,
+            ...(req.subject === undefined ? {} : { subject: req.subject }),
+            status: result.kind === 'http' ? result.status : result.kind,
+            attempt,
+            retryAfterMs: plan.retryAfterMs,
+            retryMaxDelayMillis: this.o.retryMaxDelayMillis,
+          },
+          'Pulumi Cloud asked to wait longer than a retry may; the next poll cycle retries',
+        );
+        throw this.finalError(req, result, attempt, true);
+      }
+      const delayMs = plan.delayMs;
       this.o.observer.retry(req.endpoint, reason);
       this.o.logger.warn(
         {
@@ -220,7 +233,12 @@ export class ApiTransport {
     this.o.logger.warn({ endpoint: req.endpoint, warning: redact(header) }, 'Pulumi Cloud sent a warning');
   }
 
-  private finalError(req: GetRequest<unknown>, a: Exclude<Attempt<unknown>, { kind: 'ok' }>, attempts: number): ExporterError {
+  private finalError(
+    req: GetRequest<unknown>,
+    a: Exclude<Attempt<unknown>, { kind: 'ok' }>,
+    attempts: number,
+    deferred = false,
+  ): ExporterError {
     const where = `${req.endpoint} (GET ${req.pathTemplate})${req.subject === undefined ? '' : ` for ${req.subject}`}`;
     const tries = attempts === 1 ? '' : ` after ${attempts} attempts`;
     let code: ErrorCode;
@@ -229,6 +247,7 @@ export class ApiTransport {
     let retryable = false;
     let requestId: string | undefined;
     let cause: unknown;
+    let retryAfterSeconds: number | undefined;
     switch (a.kind) {
       case 'timeout':
         code = 'API_TIMEOUT';
@@ -259,6 +278,11 @@ export class ApiTransport {
         else code = 'API_HTTP_ERROR';
         retryable = a.status === 429 || a.status >= 500;
         what = `Pulumi Cloud answered ${a.status}${a.serverMessage === undefined ? '' : `: ${a.serverMessage}`}${tries}`;
+        if (retryable && a.retryAfterMs !== undefined) {
+          retryAfterSeconds = Math.ceil(a.retryAfterMs / 1000);
+          const tooLong = deferred ? `, longer than the ${this.o.retryMaxDelayMillis} ms one retry may wait` : '';
+          what += `; Pulumi Cloud asked to wait ${retryAfterSeconds} s (Retry-After)${tooLong}, so the next poll cycle retries`;
+        }
         break;
       }
     }
@@ -272,6 +296,7 @@ export class ApiTransport {
         status,
         attempts,
         ...(requestId === undefined ? {} : { requestId: redact(requestId) }),
+        ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
       },
     });
   }

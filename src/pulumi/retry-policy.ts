@@ -32,17 +32,26 @@ export function parseRetryAfterMillis(value: string | null | undefined, nowMs: n
 }
 
 /**
- * The wait before the next attempt: the jittered backoff, but at least what Retry-After
- * asked for; both capped at `maxMs`.
+ * What to do after a retryable failure: wait `delayMs` and try again, or `defer` to the
+ * next poll cycle because the server asked (Retry-After) for a longer wait than one retry
+ * may take. Retrying earlier than asked would only burn attempts while still limited.
  */
-export function retryDelayMillis(
+export type RetryPlan =
+  | { readonly kind: 'wait'; readonly delayMs: number }
+  | { readonly kind: 'defer'; readonly retryAfterMs: number };
+
+/**
+ * The jittered backoff, but never less than Retry-After; a Retry-After above `maxMs`
+ * defers instead of being shortened to the cap.
+ */
+export function planRetry(
   retry: number,
   retryAfterMs: number | undefined,
   baseMs: number,
   maxMs: number,
   random: () => number,
-): number {
+): RetryPlan {
+  if (retryAfterMs !== undefined && retryAfterMs > maxMs) return { kind: 'defer', retryAfterMs };
   const backoff = backoffDelayMillis(retry, baseMs, maxMs, random);
-  if (retryAfterMs === undefined) return backoff;
-  return Math.max(backoff, Math.min(retryAfterMs, maxMs));
+  return { kind: 'wait', delayMs: Math.max(backoff, retryAfterMs ?? 0) };
 }

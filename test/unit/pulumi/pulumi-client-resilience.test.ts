@@ -2,9 +2,8 @@ import type { ServerResponse } from 'node:http';
 import { inspect } from 'node:util';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExporterError } from '../../../src/errors.js';
-import type { ApiObserver } from '../../../src/pulumi/api-observer.js';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
+import { recordingObserver, rejection } from '../../helpers/pulumi-client.js';
 import { fakeTime, sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
 
 const TOKEN = 'pul-fedcba9876543210fedcba9876543210fedcba98';
@@ -25,17 +24,6 @@ async function serve(handler: Handler): Promise<LocalServer> {
   return s;
 }
 
-function recordingObserver(): ApiObserver & { requests: string[]; retries: string[] } {
-  const requests: string[] = [];
-  const retries: string[] = [];
-  return {
-    requests,
-    retries,
-    request: (endpoint, code) => requests.push(`${endpoint}:${code}`),
-    retry: (endpoint, reason) => retries.push(`${endpoint}:${reason}`),
-  };
-}
-
 function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): PulumiClient {
   const time = fakeTime();
   return new PulumiClient({
@@ -51,16 +39,6 @@ function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): Pulum
     random: () => 0.5,
     ...extra,
   });
-}
-
-async function rejection(p: Promise<unknown>): Promise<ExporterError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ExporterError);
-    return err as ExporterError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Answers with the statuses in order, then 200 with `ok`. */
@@ -138,8 +116,8 @@ describe('retries', () => {
     expect(time.sleeps).toEqual([7_000]);
   });
 
-  it('caps Retry-After at retryMaxDelayMillis', async () => {
-    const s = await serve(sequence([[503, { 'Retry-After': '3600' }]]));
+  it('waits a Retry-After exactly at retryMaxDelayMillis in full', async () => {
+    const s = await serve(sequence([[503, { 'Retry-After': '2' }]]));
     const time = fakeTime();
     await clientFor(s.url, { retryMaxDelayMillis: 2_000, sleep: time.sleep, now: time.now }).listUpdates(ref, 1, 10);
     expect(time.sleeps).toEqual([2_000]);
@@ -348,5 +326,90 @@ describe('rate limit and concurrency', () => {
     await Promise.all(Array.from({ length: 4 * cap }, (_, i) => c.listUpdates(ref, i + 1, 10)));
     expect(s.requests).toHaveLength(4 * cap);
     expect(maxInFlight).toBe(cap);
+  });
+});
+
+describe('a Retry-After longer than retryMaxDelayMillis', () => {
+  // Return type inferred: pino's own Logger generic is what the client option accepts.
+  function captured() {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    return { logger, entries: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  }
+
+  it('fails at once with a retryable API_RATE_LIMITED instead of retrying early (seconds form)', async () => {
+    const s = await serve(sequence([[429, { 'Retry-After': '60' }]]));
+    const time = fakeTime();
+    const observer = recordingObserver();
+    const log = captured();
+    const err = await rejection(
+      clientFor(s.url, { sleep: time.sleep, now: time.now, observer, logger: log.logger }).listUpdates(ref, 1, 10),
+    );
+    expect(s.requests).toHaveLength(1);
+    expect(time.sleeps).toEqual([]);
+    expect(observer.requests).toEqual(['listUpdates:429']);
+    expect(observer.retries).toEqual([]);
+    expect(err.code).toBe('API_RATE_LIMITED');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain('asked to wait 60 s');
+    expect(err.message).toContain('next poll cycle retries');
+    expect(err.details).toMatchObject({ endpoint: 'listUpdates', status: 429, attempts: 1, retryAfterSeconds: 60 });
+    const warn = log.entries().find((l) => l['msg'] === 'Pulumi Cloud asked to wait longer than a retry may; the next poll cycle retries');
+    expect(warn).toMatchObject({ level: 40, endpoint: 'listUpdates', status: 429, retryAfterMs: 60_000, retryMaxDelayMillis: 30_000 });
+    expect(log.entries().some((l) => l['msg'] === 'Pulumi Cloud request failed; retrying')).toBe(false);
+  });
+
+  it('fails at once for an HTTP-date Retry-After beyond the cap', async () => {
+    const start = Date.UTC(2025, 5, 1, 10, 0, 0);
+    const s = await serve(sequence([[429, { 'Retry-After': new Date(start + 90_000).toUTCString() }]]));
+    const time = fakeTime(start);
+    const observer = recordingObserver();
+    const err = await rejection(clientFor(s.url, { sleep: time.sleep, now: time.now, observer }).listStacks('acme'));
+    expect(s.requests).toHaveLength(1);
+    expect(time.sleeps).toEqual([]);
+    expect(observer.requests).toEqual(['listStacks:429']);
+    expect(observer.retries).toEqual([]);
+    expect(err.code).toBe('API_RATE_LIMITED');
+    expect(err.details).toMatchObject({ retryAfterSeconds: 90 });
+    expect(err.message).toContain('asked to wait 90 s');
+  });
+
+  it('still retries an HTTP-date Retry-After within the cap after waiting the full time', async () => {
+    const start = Date.UTC(2025, 5, 1, 10, 0, 0);
+    const s = await serve(sequence([[429, { 'Retry-After': new Date(start + 20_000).toUTCString() }]]));
+    const time = fakeTime(start);
+    const observer = recordingObserver();
+    await clientFor(s.url, { sleep: time.sleep, now: time.now, observer }).listUpdates(ref, 1, 10);
+    expect(time.sleeps).toEqual([20_000]);
+    expect(observer.requests).toEqual(['listUpdates:429', 'listUpdates:200']);
+    expect(observer.retries).toEqual(['listUpdates:429']);
+  });
+
+  it('gives up after earlier retries once the server asks for too long, keeping the status code', async () => {
+    const s = await serve(sequence([429, [503, { 'Retry-After': '3600' }]]));
+    const time = fakeTime();
+    const observer = recordingObserver();
+    const err = await rejection(clientFor(s.url, { sleep: time.sleep, now: time.now, observer }).listUpdates(ref, 1, 10));
+    expect(s.requests).toHaveLength(2);
+    expect(time.sleeps).toEqual([50]);
+    expect(observer.requests).toEqual(['listUpdates:429', 'listUpdates:503']);
+    expect(observer.retries).toEqual(['listUpdates:429']);
+    expect(err.code).toBe('API_SERVER_ERROR');
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain('asked to wait 3600 s');
+    expect(err.details).toMatchObject({ status: 503, attempts: 2, retryAfterSeconds: 3600 });
+  });
+
+  it('does not wait for Retry-After when no attempt is left', async () => {
+    const s = await serve((_req, res) => sendJson(res, 429, { code: 429, message: 'slow down' }, { 'Retry-After': '5' }));
+    const time = fakeTime();
+    const observer = recordingObserver();
+    const err = await rejection(clientFor(s.url, { maxAttempts: 2, sleep: time.sleep, now: time.now, observer }).listStacks('acme'));
+    expect(time.sleeps).toEqual([5_000]);
+    expect(observer.retries).toEqual(['listStacks:429']);
+    expect(err.code).toBe('API_RATE_LIMITED');
+    expect(err.message).toContain('after 2 attempts');
+    expect(err.message).toContain('asked to wait 5 s');
+    expect(err.details).toMatchObject({ attempts: 2, retryAfterSeconds: 5 });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelayMillis, parseRetryAfterMillis, retryDelayMillis } from '../../../src/pulumi/retry-policy.js';
+import { backoffDelayMillis, parseRetryAfterMillis, planRetry } from '../../../src/pulumi/retry-policy.js';
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
@@ -57,16 +57,36 @@ describe('parseRetryAfterMillis', () => {
   });
 });
 
-describe('retryDelayMillis', () => {
-  it('waits at least what Retry-After asks for', () => {
-    expect(retryDelayMillis(1, 4_000, 100, 30_000, () => 0.5)).toBe(4_000);
+describe('planRetry', () => {
+  it('waits the jittered backoff when there is no Retry-After', () => {
+    expect(planRetry(3, undefined, 1_000, 30_000, () => 0.5)).toEqual({ kind: 'wait', delayMs: 2_000 });
   });
 
-  it('caps Retry-After at the maximum delay', () => {
-    expect(retryDelayMillis(1, 3_600_000, 100, 30_000, () => 0.5)).toBe(30_000);
+  it('waits at least what Retry-After asks for', () => {
+    expect(planRetry(1, 4_000, 100, 30_000, () => 0.5)).toEqual({ kind: 'wait', delayMs: 4_000 });
   });
 
   it('uses the backoff when it is longer than Retry-After', () => {
-    expect(retryDelayMillis(4, 0, 1_000, 30_000, () => 0.5)).toBe(4_000);
+    expect(planRetry(4, 0, 1_000, 30_000, () => 0.5)).toEqual({ kind: 'wait', delayMs: 4_000 });
+  });
+
+  it('waits a Retry-After exactly at the maximum delay in full', () => {
+    expect(planRetry(1, 30_000, 100, 30_000, () => 0.5)).toEqual({ kind: 'wait', delayMs: 30_000 });
+  });
+
+  it('defers instead of retrying early when Retry-After is longer than the maximum delay', () => {
+    expect(planRetry(1, 30_001, 100, 30_000, () => 0.5)).toEqual({ kind: 'defer', retryAfterMs: 30_001 });
+    expect(planRetry(2, 3_600_000, 100, 30_000, () => 0.5)).toEqual({ kind: 'defer', retryAfterMs: 3_600_000 });
+  });
+
+  it('never plans a wait shorter than Retry-After for any jitter draw', () => {
+    const random = seeded(7);
+    for (let i = 0; i < 500; i += 1) {
+      const retryAfter = Math.floor(random() * 40_000);
+      const plan = planRetry(1 + (i % 6), retryAfter, 250, 30_000, random);
+      if (retryAfter > 30_000) expect(plan).toEqual({ kind: 'defer', retryAfterMs: retryAfter });
+      else if (plan.kind === 'wait') expect(plan.delayMs).toBeGreaterThanOrEqual(retryAfter);
+      else throw new Error(`deferred a Retry-After of ${retryAfter} ms within the cap`);
+    }
   });
 });
