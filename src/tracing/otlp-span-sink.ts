@@ -7,6 +7,7 @@ import type { TraceRecord } from '../domain/trace.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { redact } from '../secrets.js';
+import { splitIntoBatches } from './batching.js';
 import { ExchangeRecorder, type ExchangeWindow } from './exchange-recorder.js';
 import { judgeBatch, type BatchVerdict } from './export-verdict.js';
 import { toReadableSpans } from './readable-spans.js';
@@ -29,7 +30,8 @@ const ABANDON_GRACE_MS = 1_000;
 
 /**
  * Sends each trace through the OpenTelemetry SDK's OTLP/HTTP exporter (protobuf or JSON),
- * in batches of at most `batchMaxSpans`, one batch at a time (as the SDK's own
+ * in batches of at most `batchMaxSpans` spans and an estimated `batchMaxBytes` (see
+ * batching.ts), in span order, one batch at a time (as the SDK's own
  * BatchSpanProcessor does), each bounded by `timeoutMillis` including the SDK's retries.
  */
 export class OtlpSpanSink implements SpanSink {
@@ -87,10 +89,17 @@ export class OtlpSpanSink implements SpanSink {
       if (isExporterError(err)) return this.outcomeOf(trace, 'invalid', false, err);
       throw err;
     }
-    const batchSize = this.config.batchMaxSpans;
-    const batches = Math.ceil(spans.length / batchSize);
-    for (let index = 0; index < batches; index++) {
-      const batch = spans.slice(index * batchSize, (index + 1) * batchSize);
+    const planned = splitIntoBatches(spans, { maxSpans: this.config.batchMaxSpans, maxBytes: this.config.batchMaxBytes });
+    const batches = planned.length;
+    for (const [index, { spans: batch, estimatedBytes, oversize }] of planned.entries()) {
+      if (oversize) {
+        // Dropping it would lose the span silently; a collector with a lower limit refuses it
+        // visibly (http_4xx), which points at the cause.
+        this.logger.warn(
+          { traceId: trace.traceId, spanId: batch[0]?.spanContext().spanId, estimatedBytes, batchMaxBytes: this.config.batchMaxBytes },
+          'span is larger than traces.batchMaxBytes; sending it alone in its own request',
+        );
+      }
       const verdict = await this.sendBatch(batch);
       if (!verdict.ok) {
         return this.failed(

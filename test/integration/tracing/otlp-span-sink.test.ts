@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultConfig, type Config } from '../../../src/config/schema.js';
 import { isExporterError } from '../../../src/errors.js';
@@ -5,7 +6,7 @@ import { silentLogger } from '../../../src/logging/logger.js';
 import { createSpanSink } from '../../../src/tracing/create-span-sink.js';
 import type { ExportOutcome, SinkObserver, SpanSink } from '../../../src/tracing/span-sink.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../helpers/otlp-receiver.js';
-import { expectedOnWire, largeTrace, sampleTrace, TRACE_ID } from './trace-fixture.js';
+import { bulkyTrace, expectedOnWire, largeTrace, sampleTrace, TRACE_ID } from './trace-fixture.js';
 
 interface RecordingObserver extends SinkObserver {
   readonly exported: number[];
@@ -103,6 +104,60 @@ describe('OtlpSpanSink batching', () => {
     expect(ids).toEqual(trace.spans.map((s) => s.spanId));
     expect(new Set(ids).size).toBe(1200);
     expect(observer.exported).toEqual([500, 500, 200]);
+  });
+
+  it.each(['http/protobuf', 'http/json'] as const)(
+    'splits a trace of spans with big attributes by batchMaxBytes over %s, every body within the limit',
+    async (protocol) => {
+      const observer = recordingObserver();
+      const batchMaxBytes = 64 * 1024;
+      const sink = sinkFor({ protocol, batchMaxBytes }, observer);
+      const trace = bulkyTrace(40, 6_000);
+
+      const outcome = await sink.export(trace);
+
+      expect(outcome).toEqual({ code: 'success', spans: 40 });
+      expect(receiver.requests.length).toBeGreaterThan(1);
+      for (const r of receiver.requests) {
+        expect(r.status).toBe(200);
+        expect(r.body.length).toBeLessThanOrEqual(batchMaxBytes);
+      }
+      const ids = receiver.spans().map((s) => s.spanId);
+      expect(ids).toEqual(trace.spans.map((s) => s.spanId));
+      expect(observer.exported.reduce((a, b) => a + b, 0)).toBe(40);
+      expect(receiver.spans().every((s) => String(s.attributes['pulumi.test.blob']).length === 6_000)).toBe(true);
+    },
+  );
+
+  it('applies batchMaxSpans and batchMaxBytes together', async () => {
+    const sink = sinkFor({ batchMaxSpans: 3, batchMaxBytes: 1024 * 1024 });
+    const trace = bulkyTrace(8, 100);
+    expect(await sink.export(trace)).toEqual({ code: 'success', spans: 8 });
+    expect(receiver.requests.map((r) => r.spans.length)).toEqual([3, 3, 2]);
+  });
+
+  it('sends a span larger than batchMaxBytes alone in its own request and warns about it', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    const sink = createSpanSink(tracesConfig(receiver.url, { batchMaxBytes: 8 * 1024 }), { logger });
+    sinks.push(sink);
+    const trace = bulkyTrace(5, 200);
+    const big = trace.spans[2];
+    if (big === undefined) throw new Error('fixture too small');
+    const spans = trace.spans.map((s) => (s === big ? { ...s, attributes: { 'pulumi.test.blob': 'x'.repeat(20_000) } } : s));
+
+    const outcome = await sink.export({ ...trace, spans });
+
+    expect(outcome).toEqual({ code: 'success', spans: 5 });
+    expect(receiver.requests.map((r) => r.spans.map((s) => s.spanId))).toEqual([
+      [spans[0]?.spanId, spans[1]?.spanId],
+      [big.spanId],
+      [spans[3]?.spanId, spans[4]?.spanId],
+    ]);
+    const warnings = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(warnings).toEqual([
+      expect.objectContaining({ level: 40, spanId: big.spanId, batchMaxBytes: 8 * 1024, msg: 'span is larger than traces.batchMaxBytes; sending it alone in its own request' }),
+    ]);
   });
 
   it('stops at the first refused batch and reports the trace as failed', async () => {

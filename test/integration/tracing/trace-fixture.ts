@@ -110,6 +110,18 @@ export function largeTrace(count: number): TraceRecord {
   return { traceId: TRACE_ID, resource: { 'service.name': 'pulumi' }, droppedSpans: 0, spans };
 }
 
+/** A trace of `count` spans, each carrying a string attribute of `blobLength` characters. */
+export function bulkyTrace(count: number, blobLength: number): TraceRecord {
+  const base = largeTrace(count);
+  return {
+    ...base,
+    spans: base.spans.map((span, i) => ({
+      ...span,
+      attributes: { ...span.attributes, 'pulumi.test.blob': String.fromCharCode(97 + (i % 26)).repeat(blobLength) },
+    })),
+  };
+}
+
 /** What a record must look like once decoded from the wire, written from the OTLP spec. */
 export function expectedOnWire(trace: TraceRecord): Omit<DecodedSpan, 'flags' | 'scope'>[] {
   const nanos = (ms: number): bigint => BigInt(ms) * 1_000_000n;
