@@ -124,6 +124,13 @@ export class MemoryStateStore implements StateStore {
     this.stacks.set(key, lastUpdate === undefined ? rest : { ...rest, syncedLastUpdate: lastUpdate });
   }
 
+  async resetCursor(ref: StackRef): Promise<void> {
+    this.open();
+    const key = refKey(ref);
+    const known = this.stacks.get(key);
+    if (known !== undefined) this.stacks.set(key, { ...known, cursorVersion: 0 });
+  }
+
   async commitUpdate(commit: UpdateCommit): Promise<boolean> {
     this.open();
     checkCommit(commit);

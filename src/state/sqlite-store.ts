@@ -214,6 +214,12 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
+  async resetCursor(ref: StackRef): Promise<void> {
+    this.run('resetCursor', () => {
+      this.stmt('UPDATE stacks SET cursor_version = 0 WHERE org = ? AND project = ? AND stack = ?').run(ref.org, ref.project, ref.stack);
+    });
+  }
+
   async commitUpdate(commit: UpdateCommit): Promise<boolean> {
     return this.run('commitUpdate', (db) => {
       checkCommit(commit);

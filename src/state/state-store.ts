@@ -96,6 +96,12 @@ export interface StateStore {
   getStack(ref: StackRef): Promise<StackRecord | undefined>;
   /** After a successful sync of the stack: remember which lastUpdate it covered. */
   markStackSynced(ref: StackRef, lastUpdate: number | undefined): Promise<void>;
+  /**
+   * Sets the stack's cursor back to 0 (its history no longer holds the exported update at
+   * the cursor: the stack was deleted and created again). The exported-update ledger and
+   * the counters are kept, so nothing is counted twice. No-op for an unknown stack.
+   */
+  resetCursor(ref: StackRef): Promise<void>;
 
   /**
    * In one transaction: records the update as exported (idempotent on updateId),

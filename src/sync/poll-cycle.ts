@@ -2,10 +2,10 @@ import { stackKey } from '../domain/stack.js';
 import { errorCodeOf } from '../errors.js';
 import type { OrgConfig } from '../config/schema.js';
 import { mapWithConcurrency } from '../scheduler/concurrency.js';
-import { stackFilter } from '../scheduler/glob.js';
 import type { StackRecord } from '../state/state-store.js';
 import { BackfillProgress } from './backfill-progress.js';
 import { syncStack, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
+import { stackFilter } from './stack-filter.js';
 
 export interface PollCycleDeps extends StackSyncDeps {
   readonly orgs: readonly OrgConfig[];
@@ -42,6 +42,20 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   let listedAllOrgs = true;
   const listedOrgs = new Set<string>();
 
+  try {
+    // Stacks of orgs no longer configured: forget them so their gauges disappear.
+    const configured = new Set(deps.orgs.map((o) => o.name));
+    const stale = new Set((await deps.store.listStacks()).map((s) => s.org).filter((o) => !configured.has(o)));
+    for (const org of stale) {
+      await deps.store.replaceOrgStacks(org, [], deps.clock.now());
+      log.info({ org }, 'forgot the stacks of an org that is no longer configured');
+    }
+  } catch (err) {
+    const code = errorCodeOf(err);
+    deps.metrics.error(code);
+    log.warn({ err, code }, 'forgetting stacks of unconfigured orgs failed');
+  }
+
   for (const org of deps.orgs) {
     try {
       const include = stackFilter(org);
@@ -60,6 +74,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   let results: StackSyncResult[] = [];
   let watched = 0;
   const progress = new BackfillProgress(deps.clock, log, deps.progressLogIntervalMs, (n) => deps.metrics.setBacklog(n));
+  progress.start();
   try {
     const all = (await deps.store.listStacks()).filter((s) => listedOrgs.has(s.org));
     watched = all.length;
@@ -74,6 +89,8 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
     const code = errorCodeOf(err);
     deps.metrics.error(code);
     log.error({ err, code }, 'poll cycle failed reading the state store');
+  } finally {
+    progress.stop();
   }
 
   const failed = results.filter((r) => !r.ok).length;

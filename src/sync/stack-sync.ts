@@ -1,9 +1,10 @@
-import { convertUpdate, type ConversionOptions } from '../conversion/convert-update.js';
+import { convertUpdate, type ConversionOptions, type ConversionResult } from '../conversion/convert-update.js';
 import type { Clock } from '../domain/clock.js';
 import type { EngineEvent } from '../domain/engine-event.js';
 import { stackKey, type StackRef } from '../domain/stack.js';
+import type { TraceRecord } from '../domain/trace.js';
 import { isTerminal, type UpdateInfo } from '../domain/update.js';
-import { ExporterError, errorCodeOf } from '../errors.js';
+import { ExporterError, errorCodeOf, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { updateMetricDeltas } from '../metrics/update-deltas.js';
 import type { PulumiCloudApi } from '../pulumi/pulumi-api.js';
@@ -11,6 +12,7 @@ import type { InProgressRecord, StackRecord, StateStore } from '../state/state-s
 import type { SpanSink } from '../tracing/span-sink.js';
 import type { BackfillProgress } from './backfill-progress.js';
 import type { SyncMetrics } from './sync-metrics.js';
+import type { UpdateAttempts } from './update-attempts.js';
 
 export interface StackSyncDeps {
   readonly api: PulumiCloudApi;
@@ -23,6 +25,9 @@ export interface StackSyncDeps {
   readonly durationByStack: boolean;
   /** 0 = the whole history. */
   readonly backfillDays: number;
+  /** Failures in a row, per update, of errors specific to that update. */
+  readonly attempts: UpdateAttempts;
+  readonly maxUpdateAttempts: number;
 }
 
 export interface StackSyncResult {
@@ -35,6 +40,13 @@ export interface StackSyncResult {
 }
 
 /**
+ * Errors caused by one update's own data: retrying cannot help forever, so after
+ * maxUpdateAttempts cycles the update is counted without its trace instead of blocking
+ * every later update of its stack. Outages (429, 5xx, network, auth) are retried forever.
+ */
+const UPDATE_SPECIFIC: ReadonlySet<ErrorCode> = new Set(['API_MALFORMED_RESPONSE', 'API_PAGING_LOOP', 'INTERNAL']);
+
+/**
  * The oldest update start time this stack's backfill looks at. Anchored to when the
  * exporter first saw the stack, so restarts do not move the window.
  */
@@ -43,17 +55,41 @@ export function backfillFloorSeconds(stack: StackRecord, backfillDays: number): 
   return Math.floor(stack.firstSeenMs / 1000 - backfillDays * 86_400);
 }
 
-async function readAllEvents(api: PulumiCloudApi, ref: StackRef, updateId: string): Promise<EngineEvent[]> {
-  const events: EngineEvent[] = [];
-  for await (const page of api.engineEvents(ref, updateId)) events.push(...page.events);
-  return events;
+/** The root span marked as built without engine events. */
+function markIncomplete(trace: TraceRecord, reason: string): TraceRecord {
+  const [root, ...rest] = trace.spans;
+  if (root === undefined) return trace;
+  return { ...trace, spans: [{ ...root, attributes: { ...root.attributes, 'pulumi.trace.incomplete': reason } }, ...rest] };
 }
 
 /**
- * Brings one stack up to date: pages its history newest-first down to the cursor,
- * records running updates, then exports each new terminal update oldest first
- * (events -> trace -> sink -> metrics + cursor in one store transaction). Stops at the
- * first update that cannot be exported, so nothing is skipped; the next cycle resumes there.
+ * Newest-first history down to the cursor. The cursor's own update is read too: if the
+ * history no longer holds that exported update at that version, the stack was deleted and
+ * created again (versions restart at 1), so its cursor is reset and it is read from the start.
+ */
+async function newHistory(deps: StackSyncDeps, stack: StackRecord, log: Logger): Promise<UpdateInfo[]> {
+  const floor = backfillFloorSeconds(stack, deps.backfillDays);
+  const bounds = floor === undefined ? {} : { notBeforeSeconds: floor };
+  const cursor = stack.cursorVersion;
+  const history = await deps.api.historySince(stack, { afterVersion: Math.max(0, cursor - 1), ...bounds });
+  if (cursor > 0) {
+    const anchor = history.find((u) => u.version === cursor);
+    if (anchor === undefined || !(await deps.store.isExported(stack, anchor.updateId))) {
+      log.warn({ cursorVersion: cursor }, 'history no longer holds the exported update at the cursor (re-created stack?); reading it from the start');
+      await deps.store.resetCursor(stack);
+      const all = await deps.api.historySince(stack, { afterVersion: 0, ...bounds });
+      return floor === undefined ? all : all.filter((u) => u.startTime >= floor);
+    }
+  }
+  return floor === undefined ? history : history.filter((u) => u.startTime >= floor);
+}
+
+/**
+ * Brings one stack up to date: reads its new history, records running updates, then
+ * exports each new terminal update oldest first (events -> trace -> sink -> metrics +
+ * cursor in one store transaction). Stops at the first update that cannot be exported yet,
+ * so nothing is skipped; the next cycle resumes there. The stack is marked synced only
+ * when nothing is left to do, so a stack with pending or running updates is revisited.
  */
 export async function syncStack(
   deps: StackSyncDeps,
@@ -66,29 +102,15 @@ export async function syncStack(
   let skipped = 0;
   let inProgress = 0;
   try {
-    const floor = backfillFloorSeconds(stack, deps.backfillDays);
-    const bounds = floor === undefined ? {} : { notBeforeSeconds: floor };
-    let history = await deps.api.historySince(stack, { afterVersion: stack.cursorVersion, ...bounds });
-    if (history.length === 0 && stack.cursorVersion > 0 && stack.lastUpdate !== stack.syncedLastUpdate) {
-      // lastUpdate moved but nothing is newer than the cursor: a stack deleted and created
-      // again under the same name restarts at version 1. Re-read it from the start; the
-      // exported-update ledger keeps the old updates from being counted again.
-      const newest = (await deps.api.listUpdates(stack, 1, 1)).updates[0];
-      if (newest !== undefined && newest.version < stack.cursorVersion) {
-        log.warn({ cursorVersion: stack.cursorVersion, newestVersion: newest.version }, 'stack history restarted below the cursor (re-created stack?); reading it from the start');
-        history = await deps.api.historySince(stack, { afterVersion: 0, ...bounds });
-      }
-    }
-    const window = floor === undefined ? history : history.filter((u) => u.startTime >= floor);
-    const running: InProgressRecord[] = window
+    const history = await newHistory(deps, stack, log);
+    const running: InProgressRecord[] = history
       .filter((u) => !isTerminal(u.result))
       .map((u) => ({ stack, updateId: u.updateId, kind: u.kind, version: u.version, startTime: u.startTime }));
     inProgress = running.length;
     await deps.store.setInProgress(stack, running);
 
-    const terminal = window.filter((u) => isTerminal(u.result)).reverse();
     const fresh: UpdateInfo[] = [];
-    for (const u of terminal) {
+    for (const u of history.filter((x) => isTerminal(x.result)).reverse()) {
       if (await deps.store.isExported(stack, u.updateId)) skipped += 1;
       else fresh.push(u);
     }
@@ -96,56 +118,11 @@ export async function syncStack(
 
     for (const update of fresh) {
       if (signal?.aborted) return { stack, ok: false, exported, skipped, inProgress, error: new Error('aborted') };
-      const ulog = log.child({ updateId: update.updateId, version: update.version });
-      const events = await readAllEvents(deps.api, stack, update.updateId);
-      const conversion = convertUpdate(update, events, deps.conversion);
-      deps.metrics.engineEvents(conversion.eventCounts);
-      if (deps.sink.enabled) {
-        const outcome = await deps.sink.export(conversion.trace);
-        if (outcome.code !== 'success') {
-          throw new ExporterError(
-            'TRACE_EXPORT_FAILED',
-            `spans of update ${update.updateId} (version ${update.version}) were not accepted: ${outcome.reason}`,
-            { cause: outcome.error, retryable: outcome.retryable },
-          );
-        }
-      }
-      const endTime = update.endTime ?? update.startTime;
-      const deltas = updateMetricDeltas({
-        stack,
-        kind: update.kind,
-        result: conversion.result,
-        startTime: update.startTime,
-        endTime,
-        resourceChanges: update.resourceChanges,
-        operations: conversion.operations,
-        policyViolations: conversion.policyViolations,
-        durationByStack: deps.durationByStack,
-      });
-      const nowMs = deps.clock.now();
-      const committed = await deps.store.commitUpdate({
-        update: {
-          stack,
-          updateId: update.updateId,
-          kind: update.kind,
-          version: update.version,
-          result: conversion.result,
-          startTime: update.startTime,
-          endTime,
-        },
-        deltas,
-        exportedAtMs: nowMs,
-      });
-      if (committed) {
-        exported += 1;
-        deps.metrics.updateExported(update.kind, Math.max(0, nowMs / 1000 - endTime));
-        ulog.debug({ kind: update.kind, result: conversion.result, spans: conversion.trace.spans.length }, 'update exported');
-      } else {
-        skipped += 1;
-      }
-      progress.exported(events.length);
+      if (await exportUpdate(deps, stack, update, progress, log.child({ updateId: update.updateId, version: update.version }))) exported += 1;
+      else skipped += 1;
+      progress.exported();
     }
-    await deps.store.markStackSynced(stack, stack.lastUpdate);
+    if (inProgress === 0) await deps.store.markStackSynced(stack, stack.lastUpdate);
     return { stack, ok: true, exported, skipped, inProgress };
   } catch (err) {
     const code = errorCodeOf(err);
@@ -153,4 +130,92 @@ export async function syncStack(
     log.warn({ err, code, exported }, 'stack sync failed; it is retried next cycle');
     return { stack, ok: false, exported, skipped, inProgress, error: err };
   }
+}
+
+/**
+ * Reads the events of an update, or decides to go on without them: none exist (404, e.g.
+ * a stack import), or they failed in an update-specific way maxUpdateAttempts cycles in a row.
+ */
+async function readEvents(
+  deps: StackSyncDeps,
+  stack: StackRef,
+  update: UpdateInfo,
+  progress: BackfillProgress,
+  log: Logger,
+): Promise<{ events: EngineEvent[]; incomplete?: string }> {
+  const events: EngineEvent[] = [];
+  try {
+    for await (const page of deps.api.engineEvents(stack, update.updateId)) {
+      events.push(...page.events);
+      progress.eventsRead(page.events.length);
+    }
+    return { events };
+  } catch (err) {
+    const code = errorCodeOf(err);
+    if (code === 'API_NOT_FOUND') {
+      log.info({ kind: update.kind }, 'the update has no engine events; exporting it from its history entry');
+      return { events: [], incomplete: 'no engine events' };
+    }
+    if (!UPDATE_SPECIFIC.has(code) || deps.attempts.fail(update.updateId) < deps.maxUpdateAttempts) throw err;
+    deps.metrics.error(code);
+    log.error({ err, code, attempts: deps.maxUpdateAttempts }, 'engine events of this update keep failing; counting it from its history entry without resource spans');
+    return { events: [], incomplete: `engine events unreadable: ${code}` };
+  }
+}
+
+/** Exports one terminal update; true when this call committed it. Throws to stop the stack. */
+async function exportUpdate(
+  deps: StackSyncDeps,
+  stack: StackRef,
+  update: UpdateInfo,
+  progress: BackfillProgress,
+  log: Logger,
+): Promise<boolean> {
+  const { events, incomplete } = await readEvents(deps, stack, update, progress, log);
+  let conversion: ConversionResult;
+  try {
+    conversion = convertUpdate(update, events, deps.conversion);
+  } catch (err) {
+    // A conversion bug must not block the stack forever either.
+    if (deps.attempts.fail(update.updateId) < deps.maxUpdateAttempts) throw err;
+    deps.metrics.error('INTERNAL');
+    log.error({ err }, 'converting this update keeps failing; counting it from its history entry without resource spans');
+    conversion = convertUpdate(update, [], deps.conversion);
+  }
+  if (deps.sink.enabled) {
+    const trace = incomplete === undefined ? conversion.trace : markIncomplete(conversion.trace, incomplete);
+    const outcome = await deps.sink.export(trace);
+    if (outcome.code !== 'success') {
+      const failure = new ExporterError('TRACE_EXPORT_FAILED', `spans of update ${update.updateId} (version ${update.version}) were not accepted: ${outcome.reason}`, {
+        cause: outcome.error,
+        retryable: outcome.retryable,
+      });
+      if (outcome.retryable || deps.attempts.fail(update.updateId) < deps.maxUpdateAttempts) throw failure;
+      deps.metrics.error('TRACE_EXPORT_FAILED');
+      log.error({ err: failure, reason: outcome.reason }, 'the collector keeps rejecting the trace of this update; counting the update without its trace');
+    }
+  }
+  const endTime = update.endTime ?? update.startTime;
+  const nowMs = deps.clock.now();
+  const committed = await deps.store.commitUpdate({
+    update: { stack, updateId: update.updateId, kind: update.kind, version: update.version, result: conversion.result, startTime: update.startTime, endTime },
+    deltas: updateMetricDeltas({
+      stack,
+      kind: update.kind,
+      result: conversion.result,
+      startTime: update.startTime,
+      endTime,
+      resourceChanges: update.resourceChanges,
+      operations: conversion.operations,
+      policyViolations: conversion.policyViolations,
+      durationByStack: deps.durationByStack,
+    }),
+    exportedAtMs: nowMs,
+  });
+  deps.attempts.clear(update.updateId);
+  if (!committed) return false;
+  deps.metrics.engineEvents(conversion.eventCounts);
+  deps.metrics.updateExported(update.kind, Math.max(0, nowMs / 1000 - endTime));
+  log.debug({ kind: update.kind, result: conversion.result, spans: conversion.trace.spans.length }, 'update exported');
+  return true;
 }

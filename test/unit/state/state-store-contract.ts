@@ -231,6 +231,20 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect(record?.lastUpdate).toBe(100);
       });
 
+      it('resets the cursor of a re-created stack to 0 and keeps its ledger and counters', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.commitUpdate(commit(update(DEV, 'u5', 5), { counters: [counter('pulumi_updates_total', { kind: 'update' }, 1)] }));
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(5);
+        await store.resetCursor(DEV);
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(0);
+        expect(await store.isExported(DEV, 'u5')).toBe(true);
+        expect((await store.readCounters()).map((c) => c.value)).toEqual([1]);
+        await store.commitUpdate(commit(update(DEV, 'n1', 1)));
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(1);
+        await store.resetCursor(OTHER);
+        expect(await store.getStack(OTHER)).toBeUndefined();
+      });
+
       it('ignores markStackSynced for a stack it does not know', async () => {
         await store.markStackSynced(DEV, 100);
         expect(await store.listStacks()).toEqual([]);

@@ -11,6 +11,7 @@ import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import { needsSync, runPollCycle, type PollCycleDeps } from '../../../src/sync/poll-cycle.js';
 import { backfillFloorSeconds } from '../../../src/sync/stack-sync.js';
 import { noopSyncMetrics } from '../../../src/sync/sync-metrics.js';
+import { UpdateAttempts } from '../../../src/sync/update-attempts.js';
 import type { ExportOutcome, SpanSink } from '../../../src/tracing/span-sink.js';
 import type { TraceRecord } from '../../../src/domain/trace.js';
 
@@ -22,6 +23,7 @@ class FakeApi implements PulumiCloudApi {
   readonly history = new Map<string, UpdateInfo[]>();
   calls: string[] = [];
   failEventsFor = new Set<string>();
+  eventErrors = new Map<string, ExporterError>();
 
   addStack(ref: StackRef): void {
     const list = this.stacks.get(ref.org) ?? [];
@@ -67,6 +69,8 @@ class FakeApi implements PulumiCloudApi {
   async *engineEvents(ref: StackRef, updateId: string, _o?: EngineEventsOptions): AsyncIterable<EventsPage> {
     this.calls.push(`events ${updateId}`);
     if (this.failEventsFor.has(updateId)) throw new ExporterError('API_SERVER_ERROR', 'boom', { retryable: true });
+    const planned = this.eventErrors.get(updateId);
+    if (planned) throw planned;
     const u = [...this.history.values()].flat().find((x) => x.updateId === updateId)!;
     const events: EngineEvent[] = [
       { type: 'preludeEvent', timestamp: u.startTime },
@@ -94,8 +98,10 @@ class RecordingSink implements SpanSink {
   readonly enabled = true;
   traces: TraceRecord[] = [];
   fail = false;
+  reject = false;
   async export(trace: TraceRecord): Promise<ExportOutcome> {
     if (this.fail) return { code: 'failed', retryable: true, reason: 'network', error: new Error('down') };
+    if (this.reject) return { code: 'failed', retryable: false, reason: 'rejected', error: new Error('rejected') };
     this.traces.push(trace);
     return { code: 'success', spans: trace.spans.length };
   }
@@ -118,6 +124,8 @@ function setup(backfillDays = 0) {
     conversion: { serviceName: 'pulumi', keepSameSteps: false, maxSpansPerTrace: 100, maxAttributeLength: 256, consoleUrl: 'https://app.pulumi.com' },
     durationByStack: false,
     backfillDays,
+    attempts: new UpdateAttempts(),
+    maxUpdateAttempts: 3,
     orgs: [{ name: 'acme', include: [], exclude: ['*/ignored'] }],
     stackConcurrency: cfg.poll.stackConcurrency,
     progressLogIntervalMs: 5_000,
@@ -236,6 +244,92 @@ describe('poll cycle', () => {
     const r = await runPollCycle({ ...deps, metrics: { ...noopSyncMetrics, engineEvents: (c) => counts.push({ ...c }) } });
     expect(r.updatesExported).toBe(1);
     expect(counts).toEqual([expect.objectContaining({ unknown: 1, resourcePreEvent: 1 })]);
+  });
+
+  it('does not lose an update first seen running when the cycle in which it completes fails', async () => {
+    const { api, store, sink, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300, result: 'in-progress', endTime: undefined });
+    await runPollCycle(deps);
+    const h = api.history.get(stackKey(web))!;
+    h[0] = { ...h[0]!, result: 'succeeded', endTime: NOW_S - 100 };
+    sink.fail = true;
+    expect((await runPollCycle(deps)).result).toBe('failure');
+    sink.fail = false;
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'u1')).toBe(true);
+  });
+
+  it('exports every update of a re-created stack even when its new versions pass the old cursor', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    for (const id of ['old1', 'old2', 'old3']) api.addUpdate(web, { updateId: id, startTime: NOW_S - 900 });
+    await runPollCycle(deps);
+    api.history.set(stackKey(web), []);
+    for (const id of ['n1', 'n2', 'n3', 'n4']) api.addUpdate(web, { updateId: id, startTime: NOW_S - 100 });
+    await runPollCycle(deps);
+    for (const id of ['n1', 'n2', 'n3', 'n4']) expect(await store.isExported(web, id)).toBe(true);
+    expect(await store.countExported()).toBe(7);
+    expect((await store.getStack(web))?.cursorVersion).toBe(4);
+  });
+
+  it('exports an update whose engine events do not exist (404) from its history entry', async () => {
+    const { api, store, sink, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'imp', startTime: NOW_S - 300, kind: 'import' });
+    api.eventErrors.set('imp', new ExporterError('API_NOT_FOUND', '404'));
+    expect((await runPollCycle(deps)).result).toBe('success');
+    expect(await store.isExported(web, 'imp')).toBe(true);
+    expect(sink.traces[0]!.spans).toHaveLength(1);
+    expect(sink.traces[0]!.spans[0]!.attributes['pulumi.trace.incomplete']).toBe('no engine events');
+  });
+
+  it('counts an update whose events stay malformed after the allowed attempts, so later updates are not blocked', async () => {
+    const { api, store, sink, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'bad', startTime: NOW_S - 300 });
+    api.addUpdate(web, { updateId: 'good', startTime: NOW_S - 200 });
+    api.eventErrors.set('bad', new ExporterError('API_MALFORMED_RESPONSE', 'broken page'));
+    expect((await runPollCycle(deps)).result).toBe('failure');
+    expect((await runPollCycle(deps)).result).toBe('failure');
+    expect(await store.countExported()).toBe(0);
+    expect((await runPollCycle(deps)).result).toBe('success');
+    expect(await store.isExported(web, 'bad')).toBe(true);
+    expect(await store.isExported(web, 'good')).toBe(true);
+    expect(sink.traces[0]!.spans[0]!.attributes['pulumi.trace.incomplete']).toBe('engine events unreadable: API_MALFORMED_RESPONSE');
+  });
+
+  it('retries an outage without limit: retryable errors never give up on an update', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    api.failEventsFor.add('u1');
+    for (let i = 0; i < 6; i++) expect((await runPollCycle(deps)).result).toBe('failure');
+    expect(await store.countExported()).toBe(0);
+    api.failEventsFor.clear();
+    await runPollCycle(deps);
+    expect((await store.readCounters()).filter((c) => c.name === 'pulumi_resource_operations_total').length).toBeGreaterThan(0);
+  });
+
+  it('counts an update without its trace when the collector keeps rejecting it', async () => {
+    const { api, store, sink, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    sink.reject = true;
+    await runPollCycle(deps);
+    await runPollCycle(deps);
+    expect(await store.countExported()).toBe(0);
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'u1')).toBe(true);
+  });
+
+  it('forgets the stacks of an org that is no longer configured', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    await runPollCycle(deps);
+    expect(await store.listStacks()).toHaveLength(1);
+    await runPollCycle({ ...deps, orgs: [{ name: 'globex', include: [], exclude: [] }] });
+    expect(await store.listStacks()).toHaveLength(0);
   });
 
   it('ignores stacks matching the exclude pattern', async () => {

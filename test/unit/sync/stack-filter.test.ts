@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../../src/config/schema.js';
-import { matchesGlob, stackFilter } from '../../../src/scheduler/glob.js';
+import { matchesGlob, stackFilter } from '../../../src/sync/stack-filter.js';
 
 describe('matchesGlob', () => {
   const table: readonly [pattern: string, text: string, expected: boolean][] = [
