@@ -10,6 +10,9 @@ import { IntervalJob } from './scheduler/interval-job.js';
 import { SqliteStateStore } from './state/sqlite-store.js';
 import type { StateStore } from './state/state-store.js';
 import { runPollCycle, type PollCycleDeps, type PollCycleResult } from './sync/poll-cycle.js';
+import { UpdateAttempts } from './sync/update-attempts.js';
+import { errorCodeOf } from './errors.js';
+import { redact } from './secrets.js';
 import { createSpanSink } from './tracing/create-span-sink.js';
 import type { SpanSink } from './tracing/span-sink.js';
 import { REVISION, VERSION } from './version.js';
@@ -36,6 +39,8 @@ export interface App {
   httpUrl(): string | undefined;
   lastPoll(): PollCycleResult | undefined;
 }
+
+const STOP_SYNC_TIMEOUT_MS = 15_000;
 
 /** Wiring only: builds every component from the config and connects them. */
 export function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): App {
@@ -81,9 +86,12 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       maxSpansPerTrace: config.traces.maxSpansPerTrace,
       maxAttributeLength: config.traces.maxAttributeLength,
       consoleUrl: consoleUrlFor(config.pulumi.backendUrl),
+      redact,
     },
     durationByStack: config.metrics.resourceOperationDurationByStack,
     backfillDays: config.poll.backfillDays,
+    attempts: new UpdateAttempts(),
+    maxUpdateAttempts: config.poll.maxUpdateAttempts,
     orgs: config.pulumi.orgs,
     stackConcurrency: config.poll.stackConcurrency,
     progressLogIntervalMs: config.poll.progressLogIntervalSeconds * 1000,
@@ -94,12 +102,21 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
   let migrated: Promise<void> | undefined;
   const migrate = (): Promise<void> => (migrated ??= store.migrate());
 
-  const cycle = async (signal?: AbortSignal): Promise<PollCycleResult> => {
-    await migrate();
-    const result = await runPollCycle(deps, signal);
-    last = result;
-    if (result.listedAllOrgs) ready = true;
-    return result;
+  // One cycle at a time, whether the scheduler or runOnce() asks: a second caller joins the running one.
+  let running: Promise<PollCycleResult> | undefined;
+  const cycle = (signal?: AbortSignal): Promise<PollCycleResult> => {
+    running ??= (async () => {
+      try {
+        await migrate();
+        const result = await runPollCycle(deps, signal);
+        last = result;
+        if (result.listedAllOrgs) ready = true;
+        return result;
+      } finally {
+        running = undefined;
+      }
+    })();
+    return running;
   };
 
   const job = new IntervalJob({
@@ -110,7 +127,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       await cycle(signal);
     },
     logger: logger.child({ module: 'scheduler' }),
-    onError: (err) => metrics.error('INTERNAL', err),
+    onError: (err) => metrics.error(errorCodeOf(err), err),
   });
 
   let server: { url: string; close(): Promise<void> } | undefined;
@@ -151,7 +168,9 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     runOnce: () => cycle(),
     stop() {
       stopping ??= (async () => {
-        await job.stop(30_000);
+        // Bounded so the whole stop fits a 30 s grace period; an interrupted sync commits
+        // nothing half-way and is redone after the restart.
+        await job.stop(STOP_SYNC_TIMEOUT_MS);
         await sink.shutdown();
         await server?.close();
         await store.close();

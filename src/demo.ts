@@ -22,21 +22,31 @@ function listening(host: string, port: number, timeoutMs: number): Promise<boole
   });
 }
 
+export interface RunningDemo {
+  stop(): Promise<void>;
+}
+
 /**
- * `demo`: the simulator in live mode plus the exporter pointed at it, with a fresh
- * SQLite state file (the simulator's data is regenerated each run, so old state would not match).
+ * `demo`: the simulator in live mode plus the exporter pointed at it, with a fresh SQLite
+ * state file of its own (`--state`, default ./data/demo.db; the simulator's data is
+ * regenerated each run, so old state would not match). EXPORTER_STATE is ignored on purpose:
+ * the demo must never delete the state of a real installation.
  */
-export async function runDemo(argv: string[], out: (line: string) => void): Promise<number> {
+export async function startDemo(
+  argv: string[],
+  env: Readonly<Record<string, string | undefined>>,
+  out: (line: string) => void,
+): Promise<RunningDemo> {
   const { values } = parseArgs({
     args: argv,
     options: {
       seed: { type: 'string', default: '1' },
+      state: { type: 'string', default: './data/demo.db' },
       'simulator-port': { type: 'string', default: '0' },
       'live-interval-ms': { type: 'string', default: '3000' },
     },
     strict: true,
   });
-  const env = process.env;
   const sim = await startSimulator({
     seed: Number(values.seed),
     port: Number(values['simulator-port']),
@@ -45,7 +55,7 @@ export async function runDemo(argv: string[], out: (line: string) => void): Prom
     live: { intervalMs: Number(values['live-interval-ms']) },
   });
   const orgs = [...new Set(sim.truth().stacks.map((s) => s.org))];
-  const statePath = env['EXPORTER_STATE'] ?? './data/demo.db';
+  const statePath = values.state;
   if (statePath !== ':memory:') {
     for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${statePath}${suffix}`, { force: true });
   }
@@ -96,12 +106,11 @@ export async function runDemo(argv: string[], out: (line: string) => void): Prom
   );
   out('Press Ctrl+C to stop.');
   out('');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  await app.stop();
-  await sim.close();
-  logger.flush();
-  return 0;
+  return {
+    async stop() {
+      await app.stop();
+      await sim.close();
+      logger.flush();
+    },
+  };
 }

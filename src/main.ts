@@ -7,7 +7,8 @@ import { parseStackKey } from './domain/stack.js';
 import { isExporterError } from './errors.js';
 import { createLogger } from './logging/logger.js';
 import { simulateCommand } from './simulator/simulate-command.js';
-import { runDemo } from './demo.js';
+import { startDemo } from './demo.js';
+import { processEnvironment } from './config/process-environment.js';
 import { VERSION } from './version.js';
 
 const USAGE = `pulumi-update-exporter ${VERSION}
@@ -38,7 +39,7 @@ function err(line: string): void {
 
 function configFromArgs(argv: string[]): Config {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string' } }, allowPositionals: false, strict: true });
-  return loadConfig({ ...(values.config ? { configPath: values.config } : {}), env: process.env });
+  return loadConfig({ ...(values.config ? { configPath: values.config } : {}), env: processEnvironment() });
 }
 
 /** Runs the service until SIGINT/SIGTERM; only this shell handles signals. */
@@ -62,17 +63,19 @@ async function runService(argv: string[], once: boolean): Promise<number> {
     await app.stop();
     throw err;
   }
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string): void => {
-      logger.info({ signal }, 'stopping');
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  const signal = await untilSignal();
+  logger.info({ signal }, 'stopping');
   await app.stop();
   logger.flush();
   return 0;
+}
+
+/** Resolves with the name of the first SIGINT or SIGTERM. Only main.ts handles signals. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
 }
 
 function traceIdCommand(argv: string[]): number {
@@ -106,11 +109,18 @@ export async function main(argv: string[]): Promise<number> {
       case 'once':
         return await runService(args, true);
       case 'validate':
-        return validateCommand(args, process.env, out);
-      case 'simulate':
-        return await simulateCommand(args, out);
-      case 'demo':
-        return await runDemo(args, out);
+        return validateCommand(args, processEnvironment(), out);
+      case 'simulate': {
+        const stop = new AbortController();
+        void untilSignal().then(() => stop.abort());
+        return await simulateCommand(args, out, stop.signal);
+      }
+      case 'demo': {
+        const demo = await startDemo(args, processEnvironment(), out);
+        await untilSignal();
+        await demo.stop();
+        return 0;
+      }
       case 'trace-id':
         return traceIdCommand(args);
       default:

@@ -24,6 +24,11 @@ export interface ConversionOptions {
   readonly maxAttributeLength: number;
   /** Pulumi console base URL, e.g. https://app.pulumi.com. */
   readonly consoleUrl: string;
+  /**
+   * Removes secrets from diagnostic and policy message text (the app passes the process-wide
+   * registry from src/secrets.ts; injected so conversion stays a pure function). Default: none.
+   */
+  readonly redact?: (text: string) => string;
 }
 
 export interface ConversionResult {
@@ -100,6 +105,7 @@ export function convertUpdate(
   options: ConversionOptions,
 ): ConversionResult {
   const maxLen = options.maxAttributeLength;
+  const redactText = options.redact ?? ((text: string) => text);
   const tracker = new StepTracker();
   const nodes: Node[] = [];
   const nodeOf = new Map<Step, Node>();
@@ -148,7 +154,7 @@ export function convertUpdate(
         break;
       }
       case 'diagnosticEvent': {
-        const message = cleanMessage(e.message);
+        const message = cleanMessage(e.message, redactText);
         if (e.severity === 'error') {
           if (e.urn) {
             lastErrorByUrn.set(e.urn, { index: i, message });
@@ -172,7 +178,7 @@ export function convertUpdate(
           'pulumi.policy.pack': e.policyPackName,
           'pulumi.policy.name': e.policyName,
           'pulumi.policy.enforcement_level': e.enforcementLevel,
-          message: cleanMessage(e.message),
+          message: cleanMessage(e.message, redactText),
         };
         if (e.policyPackVersion) attributes['pulumi.policy.pack_version'] = e.policyPackVersion;
         if (e.severity) attributes['pulumi.policy.severity'] = e.severity;

@@ -1,5 +1,4 @@
 import type { AttributeValue, Attributes } from '../domain/trace.js';
-import { redact } from '../secrets.js';
 
 // Pulumi colour directives look like <{%reset%}> or <{%fg 1%}>; ANSI escapes can appear in
 // program output (info#err) as well.
@@ -7,8 +6,8 @@ const COLOR_DIRECTIVE = /<\{%[^%]*%\}>/g;
 // eslint-disable-next-line no-control-regex
 const ANSI_ESCAPE = /\u001b\[[0-9;?]*[A-Za-z]/g;
 
-/** Message text fit for an attribute: colour codes removed, registered secrets redacted, trimmed. */
-export function cleanMessage(message: string): string {
+/** Message text fit for an attribute: colour codes removed, secrets redacted by `redact`, trimmed. */
+export function cleanMessage(message: string, redact: (text: string) => string): string {
   return redact(message.replace(COLOR_DIRECTIVE, '').replace(ANSI_ESCAPE, '')).trim();
 }
 

@@ -25,10 +25,9 @@ export interface UpdateDeltaInput {
  * histograms. Pure: the store applies the result in the transaction that marks the update
  * exported, which is what makes every update count exactly once.
  *
- * A cancelled update also counts in pulumi_update_failures_total: Pulumi Cloud's history
- * reports it as failed, and whether we can tell it apart depends on the summary event being
- * readable, so counting it keeps the failure count stable either way. The distinction stays
- * visible in pulumi_updates_total{result="cancelled"}.
+ * pulumi_update_failures_total counts result `failed` only, as the telemetry conventions
+ * define it, so it always equals pulumi_updates_total{result="failed"}; a cancelled update
+ * (told apart by its summary event) counts under result="cancelled".
  */
 export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   const { stack, kind, result } = input;
@@ -37,7 +36,7 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   const histograms: HistogramObservation[] = [];
 
   counters.add(METRICS.updatesTotal.name, { ...base, kind, result }, 1);
-  if (result === 'failed' || result === 'cancelled') {
+  if (result === 'failed') {
     counters.add(METRICS.updateFailuresTotal.name, { ...base, kind }, 1);
   }
   histograms.push({

@@ -119,14 +119,10 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
 
   await new Promise<void>((resolve) => {
     const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
       stop?.removeEventListener('abort', done);
       resolve();
     };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
-    // Tests (and embedders) stop the command without sending a process signal.
+    // main.ts turns SIGINT/SIGTERM into this signal; tests abort it directly.
     if (stop?.aborted) done();
     else stop?.addEventListener('abort', done);
   });

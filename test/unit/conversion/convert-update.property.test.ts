@@ -5,7 +5,7 @@ import { stepSpanIdFor } from '../../../src/conversion/trace-ids.js';
 import type { EngineEvent } from '../../../src/domain/engine-event.js';
 import type { UpdateInfo } from '../../../src/domain/update.js';
 import { parseEngineEvent } from '../../../src/pulumi/wire-events.js';
-import { clearSecretsForTests, registerSecret } from '../../../src/secrets.js';
+import { clearSecretsForTests, redact, registerSecret } from '../../../src/secrets.js';
 
 /*
  * Property tests over generated, plausible engine-event streams: a stack with components
@@ -238,6 +238,8 @@ function updateFor(v: StreamValue): UpdateInfo {
 }
 
 const BASE: ConversionOptions = {
+  // As the app wires it: the process-wide secret registry.
+  redact,
   serviceName: 'pulumi',
   keepSameSteps: true,
   maxSpansPerTrace: 100_000,

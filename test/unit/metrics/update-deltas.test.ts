@@ -44,7 +44,7 @@ describe('updateMetricDeltas', () => {
   it.each<[TerminalResult, number]>([
     ['succeeded', 0],
     ['failed', 1],
-    ['cancelled', 1],
+    ['cancelled', 0],
   ])('counts a %s update once and as %i failure', (result, failures) => {
     const deltas = updateMetricDeltas(input({ result }));
     expect(counter(deltas, 'pulumi_updates_total')).toEqual([{ labels: { ...base, kind: 'update', result }, value: 1 }]);
