@@ -51,7 +51,7 @@ export const METRICS = {
     name: 'pulumi_update_failures_total',
     type: 'counter',
     source: 'store',
-    help: 'Completed Pulumi updates that failed (cancelled updates included, as Pulumi Cloud reports them failed).',
+    help: 'Completed Pulumi updates whose result is failed (a cancelled update counts under result cancelled of pulumi_updates_total).',
     labelNames: [...STACK, 'kind'],
   },
   updateDurationSeconds: {

@@ -36,9 +36,9 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   const histograms: HistogramObservation[] = [];
 
   counters.add(METRICS.updatesTotal.name, { ...base, kind, result }, 1);
-  if (result === 'failed') {
-    counters.add(METRICS.updateFailuresTotal.name, { ...base, kind }, 1);
-  }
+  // Added with 0 for other results, so the series exists before the first failure and
+  // increase() in Prometheus sees that first failure too.
+  counters.add(METRICS.updateFailuresTotal.name, { ...base, kind }, result === 'failed' ? 1 : 0);
   histograms.push({
     name: METRICS.updateDurationSeconds.name,
     labels: { ...base, kind, result },
