@@ -120,15 +120,18 @@ export class ApiTransport {
       if (reason === undefined || attempt >= this.o.maxAttempts) throw this.finalError(req, result, attempt);
       const retryAfterMs = result.kind === 'http' ? result.retryAfterMs : undefined;
       const plan = planRetry(attempt, retryAfterMs, this.o.retryBaseDelayMillis, this.o.retryMaxDelayMillis, this.o.random);
+      const context = {
+        endpoint: req.endpoint,
+        path: req.pathTemplate,
+        ...(req.subject === undefined ? {} : { subject: req.subject }),
+        status: result.kind === 'http' ? result.status : result.kind,
+        attempt,
+      };
       if (plan.kind === 'defer') {
         // Self-healing (the next cycle retries), so WARN; no retry() report as none happens.
         this.o.logger.warn(
           {
-            endpoint: req.endpoint,
-            path: req.pathTemplate,
-            ...(req.subject === undefined ? {} : { subject: req.subject }),
-            status: result.kind === 'http' ? result.status : result.kind,
-            attempt,
+            ...context,
             retryAfterMs: plan.retryAfterMs,
             retryMaxDelayMillis: this.o.retryMaxDelayMillis,
           },
@@ -140,11 +143,7 @@ export class ApiTransport {
       this.o.observer.retry(req.endpoint, reason);
       this.o.logger.warn(
         {
-          endpoint: req.endpoint,
-          path: req.pathTemplate,
-          ...(req.subject === undefined ? {} : { subject: req.subject }),
-          status: result.kind === 'http' ? result.status : result.kind,
-          attempt,
+          ...context,
           maxAttempts: this.o.maxAttempts,
           delayMs,
           ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
