@@ -28,6 +28,13 @@ export function checkCommit(commit: UpdateCommit): void {
   }
 }
 
+/** A stack cursor is a stack version: a safe integer >= 0. */
+export function checkCursorVersion(stack: StackRef, version: number): void {
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw invalid(`cursor of ${stackKey(stack)} cannot move to invalid version ${version}`);
+  }
+}
+
 /** Counters only go up: a negative or non-finite increment is refused. */
 export function checkCounterDelta(delta: CounterDelta): void {
   if (!Number.isFinite(delta.value) || delta.value < 0) {

@@ -8,6 +8,7 @@ import {
   canonicalLabels,
   checkCommit,
   checkCounterDelta,
+  checkCursorVersion,
   checkObservation,
   checkOrg,
   checkSameStack,
@@ -41,6 +42,11 @@ function refOf(ref: StackRef): StackRef {
   return { org: ref.org, project: ref.project, stack: ref.stack };
 }
 
+/** The ledger is per org: Pulumi keeps update ids when a stack is renamed. */
+function ledgerKey(org: string, updateId: string): string {
+  return JSON.stringify([org, updateId]);
+}
+
 function seriesKey(name: string, labels: Labels): string {
   return JSON.stringify([name, labelsKey(labels)]);
 }
@@ -57,6 +63,8 @@ function compareKeys(a: string, b: string): number {
 export class MemoryStateStore implements StateStore {
   private closed = false;
   private readonly stacks = new Map<string, StackRecord>();
+  /** Keys of stacks the org list no longer lists: hidden, but their cursor and first-seen time are kept. */
+  private readonly unlisted = new Set<string>();
   private readonly exported = new Set<string>();
   private readonly exportedPerStack = new Map<string, number>();
   private readonly inProgress = new Map<string, Map<string, InProgressRecord>>();
@@ -85,11 +93,14 @@ export class MemoryStateStore implements StateStore {
       const key = refKey(s);
       listed.add(key);
       const known = this.stacks.get(key);
+      // A relisted stack is synced again: its gauge facts were dropped while it was unlisted.
+      const relisted = this.unlisted.delete(key);
+      const synced = relisted ? undefined : known?.syncedLastUpdate;
       this.stacks.set(key, {
         ...refOf(s),
         ...(s.lastUpdate === undefined ? {} : { lastUpdate: s.lastUpdate }),
         ...(s.resourceCount === undefined ? {} : { resourceCount: s.resourceCount }),
-        ...(known?.syncedLastUpdate === undefined ? {} : { syncedLastUpdate: known.syncedLastUpdate }),
+        ...(synced === undefined ? {} : { syncedLastUpdate: synced }),
         cursorVersion: known?.cursorVersion ?? 0,
         firstSeenMs: known?.firstSeenMs ?? nowMs,
       });
@@ -98,7 +109,7 @@ export class MemoryStateStore implements StateStore {
       const [stackOrg] = JSON.parse(stackId) as [string];
       return stackOrg === org && !listed.has(stackId);
     };
-    for (const key of [...this.stacks.keys()]) if (forget(key)) this.stacks.delete(key);
+    for (const key of this.stacks.keys()) if (forget(key)) this.unlisted.add(key);
     for (const key of [...this.inProgress.keys()]) if (forget(key)) this.inProgress.delete(key);
     for (const key of [...this.lastSuccess.keys()]) if (forget(key)) this.lastSuccess.delete(key);
     for (const [key, row] of [...this.lastUpdates]) if (forget(refKey(row.stack))) this.lastUpdates.delete(key);
@@ -106,28 +117,39 @@ export class MemoryStateStore implements StateStore {
 
   async listStacks(): Promise<StackRecord[]> {
     this.open();
-    return [...this.stacks.entries()].sort(([a], [b]) => compareKeys(a, b)).map(([, r]) => ({ ...r }));
+    return [...this.stacks.entries()]
+      .filter(([key]) => !this.unlisted.has(key))
+      .sort(([a], [b]) => compareKeys(a, b))
+      .map(([, r]) => ({ ...r }));
   }
 
   async getStack(ref: StackRef): Promise<StackRecord | undefined> {
     this.open();
-    const r = this.stacks.get(refKey(ref));
+    const r = this.listedStack(refKey(ref));
     return r === undefined ? undefined : { ...r };
   }
 
   async markStackSynced(ref: StackRef, lastUpdate: number | undefined): Promise<void> {
     this.open();
     const key = refKey(ref);
-    const known = this.stacks.get(key);
+    const known = this.listedStack(key);
     if (known === undefined) return;
     const { syncedLastUpdate: _old, ...rest } = known;
     this.stacks.set(key, lastUpdate === undefined ? rest : { ...rest, syncedLastUpdate: lastUpdate });
   }
 
+  async advanceCursor(ref: StackRef, version: number): Promise<void> {
+    this.open();
+    checkCursorVersion(ref, version);
+    const key = refKey(ref);
+    const known = this.listedStack(key);
+    if (known !== undefined) this.stacks.set(key, { ...known, cursorVersion: Math.max(known.cursorVersion, version) });
+  }
+
   async resetCursor(ref: StackRef): Promise<void> {
     this.open();
     const key = refKey(ref);
-    const known = this.stacks.get(key);
+    const known = this.listedStack(key);
     if (known !== undefined) this.stacks.set(key, { ...known, cursorVersion: 0 });
   }
 
@@ -136,7 +158,7 @@ export class MemoryStateStore implements StateStore {
     checkCommit(commit);
     const { update: u, deltas, exportedAtMs } = commit;
     const stackId = refKey(u.stack);
-    const exportedKey = JSON.stringify([stackId, u.updateId]);
+    const exportedKey = ledgerKey(u.stack.org, u.updateId);
     if (this.exported.has(exportedKey)) return false;
 
     // Validate everything before touching any map, so a refused commit leaves no trace.
@@ -153,6 +175,7 @@ export class MemoryStateStore implements StateStore {
     this.exported.add(exportedKey);
     this.exportedPerStack.set(stackId, (this.exportedPerStack.get(stackId) ?? 0) + 1);
 
+    // A commit does not relist a stack the org list hides; it only moves its cursor.
     const known = this.stacks.get(stackId);
     this.stacks.set(
       stackId,
@@ -191,12 +214,14 @@ export class MemoryStateStore implements StateStore {
       h.count += 1;
     }
 
+    // An unlisted stack has no gauges, so it gets no last-update facts either.
+    const listed = !this.unlisted.has(stackId);
     const lastKey = JSON.stringify([stackId, u.kind]);
     const last = this.lastUpdates.get(lastKey);
-    if (last === undefined || u.endTime >= last.endTime) {
+    if (listed && (last === undefined || u.endTime >= last.endTime)) {
       this.lastUpdates.set(lastKey, { stack: refOf(u.stack), kind: u.kind, result: u.result, endTime: u.endTime });
     }
-    if (u.result === 'succeeded') {
+    if (listed && u.result === 'succeeded') {
       const success = this.lastSuccess.get(stackId);
       if (success === undefined || u.endTime >= success.endTime) {
         this.lastSuccess.set(stackId, { stack: refOf(u.stack), endTime: u.endTime });
@@ -211,7 +236,7 @@ export class MemoryStateStore implements StateStore {
 
   async isExported(ref: StackRef, updateId: string): Promise<boolean> {
     this.open();
-    return this.exported.has(JSON.stringify([refKey(ref), updateId]));
+    return this.exported.has(ledgerKey(ref.org, updateId));
   }
 
   async countExported(ref?: StackRef): Promise<number> {
@@ -276,6 +301,10 @@ export class MemoryStateStore implements StateStore {
     return [...this.lastSuccess.entries()]
       .sort(([a], [b]) => compareKeys(a, b))
       .map(([, r]) => ({ ...r, stack: refOf(r.stack) }));
+  }
+
+  private listedStack(key: string): StackRecord | undefined {
+    return this.unlisted.has(key) ? undefined : this.stacks.get(key);
   }
 
   private open(): void {

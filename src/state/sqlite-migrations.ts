@@ -101,6 +101,18 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    name: 'unlisted stacks and per-org update ledger',
+    // Stacks that leave the org's list are hidden (listed = 0) instead of deleted, so their
+    // cursor and first-seen time survive a relisting. The index serves the per-org ledger
+    // lookup (Pulumi keeps update ids across a stack rename). It is not UNIQUE: a version-1
+    // database may already hold one id under two stack names of an org.
+    sql: `
+      ALTER TABLE stacks ADD COLUMN listed INTEGER NOT NULL DEFAULT 1 CHECK (listed IN (0, 1));
+      CREATE INDEX exported_updates_org_update_id ON exported_updates (org, update_id);
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -13,6 +13,7 @@ import {
   canonicalLabels,
   checkCommit,
   checkCounterDelta,
+  checkCursorVersion,
   checkObservation,
   checkOrg,
   checkSameStack,
@@ -48,6 +49,8 @@ interface StackRow {
   synced_last_update: number | null;
   cursor_version: number;
   first_seen_ms: number;
+  /** 0 once the org's stack list stopped listing the stack (schema version 2). */
+  listed: number;
 }
 
 interface InProgressRow {
@@ -72,6 +75,9 @@ interface HistogramDbRow {
 type Db = Database.Database;
 
 const MEMORY_PATH = ':memory:';
+
+/** Served by the (org, update_id) index of migration 2. */
+const EXPORTED_IN_ORG_SQL = 'SELECT 1 FROM exported_updates WHERE org = ? AND update_id = ? LIMIT 1';
 
 /**
  * The StateStore on a local SQLite file (better-sqlite3). Calls are synchronous
@@ -159,20 +165,32 @@ export class SqliteStateStore implements StateStore {
     this.run('replaceOrgStacks', (db) => {
       for (const s of stacks) checkOrg(org, s);
       db.transaction(() => {
+        // A relisted stack keeps its cursor and first-seen time (its backfill window does not
+        // move) but is synced again: its gauge facts were dropped while it was unlisted.
         const upsert = this.stmt(
-          `INSERT INTO stacks (org, project, stack, last_update, resource_count, cursor_version, first_seen_ms)
-           VALUES (?, ?, ?, ?, ?, 0, ?)
+          `INSERT INTO stacks (org, project, stack, last_update, resource_count, cursor_version, first_seen_ms, listed)
+           VALUES (?, ?, ?, ?, ?, 0, ?, 1)
            ON CONFLICT (org, project, stack) DO UPDATE SET
-             last_update = excluded.last_update, resource_count = excluded.resource_count`,
+             last_update = excluded.last_update, resource_count = excluded.resource_count,
+             synced_last_update = CASE WHEN stacks.listed = 1 THEN stacks.synced_last_update END,
+             listed = 1`,
         );
         const listed = new Set<string>();
         for (const s of stacks) {
           upsert.run(s.org, s.project, s.stack, s.lastUpdate ?? null, s.resourceCount ?? null, nowMs);
           listed.add(JSON.stringify([s.project, s.stack]));
         }
-        // Forgetting a stack drops what feeds its gauges. Counters and the exported-update
-        // ledger stay, so a stack that reappears is not recounted.
-        for (const table of ['stacks', 'in_progress', 'last_updates', 'last_success']) {
+        // An unlisted stack is hidden, not deleted, and loses what feeds its gauges. Its
+        // counters and the exported-update ledger stay, so it is never recounted.
+        const shown = this.stmt('SELECT project, stack FROM stacks WHERE org = ? AND listed = 1').all(org) as {
+          project: string;
+          stack: string;
+        }[];
+        const hide = this.stmt('UPDATE stacks SET listed = 0 WHERE org = ? AND project = ? AND stack = ?');
+        for (const row of shown) {
+          if (!listed.has(JSON.stringify([row.project, row.stack]))) hide.run(org, row.project, row.stack);
+        }
+        for (const table of ['in_progress', 'last_updates', 'last_success']) {
           const present = this.stmt(`SELECT DISTINCT project, stack FROM ${table} WHERE org = ?`).all(org) as {
             project: string;
             stack: string;
@@ -188,13 +206,15 @@ export class SqliteStateStore implements StateStore {
 
   async listStacks(): Promise<StackRecord[]> {
     return this.run('listStacks', () =>
-      (this.stmt('SELECT * FROM stacks ORDER BY org, project, stack').all() as StackRow[]).map(toStackRecord),
+      (this.stmt('SELECT * FROM stacks WHERE listed = 1 ORDER BY org, project, stack').all() as StackRow[]).map(
+        toStackRecord,
+      ),
     );
   }
 
   async getStack(ref: StackRef): Promise<StackRecord | undefined> {
     return this.run('getStack', () => {
-      const row = this.stmt('SELECT * FROM stacks WHERE org = ? AND project = ? AND stack = ?').get(
+      const row = this.stmt('SELECT * FROM stacks WHERE org = ? AND project = ? AND stack = ? AND listed = 1').get(
         ref.org,
         ref.project,
         ref.stack,
@@ -205,7 +225,9 @@ export class SqliteStateStore implements StateStore {
 
   async markStackSynced(ref: StackRef, lastUpdate: number | undefined): Promise<void> {
     this.run('markStackSynced', () => {
-      this.stmt('UPDATE stacks SET synced_last_update = ? WHERE org = ? AND project = ? AND stack = ?').run(
+      this.stmt(
+        'UPDATE stacks SET synced_last_update = ? WHERE org = ? AND project = ? AND stack = ? AND listed = 1',
+      ).run(
         lastUpdate ?? null,
         ref.org,
         ref.project,
@@ -214,9 +236,23 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
+  async advanceCursor(ref: StackRef, version: number): Promise<void> {
+    this.run('advanceCursor', () => {
+      checkCursorVersion(ref, version);
+      this.stmt(
+        `UPDATE stacks SET cursor_version = max(cursor_version, ?)
+         WHERE org = ? AND project = ? AND stack = ? AND listed = 1`,
+      ).run(version, ref.org, ref.project, ref.stack);
+    });
+  }
+
   async resetCursor(ref: StackRef): Promise<void> {
     this.run('resetCursor', () => {
-      this.stmt('UPDATE stacks SET cursor_version = 0 WHERE org = ? AND project = ? AND stack = ?').run(ref.org, ref.project, ref.stack);
+      this.stmt('UPDATE stacks SET cursor_version = 0 WHERE org = ? AND project = ? AND stack = ? AND listed = 1').run(
+        ref.org,
+        ref.project,
+        ref.stack,
+      );
     });
   }
 
@@ -226,19 +262,24 @@ export class SqliteStateStore implements StateStore {
       const { update: u, deltas, exportedAtMs } = commit;
       const s = u.stack;
       const apply = db.transaction((): boolean => {
-        const inserted = this.stmt(
+        // The ledger is per org: a renamed stack keeps its update ids. The immediate
+        // transaction holds the write lock, so no other connection commits in between.
+        if (this.stmt(EXPORTED_IN_ORG_SQL).get(s.org, u.updateId) !== undefined) return false;
+        this.stmt(
           `INSERT INTO exported_updates
              (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (org, project, stack, update_id) DO NOTHING`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ).run(s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs);
-        if (inserted.changes === 0) return false;
 
-        this.stmt(
-          `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms) VALUES (?, ?, ?, ?, ?)
+        // A commit does not relist a stack the org list hides; it only moves its cursor.
+        const listed = this.stmt(
+          `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES (?, ?, ?, ?, ?, 1)
            ON CONFLICT (org, project, stack) DO UPDATE SET
-             cursor_version = max(cursor_version, excluded.cursor_version)`,
-        ).run(s.org, s.project, s.stack, u.version, exportedAtMs);
+             cursor_version = max(cursor_version, excluded.cursor_version)
+           RETURNING listed`,
+        )
+          .pluck()
+          .get(s.org, s.project, s.stack, u.version, exportedAtMs) as number;
 
         const addCounter = this.stmt(
           `INSERT INTO counters (name, labels_key, labels_json, value) VALUES (?, ?, ?, ?)
@@ -279,17 +320,20 @@ export class SqliteStateStore implements StateStore {
         }
 
         // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
-        this.stmt(
-          `INSERT INTO last_updates (org, project, stack, kind, result, end_time) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (org, project, stack, kind) DO UPDATE SET result = excluded.result, end_time = excluded.end_time
-           WHERE excluded.end_time >= last_updates.end_time`,
-        ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime);
-        if (u.result === 'succeeded') {
+        // An unlisted stack has no gauges, so it gets no last-update facts either.
+        if (listed === 1) {
           this.stmt(
-            `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
-             ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
-             WHERE excluded.end_time >= last_success.end_time`,
-          ).run(s.org, s.project, s.stack, u.endTime);
+            `INSERT INTO last_updates (org, project, stack, kind, result, end_time) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (org, project, stack, kind) DO UPDATE SET result = excluded.result, end_time = excluded.end_time
+             WHERE excluded.end_time >= last_updates.end_time`,
+          ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime);
+          if (u.result === 'succeeded') {
+            this.stmt(
+              `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
+               ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
+               WHERE excluded.end_time >= last_success.end_time`,
+            ).run(s.org, s.project, s.stack, u.endTime);
+          }
         }
 
         this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(
@@ -306,10 +350,7 @@ export class SqliteStateStore implements StateStore {
 
   async isExported(ref: StackRef, updateId: string): Promise<boolean> {
     return this.run('isExported', () => {
-      const row = this.stmt(
-        'SELECT 1 FROM exported_updates WHERE org = ? AND project = ? AND stack = ? AND update_id = ?',
-      ).get(ref.org, ref.project, ref.stack, updateId);
-      return row !== undefined;
+      return this.stmt(EXPORTED_IN_ORG_SQL).get(ref.org, updateId) !== undefined;
     });
   }
 

@@ -89,13 +89,18 @@ export interface StateStore {
   /**
    * Records the complete stack list of one org: inserts new stacks, refreshes
    * lastUpdate/resourceCount of known ones, and forgets stacks of that org that are no
-   * longer listed (their gauges disappear; counters they accumulated are kept).
+   * longer listed: they leave listStacks/getStack and their gauge facts (in-progress,
+   * last update, last success) are deleted, but their counters, exported updates, cursor
+   * and firstSeenMs are kept, so a stack that is listed again resumes where it was (its
+   * backfill window does not move) and is synced again (syncedLastUpdate cleared).
    */
   replaceOrgStacks(org: string, stacks: readonly StackSummary[], nowMs: number): Promise<void>;
   listStacks(): Promise<StackRecord[]>;
   getStack(ref: StackRef): Promise<StackRecord | undefined>;
   /** After a successful sync of the stack: remember which lastUpdate it covered. */
   markStackSynced(ref: StackRef, lastUpdate: number | undefined): Promise<void>;
+  /** Raises the stack's cursor to `version` if it is lower (updates found already exported). No-op for an unknown stack. */
+  advanceCursor(ref: StackRef, version: number): Promise<void>;
   /**
    * Sets the stack's cursor back to 0 (its history no longer holds the exported update at
    * the cursor: the stack was deleted and created again). The exported-update ledger and
@@ -104,12 +109,15 @@ export interface StateStore {
   resetCursor(ref: StackRef): Promise<void>;
 
   /**
-   * In one transaction: records the update as exported (idempotent on updateId),
+   * In one transaction: records the update as exported (idempotent on updateId within the
+   * org: Pulumi keeps update ids when a stack is renamed, so an id already exported under
+   * another stack name of the same org is not counted again),
    * raises the stack cursor to its version, applies the metric deltas, updates the
    * last-update facts and removes it from the in-progress set.
    * Returns false, changing nothing, when the update was already exported.
    */
   commitUpdate(commit: UpdateCommit): Promise<boolean>;
+  /** True when updateId was exported under any stack of ref's org (see commitUpdate). */
   isExported(ref: StackRef, updateId: string): Promise<boolean>;
   /** Number of exported updates (optionally of one stack). */
   countExported(ref?: StackRef): Promise<number>;

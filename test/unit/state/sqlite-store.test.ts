@@ -5,7 +5,12 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ExporterError } from '../../../src/errors.js';
 import type { StateStore } from '../../../src/state/state-store.js';
-import { SQLITE_MIGRATIONS, SQLITE_SCHEMA_VERSION, pendingMigrations } from '../../../src/state/sqlite-migrations.js';
+import {
+  SCHEMA_MIGRATIONS_TABLE_SQL,
+  SQLITE_MIGRATIONS,
+  SQLITE_SCHEMA_VERSION,
+  pendingMigrations,
+} from '../../../src/state/sqlite-migrations.js';
 import { SqliteStateStore } from '../../../src/state/sqlite-store.js';
 import { stateStoreContract } from './state-store-contract.js';
 
@@ -121,6 +126,53 @@ describe('SqliteStateStore on disk', () => {
     try {
       const tables = check.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").pluck().all();
       expect(tables).toEqual(['in_progress', 'schema_migrations']);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('upgrades a version-1 database to version 2, keeping its rows and listing its stacks', async () => {
+    const path = join(dir, 'state.db');
+    // A database as a version-1 exporter left it; it may hold one update id under two stack
+    // names of an org (the old ledger was per stack), which migration 2 must accept.
+    const raw = new Database(path);
+    raw.exec(SCHEMA_MIGRATIONS_TABLE_SQL);
+    for (const m of pendingMigrations([], SQLITE_MIGRATIONS.slice(0, 1))) {
+      raw.exec(m.sql);
+      raw.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(m.version, m.name, 1);
+    }
+    raw
+      .prepare(
+        `INSERT INTO stacks (org, project, stack, last_update, resource_count, synced_last_update, cursor_version, first_seen_ms)
+         VALUES ('acme', 'web', 'dev', 100, 5, 100, 3, 1000)`,
+      )
+      .run();
+    const ledger = raw.prepare(
+      `INSERT INTO exported_updates (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
+       VALUES ('acme', 'web', ?, 'u3', 'update', 3, 'succeeded', 10, 20, 1000)`,
+    );
+    ledger.run('dev');
+    ledger.run('old-dev');
+    raw.close();
+
+    const store = open(path);
+    await store.migrate();
+    expect(await store.schemaVersion()).toBe(SQLITE_SCHEMA_VERSION);
+    const dev = { org: 'acme', project: 'web', stack: 'dev' };
+    const expected = { ...dev, lastUpdate: 100, resourceCount: 5, syncedLastUpdate: 100, cursorVersion: 3, firstSeenMs: 1000 };
+    expect(await store.listStacks()).toEqual([expected]);
+    expect(await store.getStack(dev)).toEqual(expected);
+    expect(await store.countExported()).toBe(2);
+    expect(await store.isExported({ ...dev, stack: 'renamed' }, 'u3')).toBe(true);
+    await store.close();
+
+    const check = new Database(path, { readonly: true });
+    try {
+      expect(check.prepare('SELECT listed FROM stacks').pluck().all()).toEqual([1]);
+      const plan = check
+        .prepare("EXPLAIN QUERY PLAN SELECT 1 FROM exported_updates WHERE org = 'acme' AND update_id = 'u3'")
+        .all() as { detail: string }[];
+      expect(plan.map((r) => r.detail).join('\n')).toContain('exported_updates_org_update_id');
     } finally {
       check.close();
     }

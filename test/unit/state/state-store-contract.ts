@@ -16,6 +16,8 @@ export interface ContractSubject {
 const DEV: StackRef = { org: 'acme', project: 'web', stack: 'dev' };
 const PROD: StackRef = { org: 'acme', project: 'web', stack: 'prod' };
 const OTHER: StackRef = { org: 'globex', project: 'api', stack: 'dev' };
+/** DEV after a rename: same org, new stack name (Pulumi keeps its update ids). */
+const RENAMED: StackRef = { org: 'acme', project: 'web', stack: 'development' };
 const BOUNDS = [1, 5, 10];
 
 function update(stack: StackRef, updateId: string, version: number, fields: Partial<ExportedUpdate> = {}): ExportedUpdate {
@@ -174,7 +176,7 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         });
       });
 
-      it('forgets unlisted stacks of the org with their gauge facts and leaves other orgs alone', async () => {
+      it('hides unlisted stacks of the org, drops their gauge facts, keeps their counters and leaves other orgs alone', async () => {
         await store.replaceOrgStacks('acme', [summary(DEV), summary(PROD)], 1_000);
         await store.replaceOrgStacks('globex', [summary(OTHER)], 1_000);
         await store.commitUpdate(commit(update(PROD, 'p1', 1), { counters: [counter('c_total', { stack: 'prod' }, 1)] }));
@@ -191,25 +193,70 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect(after.lastSuccesses.map((r) => stackKey(r.stack))).toEqual([stackKey(OTHER)]);
         expect(after.counters).toEqual([{ name: 'c_total', labels: { stack: 'prod' }, value: 1 }]);
         expect(after.exported).toBe(2);
+        expect(await store.countExported(PROD)).toBe(1);
         expect(await store.isExported(PROD, 'p1')).toBe(true);
+        expect(await store.getStack(PROD)).toBeUndefined();
       });
 
-      it('brings a forgotten stack back at cursor 0 without recounting its exported updates', async () => {
-        await store.replaceOrgStacks('acme', [summary(PROD)], 1_000);
+      it('brings a relisted stack back with its cursor and first-seen time, to be synced again, without recounting', async () => {
+        await store.replaceOrgStacks('acme', [summary(PROD, 100, 5)], 1_000);
         const first = commit(update(PROD, 'p5', 5), { counters: [counter('c_total', {}, 1)] });
         await store.commitUpdate(first);
+        await store.markStackSynced(PROD, 100);
         await store.replaceOrgStacks('acme', [], 2_000);
         expect(await store.getStack(PROD)).toBeUndefined();
+        expect(await store.listStacks()).toEqual([]);
 
-        await store.replaceOrgStacks('acme', [summary(PROD, 300)], 3_000);
-        // Versions restart when a stack is re-created, so the old cursor must not carry over;
-        // the exported-update ledger is what prevents recounting.
-        expect(await store.getStack(PROD)).toEqual({ ...PROD, lastUpdate: 300, cursorVersion: 0, firstSeenMs: 3_000 });
+        await store.replaceOrgStacks('acme', [summary(PROD, 300, 9)], 3_000);
+        // The backfill window must not move (firstSeenMs) and history resumes at the cursor;
+        // a re-created stack is detected by the sync and gets resetCursor.
+        expect(await store.getStack(PROD)).toEqual({ ...PROD, lastUpdate: 300, resourceCount: 9, cursorVersion: 5, firstSeenMs: 1_000 });
         expect(await store.commitUpdate(first)).toBe(false);
         expect(await counterValue(store, 'c_total', {})).toBe(1);
       });
 
-      it('forgets every stack of the org when the list is empty', async () => {
+      it('keeps the synced value of a stack that stays listed', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100), summary(PROD, 100)], 1_000);
+        await store.markStackSynced(DEV, 100);
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 2_000);
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 3_000);
+        expect((await store.getStack(DEV))?.syncedLastUpdate).toBe(100);
+      });
+
+      it('ignores markStackSynced, advanceCursor and resetCursor for an unlisted stack', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.commitUpdate(commit(update(DEV, 'u3', 3)));
+        await store.replaceOrgStacks('acme', [], 2_000);
+
+        await store.markStackSynced(DEV, 100);
+        await store.advanceCursor(DEV, 10);
+        await store.resetCursor(DEV);
+        expect(await store.getStack(DEV)).toBeUndefined();
+
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 3_000);
+        expect(await store.getStack(DEV)).toEqual({ ...DEV, lastUpdate: 100, cursorVersion: 3, firstSeenMs: 1_000 });
+      });
+
+      it('counts a commit for an unlisted stack once, raises its cursor, keeps it hidden and gives it no gauge facts', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.commitUpdate(commit(update(DEV, 'u3', 3)));
+        await store.replaceOrgStacks('acme', [], 2_000);
+
+        const late = commit(update(DEV, 'u4', 4), { counters: [counter('c_total', {}, 1)] });
+        expect(await store.commitUpdate(late)).toBe(true);
+        expect(await store.commitUpdate(late)).toBe(false);
+        const after = await snapshot(store);
+        expect(after.stacks).toEqual([]);
+        expect(after.lastUpdates).toEqual([]);
+        expect(after.lastSuccesses).toEqual([]);
+        expect(after.counters).toEqual([{ name: 'c_total', labels: {}, value: 1 }]);
+        expect(after.exported).toBe(2);
+
+        await store.replaceOrgStacks('acme', [summary(DEV, 200)], 3_000);
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(4);
+      });
+
+      it('hides every stack of the org when the list is empty', async () => {
         await store.replaceOrgStacks('acme', [summary(DEV), summary(PROD)], 1_000);
         await store.replaceOrgStacks('globex', [summary(OTHER)], 1_000);
         await store.replaceOrgStacks('acme', [], 2_000);
@@ -245,6 +292,33 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect(await store.getStack(OTHER)).toBeUndefined();
       });
 
+      it('raises the cursor with advanceCursor and never lowers it', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.advanceCursor(DEV, 4);
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(4);
+        await store.commitUpdate(commit(update(DEV, 'u6', 6)));
+        await store.advanceCursor(DEV, 5);
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(6);
+        await store.advanceCursor(DEV, 6);
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(6);
+        await store.advanceCursor(DEV, 9);
+        expect(await store.getStack(DEV)).toEqual({ ...DEV, lastUpdate: 100, cursorVersion: 9, firstSeenMs: 1_000 });
+      });
+
+      it('ignores advanceCursor for a stack it does not know', async () => {
+        await store.advanceCursor(DEV, 3);
+        expect(await store.getStack(DEV)).toBeUndefined();
+        expect(await store.listStacks()).toEqual([]);
+      });
+
+      it('refuses advanceCursor to a version that is not an integer >= 0', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV)], 1_000);
+        for (const version of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+          await expectStateError(store.advanceCursor(DEV, version));
+        }
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(0);
+      });
+
       it('ignores markStackSynced for a stack it does not know', async () => {
         await store.markStackSynced(DEV, 100);
         expect(await store.listStacks()).toEqual([]);
@@ -272,10 +346,11 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect(await snapshot(store)).toEqual(before);
       });
 
-      it('records the update as exported for its own stack', async () => {
+      it('records the update as exported for every stack of its org', async () => {
         await store.commitUpdate(commit(update(DEV, 'u1', 1)));
         expect(await store.isExported(DEV, 'u1')).toBe(true);
-        expect(await store.isExported(PROD, 'u1')).toBe(false);
+        expect(await store.isExported(PROD, 'u1')).toBe(true);
+        expect(await store.isExported(OTHER, 'u1')).toBe(false);
         expect(await store.isExported(DEV, 'u2')).toBe(false);
         expect(await store.countExported()).toBe(1);
         expect(await store.countExported(DEV)).toBe(1);
@@ -292,15 +367,37 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect(await store.countExported(OTHER)).toBe(0);
       });
 
-      it('treats the same update id under another stack as a different update', async () => {
-        expect(await store.commitUpdate(commit(update(DEV, 'same', 1)))).toBe(true);
-        expect(await store.commitUpdate(commit(update(PROD, 'same', 1)))).toBe(true);
-        expect(await store.countExported()).toBe(2);
+      it('does not count an update again under the new name of a renamed stack', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        const u = update(DEV, 'u1', 1);
+        const deltas = { counters: [counter('c_total', { kind: 'update' }, 1)], histograms: [observe(3)] };
+        expect(await store.commitUpdate(commit(u, deltas))).toBe(true);
+        await store.replaceOrgStacks('acme', [summary(RENAMED, 100)], 2_000);
+        const before = await snapshot(store);
+
+        expect(await store.isExported(RENAMED, 'u1')).toBe(true);
+        expect(await store.commitUpdate(commit({ ...u, stack: RENAMED }, deltas, 9_000))).toBe(false);
+        expect(await snapshot(store)).toEqual(before);
+        expect(await store.countExported(RENAMED)).toBe(0);
+        expect(await store.countExported(DEV)).toBe(1);
+        expect((await store.getStack(RENAMED))?.cursorVersion).toBe(0);
       });
 
-      it('creates the stack when a commit arrives for a stack it does not know', async () => {
+      it('treats the same update id in another org as a different update', async () => {
+        expect(await store.commitUpdate(commit(update(DEV, 'same', 1), { counters: [counter('c_total', {}, 1)] }))).toBe(true);
+        expect(await store.isExported(OTHER, 'same')).toBe(false);
+        expect(await store.commitUpdate(commit(update(OTHER, 'same', 1), { counters: [counter('c_total', {}, 1)] }))).toBe(true);
+        expect(await store.isExported(OTHER, 'same')).toBe(true);
+        expect(await store.countExported()).toBe(2);
+        expect(await store.countExported(DEV)).toBe(1);
+        expect(await store.countExported(OTHER)).toBe(1);
+        expect(await counterValue(store, 'c_total', {})).toBe(2);
+      });
+
+      it('creates the stack, listed, when a commit arrives for a stack it does not know', async () => {
         await store.commitUpdate(commit(update(DEV, 'u4', 4), {}, 7_000));
         expect(await store.getStack(DEV)).toEqual({ ...DEV, cursorVersion: 4, firstSeenMs: 7_000 });
+        expect(await store.listStacks()).toEqual([{ ...DEV, cursorVersion: 4, firstSeenMs: 7_000 }]);
       });
 
       it('raises the cursor to the highest committed version and never lowers it', async () => {
@@ -557,6 +654,17 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect(await store.countExported()).toBe(1);
       });
 
+      it('counts concurrent commits of one update id under two stack names of an org once', async () => {
+        const deltas = { counters: [counter('c_total', {}, 1)] };
+        const results = await Promise.all([
+          store.commitUpdate(commit(update(DEV, 'u1', 1), deltas)),
+          store.commitUpdate(commit(update(RENAMED, 'u1', 1), deltas)),
+        ]);
+        expect(results.filter((r) => r)).toHaveLength(1);
+        expect(await counterValue(store, 'c_total', {})).toBe(1);
+        expect(await store.countExported()).toBe(1);
+      });
+
       it('applies every one of many concurrent commits of different updates', async () => {
         const commits = Array.from({ length: 20 }, (_, i) =>
           commit(update(i % 2 === 0 ? DEV : PROD, `u${i}`, i + 1), {
@@ -600,6 +708,28 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
           expect(await reopened.commitUpdate(first)).toBe(false);
           await reopened.commitUpdate(commit(update(DEV, 'u2', 2), { counters: [counter('c_total', { kind: 'update' }, 1)] }));
           expect(await counterValue(reopened, 'c_total', { kind: 'update' })).toBe(2.5);
+        } finally {
+          await reopened.close();
+        }
+      });
+
+      it('keeps an unlisted stack hidden, with its cursor and first-seen time, across close and reopen', async (ctx) => {
+        if (subject.reopen === undefined) {
+          ctx.skip();
+          return;
+        }
+        await store.replaceOrgStacks('acme', [summary(DEV, 100), summary(PROD)], 1_000);
+        await store.commitUpdate(commit(update(DEV, 'u7', 7)));
+        await store.replaceOrgStacks('acme', [summary(PROD)], 2_000);
+
+        await store.close();
+        const reopened = await subject.reopen();
+        try {
+          await reopened.migrate();
+          expect((await reopened.listStacks()).map(stackKey)).toEqual([stackKey(PROD)]);
+          expect(await reopened.isExported(RENAMED, 'u7')).toBe(true);
+          await reopened.replaceOrgStacks('acme', [summary(DEV, 200), summary(PROD)], 3_000);
+          expect(await reopened.getStack(DEV)).toEqual({ ...DEV, lastUpdate: 200, cursorVersion: 7, firstSeenMs: 1_000 });
         } finally {
           await reopened.close();
         }
