@@ -110,15 +110,21 @@ export async function syncStack(
     await deps.store.setInProgress(stack, running);
 
     const fresh: UpdateInfo[] = [];
+    // Updates already in the ledger (e.g. the history of a renamed stack) are skipped; the
+    // cursor moves over the oldest-first run of them so the next sync does not page them again.
+    let exportedPrefix = 0;
     for (const u of history.filter((x) => isTerminal(x.result)).reverse()) {
-      if (await deps.store.isExported(stack, u.updateId)) skipped += 1;
-      else fresh.push(u);
+      if (await deps.store.isExported(stack, u.updateId)) {
+        skipped += 1;
+        if (fresh.length === 0) exportedPrefix = u.version;
+      } else fresh.push(u);
     }
+    if (exportedPrefix > stack.cursorVersion) await deps.store.advanceCursor(stack, exportedPrefix);
     progress.discovered(fresh.length);
 
     for (const update of fresh) {
       if (signal?.aborted) return { stack, ok: false, exported, skipped, inProgress, error: new Error('aborted') };
-      if (await exportUpdate(deps, stack, update, progress, log.child({ updateId: update.updateId, version: update.version }))) exported += 1;
+      if (await exportUpdate(deps, stack, update, progress, log.child({ updateId: update.updateId, version: update.version }), signal)) exported += 1;
       else skipped += 1;
       progress.exported();
     }
@@ -142,12 +148,14 @@ async function readEvents(
   update: UpdateInfo,
   progress: BackfillProgress,
   log: Logger,
+  signal?: AbortSignal,
 ): Promise<{ events: EngineEvent[]; incomplete?: string }> {
   const events: EngineEvent[] = [];
   try {
     for await (const page of deps.api.engineEvents(stack, update.updateId)) {
       events.push(...page.events);
       progress.eventsRead(page.events.length);
+      if (signal?.aborted) throw new Error('stopping: the remaining event pages are read after the restart');
     }
     return { events };
   } catch (err) {
@@ -156,7 +164,11 @@ async function readEvents(
       log.info({ kind: update.kind }, 'the update has no engine events; exporting it from its history entry');
       return { events: [], incomplete: 'no engine events' };
     }
-    if (!UPDATE_SPECIFIC.has(code) || deps.attempts.fail(update.updateId) < deps.maxUpdateAttempts) throw err;
+    if (!UPDATE_SPECIFIC.has(code) || signal?.aborted) {
+      deps.attempts.clear(update.updateId);
+      throw err;
+    }
+    if (deps.attempts.fail(update.updateId, 'events') < deps.maxUpdateAttempts) throw err;
     deps.metrics.error(code);
     log.error({ err, code, attempts: deps.maxUpdateAttempts }, 'engine events of this update keep failing; counting it from its history entry without resource spans');
     return { events: [], incomplete: `engine events unreadable: ${code}` };
@@ -170,14 +182,15 @@ async function exportUpdate(
   update: UpdateInfo,
   progress: BackfillProgress,
   log: Logger,
+  signal?: AbortSignal,
 ): Promise<boolean> {
-  const { events, incomplete } = await readEvents(deps, stack, update, progress, log);
+  const { events, incomplete } = await readEvents(deps, stack, update, progress, log, signal);
   let conversion: ConversionResult;
   try {
     conversion = convertUpdate(update, events, deps.conversion);
   } catch (err) {
     // A conversion bug must not block the stack forever either.
-    if (deps.attempts.fail(update.updateId) < deps.maxUpdateAttempts) throw err;
+    if (deps.attempts.fail(update.updateId, 'conversion') < deps.maxUpdateAttempts) throw err;
     deps.metrics.error('INTERNAL');
     log.error({ err }, 'converting this update keeps failing; counting it from its history entry without resource spans');
     conversion = convertUpdate(update, [], deps.conversion);
@@ -190,7 +203,11 @@ async function exportUpdate(
         cause: outcome.error,
         retryable: outcome.retryable,
       });
-      if (outcome.retryable || deps.attempts.fail(update.updateId) < deps.maxUpdateAttempts) throw failure;
+      if (outcome.retryable) {
+        deps.attempts.clear(update.updateId);
+        throw failure;
+      }
+      if (deps.attempts.fail(update.updateId, 'trace') < deps.maxUpdateAttempts) throw failure;
       deps.metrics.error('TRACE_EXPORT_FAILED');
       log.error({ err: failure, reason: outcome.reason }, 'the collector keeps rejecting the trace of this update; counting the update without its trace');
     }

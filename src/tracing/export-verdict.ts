@@ -68,7 +68,11 @@ function statusVerdict(status: number, error: Error | undefined): BatchVerdict {
   const detail = `HTTP ${status}${error?.message && !/retryable status/.test(error.message) ? ` ${error.message}` : ''}`;
   if (status === 429) return { ok: false, retryable: true, reason: 'http_429', status, detail };
   if (status >= 500 && status < 600) return { ok: false, retryable: true, reason: 'http_5xx', status, detail };
-  if (status >= 400 && status < 500) return { ok: false, retryable: false, reason: 'http_4xx', status, detail };
+  // 400, 413 and 422 judge this request's content: sending it again cannot help. Other 4xx
+  // (401, 403, 404, 407, ...) say the collector or its credentials are wrong, which an
+  // operator fixes: retry those, or a misconfigured collector would lose every trace.
+  if (status === 400 || status === 413 || status === 422) return { ok: false, retryable: false, reason: 'http_4xx', status, detail };
+  if (status >= 400 && status < 500) return { ok: false, retryable: true, reason: 'http_4xx', status, detail };
   return { ok: false, retryable: false, reason: 'http_other', status, detail };
 }
 

@@ -323,6 +323,42 @@ describe('poll cycle', () => {
     expect(await store.isExported(web, 'u1')).toBe(true);
   });
 
+  it('starts counting the attempts of an update again after a failure of another, retryable kind', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    const malformed = new ExporterError('API_MALFORMED_RESPONSE', 'broken page');
+    api.eventErrors.set('u1', malformed);
+    await runPollCycle(deps);
+    await runPollCycle(deps);
+    api.eventErrors.set('u1', new ExporterError('API_SERVER_ERROR', '503', { retryable: true }));
+    await runPollCycle(deps);
+    api.eventErrors.set('u1', malformed);
+    await runPollCycle(deps);
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'u1')).toBe(false);
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'u1')).toBe(true);
+  });
+
+  it('does not count the history of a renamed stack again, and moves its cursor past it', async () => {
+    const { api, store, deps } = setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200 });
+    await runPollCycle(deps);
+    const renamed: StackRef = { ...web, stack: 'production' };
+    api.stacks.set('acme', [{ ...renamed, resourceCount: 3, lastUpdate: NOW_S - 200 }]);
+    api.history.set(stackKey(renamed), api.history.get(stackKey(web))!.map((u) => ({ ...u, stack: renamed })));
+    expect((await runPollCycle(deps)).updatesExported).toBe(0);
+    const total = (await store.readCounters()).filter((c) => c.name === 'pulumi_updates_total').reduce((n, c) => n + c.value, 0);
+    expect(total).toBe(2);
+    expect((await store.getStack(renamed))?.cursorVersion).toBe(2);
+    api.calls = [];
+    await runPollCycle(deps);
+    expect(api.calls).toEqual(['listStacks acme']);
+  });
+
   it('forgets the stacks of an org that is no longer configured', async () => {
     const { api, store, deps } = setup();
     api.addStack(web);

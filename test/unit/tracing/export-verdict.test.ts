@@ -30,8 +30,11 @@ describe('judgeBatch', () => {
 
   it.each([
     [400, 'http_4xx', false],
-    [401, 'http_4xx', false],
+    // A collector-side problem (credentials, path): retried until an operator fixes it.
+    [401, 'http_4xx', true],
+    [404, 'http_4xx', true],
     [413, 'http_4xx', false],
+    [422, 'http_4xx', false],
     [500, 'http_5xx', true],
     [501, 'http_5xx', true],
     [302, 'http_other', false],
