@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { conversionSuite } from './conversion.js';
+import { pipelineSuite } from './pipeline.js';
 
 /*
  * Benchmark runner (`npm run bench [-- <suite>...] [--iterations=N] [--warmup=N]`).
@@ -14,6 +15,7 @@ export interface BenchCase {
   /** Work items one call processes (events, spans, ...), for the throughput column. */
   readonly items: number;
   readonly unit: string;
+  /** One unit of work; may be async (awaited inside the timing). */
   readonly fn: () => unknown;
   /** Name of another case in the same group to report the time ratio against. */
   readonly baseline?: string;
@@ -31,7 +33,7 @@ export interface BenchSuite {
   groups(): BenchGroup[] | Promise<BenchGroup[]>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, pipelineSuite];
 
 interface Measured {
   readonly medianMs: number;
@@ -44,13 +46,13 @@ interface Measured {
 let sink = 0;
 const gc = (globalThis as { gc?: () => void }).gc;
 
-function measure(fn: () => unknown, warmup: number, iterations: number): Measured {
-  for (let i = 0; i < warmup; i++) sink += fn() === undefined ? 0 : 1;
+async function measure(fn: () => unknown, warmup: number, iterations: number): Promise<Measured> {
+  for (let i = 0; i < warmup; i++) sink += (await fn()) === undefined ? 0 : 1;
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
     gc?.();
     const t = performance.now();
-    const result = fn();
+    const result = await fn();
     times.push(performance.now() - t);
     sink += result === undefined ? 0 : 1;
   }
@@ -100,7 +102,7 @@ async function main(args: readonly string[]): Promise<void> {
       const results = new Map<string, Measured>();
       const rows: string[][] = [];
       for (const c of group.cases) {
-        const m = measure(c.fn, warmup, iterations);
+        const m = await measure(c.fn, warmup, iterations);
         results.set(c.name, m);
         const base = c.baseline ? results.get(c.baseline) : undefined;
         rows.push([
