@@ -126,7 +126,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     run: async (signal) => {
       await cycle(signal);
     },
-    logger: logger.child({ module: 'scheduler' }),
+    logger,
     onError: (err) => metrics.error(errorCodeOf(err), err),
   });
 
@@ -144,7 +144,12 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         const app = createHttpApp({
           metrics,
           readiness: async () => {
-            if (!ready) return { ready: false, reason: 'the first complete poll cycle has not finished yet' };
+            if (!ready) {
+              const reason = last
+                ? 'no poll cycle has read the stack list of every configured org yet (see pulumi_exporter_errors_total and the logs)'
+                : 'the first poll cycle has not finished yet';
+              return { ready: false, reason };
+            }
             try {
               await store.ping();
               return { ready: true };

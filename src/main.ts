@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createApp } from './app.js';
-import { loadConfig, requireToken, validateCommand, formatConfigProblems } from './config/load-config.js';
+import { describeConfig, loadConfig, requireToken, validateCommand, formatConfigProblems } from './config/load-config.js';
 import type { Config } from './config/schema.js';
 import { traceIdFor } from './conversion/trace-ids.js';
 import { parseStackKey } from './domain/stack.js';
@@ -47,6 +47,7 @@ async function runService(argv: string[], once: boolean): Promise<number> {
   const config = configFromArgs(argv);
   requireToken(config);
   const logger = createLogger({ level: config.log.level });
+  logger.info({ config: describeConfig(config), version: VERSION }, 'starting');
   const app = createApp(config, logger, once ? { http: false } : {});
   if (once) {
     try {

@@ -18,7 +18,13 @@ export const configSchema = z
   .object({
     pulumi: z
       .object({
-        backendUrl: z.url().default('https://api.pulumi.com'),
+        backendUrl: z
+          .url()
+          .refine((u) => {
+            const parsed = URL.canParse(u) ? new URL(u) : undefined;
+            return parsed === undefined || (parsed.username === '' && parsed.password === '');
+          }, 'must not contain a user name or password: the access token goes in PULUMI_ACCESS_TOKEN')
+          .default('https://api.pulumi.com'),
         accessToken: z.string().default(''),
         orgs: z
           .array(orgSchema)

@@ -141,7 +141,7 @@ export class ApiTransport {
       }
       const delayMs = plan.delayMs;
       this.o.observer.retry(req.endpoint, reason);
-      this.o.logger.warn(
+      this.o.logger.debug(
         {
           ...context,
           maxAttempts: this.o.maxAttempts,

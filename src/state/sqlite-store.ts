@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { labelsKey } from '../domain/metric-delta.js';
@@ -481,7 +481,7 @@ export class SqliteStateStore implements StateStore {
     const memory = this.path === MEMORY_PATH;
     let db: Db | undefined;
     try {
-      if (!memory) mkdirSync(dirname(resolve(this.path)), { recursive: true });
+      if (!memory) ensureDirectory(dirname(resolve(this.path)));
       db = new Database(this.path, { timeout: this.busyTimeoutMillis });
       if (!memory) {
         // WAL lets scrapes read while a sync writes; FULL keeps a committed update durable
@@ -551,4 +551,20 @@ function parseNumbers(json: string): number[] {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Creates a directory and its missing parents one level at a time. Node's recursive
+ * mkdirSync never returns for a path under /proc (it keeps retrying ENOENT), so the
+ * exporter would hang at start-up instead of reporting a bad EXPORTER_STATE.
+ */
+function ensureDirectory(dir: string): void {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new Error(`${dir} exists and is not a directory`);
+    return;
+  }
+  const parent = dirname(dir);
+  if (parent === dir) throw new Error(`cannot create ${dir}`);
+  ensureDirectory(parent);
+  mkdirSync(dir);
 }

@@ -4,7 +4,7 @@ import type { OrgConfig } from '../config/schema.js';
 import { mapWithConcurrency } from '../scheduler/concurrency.js';
 import type { StackRecord } from '../state/state-store.js';
 import { BackfillProgress } from './backfill-progress.js';
-import { syncStack, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
+import { syncStack, type CycleContext, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
 import { stackFilter } from './stack-filter.js';
 
 export interface PollCycleDeps extends StackSyncDeps {
@@ -72,6 +72,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   }
 
   let results: StackSyncResult[] = [];
+  const cycle: CycleContext = {};
   let watched = 0;
   const progress = new BackfillProgress(deps.clock, log, deps.progressLogIntervalMs, (n) => deps.metrics.setBacklog(n));
   progress.start();
@@ -80,7 +81,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
     watched = all.length;
     const inProgressKeys = new Set((await deps.store.listInProgress()).map((u) => stackKey(u.stack)));
     const changed = all.filter((s) => needsSync(s, inProgressKeys));
-    const settled = await mapWithConcurrency(changed, deps.stackConcurrency, (stack) => syncStack(deps, stack, progress, signal), signal);
+    const settled = await mapWithConcurrency(changed, deps.stackConcurrency, (stack) => syncStack(deps, stack, progress, signal, cycle), signal);
     results = settled.map((r, i) =>
       r.status === 'fulfilled' ? r.value : { stack: changed[i]!, ok: false, exported: 0, skipped: 0, inProgress: 0, error: r.reason },
     );
@@ -101,6 +102,9 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   const backlog = progress.remaining();
   deps.metrics.setBacklog(backlog);
   deps.metrics.pollFinished(result, durationSeconds, finishedAtMs);
+  if (cycle.sinkFailure !== undefined) {
+    log.warn({ reason: cycle.sinkFailure, backlog }, 'the trace collector failed; exporting the waiting updates is retried next cycle');
+  }
   const snap = progress.snapshot();
   log.info(
     { result, stacksWatched: watched, stacksSynced: results.length - failed, stacksFailed: failed, updatesExported: exported, events: snap.events, backlog, durationSeconds },

@@ -4,7 +4,7 @@ import type { EngineEvent } from '../domain/engine-event.js';
 import { stackKey, type StackRef } from '../domain/stack.js';
 import type { TraceRecord } from '../domain/trace.js';
 import { isTerminal, type UpdateInfo } from '../domain/update.js';
-import { ExporterError, errorCodeOf, type ErrorCode } from '../errors.js';
+import { ExporterError, errorCodeOf, isExporterError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { updateMetricDeltas } from '../metrics/update-deltas.js';
 import type { PulumiCloudApi } from '../pulumi/pulumi-api.js';
@@ -28,6 +28,15 @@ export interface StackSyncDeps {
   /** Failures in a row, per update, of errors specific to that update. */
   readonly attempts: UpdateAttempts;
   readonly maxUpdateAttempts: number;
+}
+
+/** State shared by the stack syncs of one poll cycle. */
+export interface CycleContext {
+  /**
+   * Set when the collector failed retryably in this cycle: the remaining updates are not
+   * sent (each would wait out the exporter's timeout too) and stay in the backlog.
+   */
+  sinkFailure?: string;
 }
 
 export interface StackSyncResult {
@@ -96,6 +105,7 @@ export async function syncStack(
   stack: StackRecord,
   progress: BackfillProgress,
   signal?: AbortSignal,
+  cycle: CycleContext = {},
 ): Promise<StackSyncResult> {
   const log = deps.logger.child({ stack: stackKey(stack) });
   let exported = 0;
@@ -124,7 +134,7 @@ export async function syncStack(
 
     for (const update of fresh) {
       if (signal?.aborted) return { stack, ok: false, exported, skipped, inProgress, error: new Error('aborted') };
-      if (await exportUpdate(deps, stack, update, progress, log.child({ updateId: update.updateId, version: update.version }), signal)) exported += 1;
+      if (await exportUpdate(deps, stack, update, progress, log.child({ updateId: update.updateId, version: update.version }), signal, cycle)) exported += 1;
       else skipped += 1;
       progress.exported();
     }
@@ -132,8 +142,13 @@ export async function syncStack(
     return { stack, ok: true, exported, skipped, inProgress };
   } catch (err) {
     const code = errorCodeOf(err);
-    deps.metrics.error(code);
-    log.warn({ err, code, exported }, 'stack sync failed; it is retried next cycle');
+    if (isExporterError(err) && err.details['deferred'] === true) {
+      log.debug({ code, exported }, err.message);
+    } else {
+      deps.metrics.error(code);
+      // Expected failures are described by their code and message; a stack trace only helps for bugs.
+      log.warn({ ...(isExporterError(err) ? { error: err.message } : { err }), code, exported }, 'stack sync failed; it is retried next cycle');
+    }
     return { stack, ok: false, exported, skipped, inProgress, error: err };
   }
 }
@@ -182,7 +197,8 @@ async function exportUpdate(
   update: UpdateInfo,
   progress: BackfillProgress,
   log: Logger,
-  signal?: AbortSignal,
+  signal: AbortSignal | undefined,
+  cycle: CycleContext,
 ): Promise<boolean> {
   const { events, incomplete } = await readEvents(deps, stack, update, progress, log, signal);
   let conversion: ConversionResult;
@@ -195,6 +211,12 @@ async function exportUpdate(
     log.error({ err }, 'converting this update keeps failing; counting it from its history entry without resource spans');
     conversion = convertUpdate(update, [], deps.conversion);
   }
+  if (deps.sink.enabled && cycle.sinkFailure !== undefined) {
+    throw new ExporterError('TRACE_EXPORT_FAILED', `not sent: the collector failed earlier in this cycle (${cycle.sinkFailure}); retried next cycle`, {
+      retryable: true,
+      details: { deferred: true },
+    });
+  }
   if (deps.sink.enabled) {
     const trace = incomplete === undefined ? conversion.trace : markIncomplete(conversion.trace, incomplete);
     const outcome = await deps.sink.export(trace);
@@ -205,6 +227,7 @@ async function exportUpdate(
       });
       if (outcome.retryable) {
         deps.attempts.clear(update.updateId);
+        cycle.sinkFailure = outcome.reason;
         throw failure;
       }
       if (deps.attempts.fail(update.updateId, 'trace') < deps.maxUpdateAttempts) throw failure;

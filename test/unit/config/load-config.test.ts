@@ -266,6 +266,14 @@ describe('loadConfig validation', () => {
     expect(err.message).toContain('poll.intervalSeconds: must be a number, got "1m" (from EXPORTER_POLL_INTERVAL_SECONDS)');
   });
 
+  it('refuses a backend URL with a password, without printing it', () => {
+    const err = loadError(() => loadConfig({ env: { PULUMI_BACKEND_URL: 'https://user:p4ssw0rd-secret@api.example.com' } }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(formatConfigProblems(err)).toContain('PULUMI_BACKEND_URL');
+    expect(formatConfigProblems(err)).toContain('PULUMI_ACCESS_TOKEN');
+    expect(formatConfigProblems(err)).not.toContain('p4ssw0rd-secret');
+  });
+
   it('reports a duplicated org', () => {
     const err = loadError(() => loadConfig({ env: { EXPORTER_ORGS: 'acme,acme' } }));
     expect(err.message).toContain('pulumi.orgs[1].name: duplicate org "acme" (first at pulumi.orgs[0]) (from EXPORTER_ORGS)');

@@ -184,6 +184,19 @@ describe('SqliteStateStore on disk', () => {
     expect(existsSync(path)).toBe(true);
   });
 
+  it.runIf(existsSync('/proc/self'))('fails with STATE_ERROR, instead of hanging, for a path under /proc', async () => {
+    const err = await rejection(open('/proc/pue-no-such-dir/state.db').migrate());
+    expect(err.code).toBe('STATE_ERROR');
+    expect(err.message).toContain('/proc/pue-no-such-dir/state.db');
+  });
+
+  it('fails with STATE_ERROR when a parent of the path is a file', async () => {
+    writeFileSync(join(dir, 'plain-file'), 'x');
+    const err = await rejection(open(join(dir, 'plain-file', 'state.db')).migrate());
+    expect(err.code).toBe('STATE_ERROR');
+    expect(err.message).toContain('is not a directory');
+  });
+
   it('fails with STATE_ERROR naming the path when the file is not a SQLite database', async () => {
     const path = join(dir, 'not-a-db.db');
     writeFileSync(path, 'this is a text file, not a database\n'.repeat(200));

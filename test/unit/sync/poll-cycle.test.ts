@@ -99,7 +99,9 @@ class RecordingSink implements SpanSink {
   traces: TraceRecord[] = [];
   fail = false;
   reject = false;
+  calls = 0;
   async export(trace: TraceRecord): Promise<ExportOutcome> {
+    this.calls += 1;
     if (this.fail) return { code: 'failed', retryable: true, reason: 'network', error: new Error('down') };
     if (this.reject) return { code: 'failed', retryable: false, reason: 'rejected', error: new Error('rejected') };
     this.traces.push(trace);
@@ -197,6 +199,23 @@ describe('poll cycle', () => {
     sink.fail = false;
     expect((await runPollCycle(deps)).updatesExported).toBe(2);
     expect(sink.traces.map((t) => t.spans[0]!.attributes['cicd.pipeline.run.id'])).toEqual(['u1', 'u2']);
+  });
+
+  it('stops sending traces for the rest of a cycle once the collector failed, keeping the updates in the backlog', async () => {
+    const { api, store, sink, deps } = setup();
+    for (const stack of ['a', 'b', 'c', 'd', 'e']) {
+      const ref = { org: 'acme', project: 'p', stack };
+      api.addStack(ref);
+      api.addUpdate(ref, { updateId: `u-${stack}`, startTime: NOW_S - 300 });
+    }
+    sink.fail = true;
+    const r = await runPollCycle({ ...deps, stackConcurrency: 1 });
+    expect(sink.calls).toBe(1);
+    expect(r.backlog).toBe(5);
+    expect(r.stacksFailed).toBe(5);
+    sink.fail = false;
+    expect((await runPollCycle(deps)).updatesExported).toBe(5);
+    expect(await store.countExported()).toBe(5);
   });
 
   it('keeps syncing other stacks when one fails, and retries the failed one', async () => {
