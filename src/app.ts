@@ -173,10 +173,13 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     runOnce: () => cycle(),
     stop() {
       stopping ??= (async () => {
-        // Bounded so the whole stop fits a 30 s grace period; an interrupted sync commits
-        // nothing half-way and is redone after the restart.
-        await job.stop(STOP_SYNC_TIMEOUT_MS);
+        // Abort the cycle first (no new update starts), then shut the sink so exports queued
+        // behind a slow or dead collector end at once instead of each waiting out its
+        // timeout; then wait (bounded) for the sync to unwind. An interrupted update commits
+        // nothing half-way and is redone after the restart; every span sent is kept.
+        const jobStopped = job.stop(STOP_SYNC_TIMEOUT_MS);
         await sink.shutdown();
+        await jobStopped;
         await server?.close();
         await store.close();
       })();

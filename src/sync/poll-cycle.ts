@@ -102,7 +102,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   const backlog = progress.remaining();
   deps.metrics.setBacklog(backlog);
   deps.metrics.pollFinished(result, durationSeconds, finishedAtMs);
-  if (cycle.sinkFailure !== undefined) {
+  if (cycle.sinkFailure !== undefined && !signal?.aborted) {
     log.warn({ reason: cycle.sinkFailure, backlog }, 'the trace collector failed; exporting the waiting updates is retried next cycle');
   }
   const snap = progress.snapshot();

@@ -142,8 +142,8 @@ export async function syncStack(
     return { stack, ok: true, exported, skipped, inProgress };
   } catch (err) {
     const code = errorCodeOf(err);
-    if (isExporterError(err) && err.details['deferred'] === true) {
-      log.debug({ code, exported }, err.message);
+    if (signal?.aborted || (isExporterError(err) && err.details['deferred'] === true)) {
+      log.debug({ code, exported, error: err instanceof Error ? err.message : String(err) }, 'stack sync stopped early; it resumes next cycle');
     } else {
       deps.metrics.error(code);
       // Expected failures are described by their code and message; a stack trace only helps for bugs.
