@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { convertUpdate } from '../../../src/conversion/convert-update.js';
-import { fixtureNames, loadFixtureEvents } from '../../helpers/fixtures.js';
+import { fixtureNames, loadFixtureEvents, loadFixtureRaw } from '../../helpers/fixtures.js';
 import { GOLDEN_OPTIONS as OPTIONS, UPDATES, fixtureUpdate } from './fixture-updates.js';
 import { renderConversion } from './render-trace.js';
 
@@ -86,7 +86,47 @@ describe('golden span trees of the Pulumi sample fixtures', () => {
     expect(json).not.toContain('Dana Dev');
     expect(json).not.toContain('acme/secrets');
     expect(json).not.toContain('ciphertext');
-    expect(json).not.toContain('"inputs"');
-    expect(json).not.toContain('"outputs"');
+  });
+
+  it.each(fixtureNames())('exports no resource input or output value of %s', (fixture) => {
+    const events = loadFixtureEvents(fixture);
+    const json = JSON.stringify(convertUpdate(fixtureUpdate(fixture, events), events, { ...OPTIONS, keepSameSteps: true }));
+    const { values, identities } = propertyValues(loadFixtureRaw(fixture));
+    // Values that are (part of) a resource's identity — URN, name, type, id, parent,
+    // provider — are exported legitimately; an auto-named resource's `name` input is one.
+    const identity = [...identities];
+    const leaked = [...values].filter((v) => json.includes(v) && !identity.some((id) => id.includes(v)));
+    expect(leaked).toEqual([]);
   });
 });
+
+/**
+ * Every string of 12+ characters inside the `inputs`/`outputs` of the raw step events,
+ * and every identity string of those steps. The parser drops inputs and outputs, so this
+ * checks the whole path, raw wire line to span, for values.
+ */
+function propertyValues(raw: readonly Record<string, unknown>[]): { values: Set<string>; identities: Set<string> } {
+  const values = new Set<string>();
+  const identities = new Set<string>();
+  const collect = (v: unknown): void => {
+    if (typeof v === 'string') {
+      if (v.length >= 12) values.add(v);
+    } else if (Array.isArray(v)) v.forEach(collect);
+    else if (v !== null && typeof v === 'object') Object.values(v).forEach(collect);
+  };
+  for (const line of raw) {
+    for (const key of ['resourcePreEvent', 'resOutputsEvent', 'resOpFailedEvent']) {
+      const meta = (line[key] as { metadata?: Record<string, unknown> } | undefined)?.metadata;
+      if (!meta) continue;
+      for (const f of ['urn', 'type', 'provider']) if (typeof meta[f] === 'string') identities.add(meta[f]);
+      for (const side of ['old', 'new']) {
+        const state = meta[side] as Record<string, unknown> | null | undefined;
+        if (!state) continue;
+        for (const f of ['urn', 'type', 'id', 'parent', 'provider']) if (typeof state[f] === 'string') identities.add(state[f]);
+        collect(state['inputs']);
+        collect(state['outputs']);
+      }
+    }
+  }
+  return { values, identities };
+}
