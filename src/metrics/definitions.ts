@@ -198,6 +198,13 @@ export const METRICS = {
     help: 'Updates known to be terminal but not yet exported.',
     labelNames: [],
   },
+  backfillStacksPending: {
+    name: 'pulumi_exporter_backfill_stacks_pending',
+    type: 'gauge',
+    source: 'process',
+    help: 'Stacks the running poll cycle has still to read the history of (0 between cycles).',
+    labelNames: [],
+  },
   updatesExportedTotal: {
     name: 'pulumi_exporter_updates_exported_total',
     type: 'counter',

@@ -82,6 +82,7 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
   private readonly lastSuccessfulPoll: Gauge;
   private readonly stacksWatched: Gauge<'org'>;
   private readonly backlog: Gauge;
+  private readonly backfillStacksPending: Gauge;
   private readonly updatesExported: Counter<'kind'>;
   private readonly engineEventsRead: Counter<'type'>;
   private readonly spans: Counter;
@@ -122,6 +123,7 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     this.lastSuccessfulPoll = gauge(METRICS.lastSuccessfulPollTimestampSeconds);
     this.stacksWatched = gauge(METRICS.stacksWatched);
     this.backlog = gauge(METRICS.backlogUpdates);
+    this.backfillStacksPending = gauge(METRICS.backfillStacksPending);
     this.updatesExported = counter(METRICS.updatesExportedTotal);
     this.engineEventsRead = counter(METRICS.engineEventsTotal);
     this.spans = counter(METRICS.spansExportedTotal);
@@ -179,6 +181,11 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
 
   setBacklog(updates: number): void {
     if (Number.isFinite(updates)) this.backlog.set(Math.max(0, updates));
+  }
+
+  /** Stacks whose history the running cycle has not read yet (see BackfillProgress). */
+  setBackfillStacksPending(stacks: number): void {
+    if (Number.isFinite(stacks)) this.backfillStacksPending.set(Math.max(0, stacks));
   }
 
   /** After an update's spans and metric deltas were committed. */

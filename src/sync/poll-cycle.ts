@@ -11,6 +11,8 @@ export interface PollCycleDeps extends StackSyncDeps {
   readonly orgs: readonly OrgConfig[];
   readonly stackConcurrency: number;
   readonly progressLogIntervalMs: number;
+  /** Progress across cycles (the app's, for the status page); a fresh one per cycle when absent. */
+  readonly progress?: BackfillProgress;
 }
 
 export interface PollCycleResult {
@@ -41,6 +43,9 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   const log = deps.logger.child({ module: 'poll' });
   let listedAllOrgs = true;
   const listedOrgs = new Set<string>();
+  const progress =
+    deps.progress ?? new BackfillProgress({ clock: deps.clock, logger: log, intervalMs: deps.progressLogIntervalMs, metrics: deps.metrics });
+  progress.beginCycle();
 
   try {
     // Stacks of orgs no longer configured: forget them so their gauges disappear.
@@ -63,6 +68,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
       await deps.store.replaceOrgStacks(org.name, stacks, deps.clock.now());
       deps.metrics.setStacksWatched(org.name, stacks.length);
       listedOrgs.add(org.name);
+      progress.orgListed(stacks.length);
     } catch (err) {
       listedAllOrgs = false;
       const code = errorCodeOf(err);
@@ -74,14 +80,18 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   let results: StackSyncResult[] = [];
   const cycle: CycleContext = {};
   let watched = 0;
-  const progress = new BackfillProgress(deps.clock, log, deps.progressLogIntervalMs, (n) => deps.metrics.setBacklog(n));
-  progress.start();
   try {
     const all = (await deps.store.listStacks()).filter((s) => listedOrgs.has(s.org));
     watched = all.length;
     const inProgressKeys = new Set((await deps.store.listInProgress()).map((u) => stackKey(u.stack)));
     const changed = all.filter((s) => needsSync(s, inProgressKeys));
-    const settled = await mapWithConcurrency(changed, deps.stackConcurrency, (stack) => syncStack(deps, stack, progress, signal, cycle), signal);
+    progress.listingFinished(listedAllOrgs, changed.length);
+    const settled = await mapWithConcurrency(
+      changed,
+      deps.stackConcurrency,
+      (stack) => syncStack(deps, stack, progress, signal, cycle).finally(() => progress.stackDone(stack)),
+      signal,
+    );
     results = settled.map((r, i) =>
       r.status === 'fulfilled' ? r.value : { stack: changed[i]!, ok: false, exported: 0, skipped: 0, inProgress: 0, error: r.reason },
     );
@@ -90,8 +100,6 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
     const code = errorCodeOf(err);
     deps.metrics.error(code);
     log.error({ err, code }, 'poll cycle failed reading the state store');
-  } finally {
-    progress.stop();
   }
 
   const failed = results.filter((r) => !r.ok).length;
@@ -110,6 +118,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
     { result, stacksWatched: watched, stacksSynced: results.length - failed, stacksFailed: failed, updatesExported: exported, events: snap.events, backlog, durationSeconds },
     'poll cycle finished',
   );
+  progress.finishCycle(result);
   return {
     result,
     listedAllOrgs,

@@ -130,7 +130,7 @@ export async function syncStack(
       } else fresh.push(u);
     }
     if (exportedPrefix > stack.cursorVersion) await deps.store.advanceCursor(stack, exportedPrefix);
-    progress.discovered(fresh.length);
+    progress.historyRead(stack, fresh.length);
 
     for (const update of fresh) {
       if (signal?.aborted) return { stack, ok: false, exported, skipped, inProgress, error: new Error('aborted') };

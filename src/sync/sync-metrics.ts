@@ -6,6 +6,7 @@ export interface SyncMetrics {
   engineEvents(countsByType: Readonly<Record<string, number>>): void;
   error(code: ErrorCode): void;
   setBacklog(updates: number): void;
+  setBackfillStacksPending(stacks: number): void;
   setStacksWatched(org: string, count: number): void;
   pollFinished(result: 'success' | 'failure', durationSeconds: number, nowMs: number): void;
 }
@@ -15,6 +16,7 @@ export const noopSyncMetrics: SyncMetrics = {
   engineEvents: () => undefined,
   error: () => undefined,
   setBacklog: () => undefined,
+  setBackfillStacksPending: () => undefined,
   setStacksWatched: () => undefined,
   pollFinished: () => undefined,
 };
