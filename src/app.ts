@@ -1,6 +1,6 @@
 import type { Config } from './config/schema.js';
 import { systemClock, type Clock } from './domain/clock.js';
-import { createHttpApp } from './http/http-app.js';
+import { createHttpApp, type BackfillStatus } from './http/http-app.js';
 import { startHttpServer } from './http/http-server.js';
 import type { Logger } from './logging/logger.js';
 import { ExporterMetrics } from './metrics/exporter-metrics.js';
@@ -9,6 +9,7 @@ import type { PulumiCloudApi } from './pulumi/pulumi-api.js';
 import { IntervalJob } from './scheduler/interval-job.js';
 import { SqliteStateStore } from './state/sqlite-store.js';
 import type { StateStore } from './state/state-store.js';
+import { BackfillProgress } from './sync/backfill-progress.js';
 import { runPollCycle, type PollCycleDeps, type PollCycleResult } from './sync/poll-cycle.js';
 import { UpdateAttempts } from './sync/update-attempts.js';
 import { errorCodeOf } from './errors.js';
@@ -73,6 +74,12 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     });
   const sink = overrides.sink ?? createSpanSink(config.traces, { logger: logger.child({ module: 'tracing' }), observer: metrics });
 
+  const progress = new BackfillProgress({
+    clock,
+    logger: logger.child({ module: 'poll' }),
+    intervalMs: config.poll.progressLogIntervalSeconds * 1000,
+    metrics,
+  });
   const deps: PollCycleDeps = {
     api,
     store,
@@ -95,6 +102,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     orgs: config.pulumi.orgs,
     stackConcurrency: config.poll.stackConcurrency,
     progressLogIntervalMs: config.poll.progressLogIntervalSeconds * 1000,
+    progress,
   };
 
   let last: PollCycleResult | undefined;
@@ -143,11 +151,14 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       if (overrides.http !== false) {
         const app = createHttpApp({
           metrics,
+          // Ready once a cycle has listed every org, not once the first backfill is over: from
+          // then on /metrics is true (if incomplete) and the backfill gauges show how far it is,
+          // so a long first run is scraped instead of being dropped from the Service.
           readiness: async () => {
-            if (!ready) {
+            if (!ready && !progress.snapshot().listedAllOrgs) {
               const reason = last
                 ? 'no poll cycle has read the stack list of every configured org yet (see pulumi_exporter_errors_total and the logs)'
-                : 'the first poll cycle has not finished yet';
+                : 'the first poll cycle has not listed the stacks of every configured org yet';
               return { ready: false, reason };
             }
             try {
@@ -162,6 +173,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
             ...(last
               ? { lastPoll: { result: last.result, finishedAt: new Date(last.finishedAtMs).toISOString(), durationSeconds: last.durationSeconds } }
               : {}),
+            backfill: backfillStatus(progress),
           }),
           logger: logger.child({ module: 'http' }),
         });
@@ -185,6 +197,15 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       })();
       return stopping;
     },
+  };
+}
+
+function backfillStatus(progress: BackfillProgress): BackfillStatus {
+  const snap = progress.snapshot();
+  const lastFinished = progress.lastFinished();
+  return {
+    ...(snap.phase === 'idle' ? {} : { running: snap }),
+    ...(lastFinished === undefined ? {} : { lastFinished }),
   };
 }
 

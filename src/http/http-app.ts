@@ -23,6 +23,37 @@ export interface HttpStatus {
     readonly finishedAt: string;
     readonly durationSeconds: number;
   };
+  readonly backfill?: BackfillStatus;
+}
+
+/** First-run and backfill progress as the status page shows it (see src/sync/backfill-progress.ts). */
+export interface BackfillStatus {
+  /** The cycle running now; absent between cycles. */
+  readonly running?: {
+    readonly phase: string;
+    readonly stacksListed: number;
+    readonly stacksToRead: number | undefined;
+    readonly stacksRead: number;
+    readonly stacksPending: number;
+    readonly updatesDiscovered: number;
+    readonly updatesExported: number;
+    readonly updatesEstimated: number | undefined;
+    readonly events: number;
+    readonly elapsedSeconds: number;
+    /** An estimate; undefined while there is no rate to go by. */
+    readonly etaSeconds: number | undefined;
+  };
+  /** The last cycle long enough to log progress, or the first run. */
+  readonly lastFinished?: {
+    readonly result: string;
+    readonly firstRun: boolean;
+    /** ISO 8601. */
+    readonly finishedAt: string;
+    readonly durationSeconds: number;
+    readonly stacksRead: number;
+    readonly updatesExported: number;
+    readonly events: number;
+  };
 }
 
 export interface HttpAppDeps {
@@ -33,7 +64,8 @@ export interface HttpAppDeps {
 }
 
 /**
- * The exporter's HTTP surface: GET /metrics, /healthz, /readyz and a landing page at /.
+ * The exporter's HTTP surface: GET /metrics, /healthz, /readyz and a status page at / (HTML,
+ * or JSON when the client asks for application/json).
  * Never listens (see startHttpServer), so tests and the process shell decide where it runs.
  * Unknown paths answer 404 JSON; any error reaches one handler that logs it and answers a
  * bare 500, so no internals leak to the client.
@@ -86,7 +118,12 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     }
   });
 
-  app.get('/', (_req, res) => {
+  app.get('/', (req, res) => {
+    res.setHeader('Vary', 'Accept');
+    if (req.accepts(['html', 'json']) === 'json') {
+      res.status(200).json(deps.status());
+      return;
+    }
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
     res.status(200).type('html').send(landingPage(deps.status()));
   });
@@ -125,6 +162,7 @@ function landingPage(status: HttpStatus): string {
 <h1>Pulumi update exporter</h1>
 <p>Version ${escapeHtml(status.version)}</p>
 ${poll}
+${backfillSection(status.backfill)}
 <ul>
 <li><a href="metrics">metrics</a></li>
 <li><a href="healthz">healthz</a></li>
@@ -133,6 +171,40 @@ ${poll}
 </body>
 </html>
 `;
+}
+
+function backfillSection(backfill: BackfillStatus | undefined): string {
+  const parts: string[] = [];
+  const run = backfill?.running;
+  if (run !== undefined) {
+    const rows: Array<[string, string]> = [
+      ['phase', run.phase],
+      ['stacks listed', String(run.stacksListed)],
+      ['stacks to read', run.stacksToRead === undefined ? 'not known until every org is listed' : String(run.stacksToRead)],
+      ['stacks read', String(run.stacksRead)],
+      ['stacks pending', String(run.stacksPending)],
+      ['updates discovered', String(run.updatesDiscovered)],
+      ['updates exported', String(run.updatesExported)],
+      ['updates expected in total (estimate)', run.updatesEstimated === undefined ? 'unknown yet' : `~${run.updatesEstimated}`],
+      ['events read', String(run.events)],
+      ['elapsed', `${formatSeconds(run.elapsedSeconds)} s`],
+      ['time left (estimate from the rate so far)', run.etaSeconds === undefined ? 'unknown yet' : `~${run.etaSeconds} s`],
+    ];
+    parts.push(
+      '<h2>Poll cycle running</h2>\n<table>\n' +
+        rows.map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('\n') +
+        '\n</table>',
+    );
+  }
+  const last = backfill?.lastFinished;
+  if (last !== undefined) {
+    parts.push(
+      `<p>${last.firstRun ? 'First run' : 'Last backfill'}: <strong>${escapeHtml(last.result)}</strong> at ${escapeHtml(last.finishedAt)} ` +
+        `after ${escapeHtml(formatSeconds(last.durationSeconds))} s; ${escapeHtml(String(last.updatesExported))} updates and ` +
+        `${escapeHtml(String(last.events))} events exported from ${escapeHtml(String(last.stacksRead))} stacks</p>`,
+    );
+  }
+  return parts.join('\n');
 }
 
 function formatSeconds(s: number): string {

@@ -179,6 +179,65 @@ describe('GET /', () => {
   });
 });
 
+describe('GET / during a backfill', () => {
+  const backfillStatus: HttpStatus = {
+    version: '1.2.3',
+    backfill: {
+      running: {
+        phase: 'reading',
+        stacksListed: 10_000,
+        stacksToRead: 10_000,
+        stacksRead: 1_200,
+        stacksPending: 8_800,
+        updatesDiscovered: 3_150,
+        updatesExported: 3_146,
+        updatesEstimated: 17_460,
+        events: 400_000,
+        elapsedSeconds: 600,
+        etaSeconds: 2_731,
+      },
+      lastFinished: {
+        result: '<b>success</b>',
+        firstRun: true,
+        finishedAt: '2024-05-01T10:00:00.000Z',
+        durationSeconds: 3_331.5,
+        stacksRead: 10_000,
+        updatesExported: 17_459,
+        events: 2_000_000,
+      },
+    },
+  };
+
+  it('shows stacks read and pending, updates discovered and exported, and the ETA as an estimate', async () => {
+    const { url } = await serve({ status: () => backfillStatus });
+    const html = await (await fetch(`${url}/`)).text();
+    expect(html).toContain('<tr><th scope="row">stacks pending</th><td>8800</td></tr>');
+    expect(html).toContain('<tr><th scope="row">stacks read</th><td>1200</td></tr>');
+    expect(html).toContain('<tr><th scope="row">updates discovered</th><td>3150</td></tr>');
+    expect(html).toContain('<tr><th scope="row">updates exported</th><td>3146</td></tr>');
+    expect(html).toContain('<tr><th scope="row">time left (estimate from the rate so far)</th><td>~2731 s</td></tr>');
+    expect(html).toContain('First run: <strong>&lt;b&gt;success&lt;/b&gt;</strong> at 2024-05-01T10:00:00.000Z after 3331.5 s; 17459 updates');
+  });
+
+  it('says what is not known yet instead of inventing a figure', async () => {
+    const running = { ...backfillStatus.backfill!.running!, phase: 'listing', stacksToRead: undefined, etaSeconds: undefined, updatesEstimated: undefined };
+    const { url } = await serve({ status: () => ({ version: '1.2.3', backfill: { running } }) });
+    const html = await (await fetch(`${url}/`)).text();
+    expect(html).toContain('<td>not known until every org is listed</td>');
+    expect(html).toContain('<tr><th scope="row">time left (estimate from the rate so far)</th><td>unknown yet</td></tr>');
+  });
+
+  it('answers the same status as JSON when the client asks for it', async () => {
+    const { url } = await serve({ status: () => backfillStatus });
+    const res = await fetch(`${url}/`, { headers: { accept: 'application/json' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await res.json()).toEqual(backfillStatus);
+    const html = await fetch(`${url}/`, { headers: { accept: 'text/html,application/json;q=0.9' } });
+    expect(html.headers.get('content-type')).toBe('text/html; charset=utf-8');
+  });
+});
+
 describe('unknown routes and errors', () => {
   it('answers 404 JSON for unknown paths and methods', async () => {
     const { url } = await serve();
