@@ -42,13 +42,20 @@ describe.runIf(requireTool('kubectl'))('Kubernetes manifests', () => {
     expect(r.status).toBe(0);
     const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; spec?: Record<string, unknown> });
     expect(docs.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'Namespace', 'PersistentVolumeClaim', 'Service', 'ServiceAccount']);
+    type Probe = { httpGet: { path: string }; periodSeconds: number; failureThreshold?: number };
     const deployment = docs.find((d) => d.kind === 'Deployment') as unknown as {
-      spec: { template: { spec: { containers: Array<{ ports: Array<{ containerPort: number }>; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; env: Array<{ name: string }> }> } } };
+      spec: { template: { spec: { containers: Array<{ ports: Array<{ containerPort: number }>; startupProbe: Probe; readinessProbe: Probe; livenessProbe: Probe; env: Array<{ name: string }> }> } } };
     };
     const container = deployment.spec.template.spec.containers[0]!;
     expect(container.ports[0]!.containerPort).toBe(defaultConfig().server.port);
     expect(container.readinessProbe.httpGet.path).toBe('/readyz');
     expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+    // A slow start (a large state file to migrate) gets minutes before liveness may restart it.
+    expect(container.startupProbe.httpGet.path).toBe('/healthz');
+    expect(container.startupProbe.periodSeconds * (container.startupProbe.failureThreshold ?? 3)).toBeGreaterThanOrEqual(300);
+    // A pod that is not ready yet (listing its stacks) is still scraped through the Service.
+    const service = docs.find((d) => d.kind === 'Service') as unknown as { spec: { publishNotReadyAddresses?: boolean } };
+    expect(service.spec.publishNotReadyAddresses).toBe(true);
     expect(container.env.map((e) => e.name)).toContain('PULUMI_ACCESS_TOKEN_FILE');
   });
 });
