@@ -1,6 +1,7 @@
 import type { Config } from './config/schema.js';
+import type { BackfillStatus } from './domain/backfill-status.js';
 import { systemClock, type Clock } from './domain/clock.js';
-import { createHttpApp, type BackfillStatus } from './http/http-app.js';
+import { createHttpApp } from './http/http-app.js';
 import { startHttpServer } from './http/http-server.js';
 import type { Logger } from './logging/logger.js';
 import { ExporterMetrics } from './metrics/exporter-metrics.js';

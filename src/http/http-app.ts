@@ -2,6 +2,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
+import type { BackfillStatus } from '../domain/backfill-status.js';
 import { errorCodeOf } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { redact } from '../secrets.js';
@@ -24,36 +25,6 @@ export interface HttpStatus {
     readonly durationSeconds: number;
   };
   readonly backfill?: BackfillStatus;
-}
-
-/** First-run and backfill progress as the status page shows it (see src/sync/backfill-progress.ts). */
-export interface BackfillStatus {
-  /** The cycle running now; absent between cycles. */
-  readonly running?: {
-    readonly phase: string;
-    readonly stacksListed: number;
-    readonly stacksToRead: number | undefined;
-    readonly stacksRead: number;
-    readonly stacksPending: number;
-    readonly updatesDiscovered: number;
-    readonly updatesExported: number;
-    readonly updatesEstimated: number | undefined;
-    readonly events: number;
-    readonly elapsedSeconds: number;
-    /** An estimate; undefined while there is no rate to go by. */
-    readonly etaSeconds: number | undefined;
-  };
-  /** The last cycle long enough to log progress, or the first run. */
-  readonly lastFinished?: {
-    readonly result: string;
-    readonly firstRun: boolean;
-    /** ISO 8601. */
-    readonly finishedAt: string;
-    readonly durationSeconds: number;
-    readonly stacksRead: number;
-    readonly updatesExported: number;
-    readonly events: number;
-  };
 }
 
 export interface HttpAppDeps {

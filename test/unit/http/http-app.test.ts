@@ -185,6 +185,8 @@ describe('GET / during a backfill', () => {
     backfill: {
       running: {
         phase: 'reading',
+        firstRun: true,
+        listedAllOrgs: true,
         stacksListed: 10_000,
         stacksToRead: 10_000,
         stacksRead: 1_200,
@@ -197,7 +199,8 @@ describe('GET / during a backfill', () => {
         etaSeconds: 2_731,
       },
       lastFinished: {
-        result: '<b>success</b>',
+        // Typed, yet escaped all the same.
+        result: '<b>success</b>' as 'success',
         firstRun: true,
         finishedAt: '2024-05-01T10:00:00.000Z',
         durationSeconds: 3_331.5,
@@ -220,7 +223,7 @@ describe('GET / during a backfill', () => {
   });
 
   it('says what is not known yet instead of inventing a figure', async () => {
-    const running = { ...backfillStatus.backfill!.running!, phase: 'listing', stacksToRead: undefined, etaSeconds: undefined, updatesEstimated: undefined };
+    const running = { ...backfillStatus.backfill!.running!, phase: 'listing' as const, stacksToRead: undefined, etaSeconds: undefined, updatesEstimated: undefined };
     const { url } = await serve({ status: () => ({ version: '1.2.3', backfill: { running } }) });
     const html = await (await fetch(`${url}/`)).text();
     expect(html).toContain('<td>not known until every org is listed</td>');
