@@ -154,7 +154,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
           metrics,
           // Ready once a cycle has listed every org, not once the first backfill is over: from
           // then on /metrics is true (if incomplete) and the backfill gauges show how far it is,
-          // so a long first run is scraped instead of being dropped from the Service.
+          // so an hour-long first run is not reported as a pod that never became ready.
           readiness: async () => {
             if (!ready && !progress.snapshot().listedAllOrgs) {
               const reason = last
