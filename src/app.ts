@@ -2,6 +2,7 @@ import type { Config } from './config/schema.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { createHttpApp } from './http/http-app.js';
 import { startHttpServer } from './http/http-server.js';
+import { buildStatusReport } from './http/status-report.js';
 import type { Logger } from './logging/logger.js';
 import { ExporterMetrics } from './metrics/exporter-metrics.js';
 import { PulumiClient } from './pulumi/pulumi-client.js';
@@ -41,6 +42,8 @@ export interface App {
 }
 
 const STOP_SYNC_TIMEOUT_MS = 15_000;
+/** Updates listed under "Recent updates" on the status page. */
+const STATUS_RECENT_UPDATES = 50;
 
 /** Wiring only: builds every component from the config and connects them. */
 export function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): App {
@@ -157,12 +160,30 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
               return { ready: false, reason: 'the state store does not answer' };
             }
           },
-          status: () => ({
-            version: VERSION,
-            ...(last
-              ? { lastPoll: { result: last.result, finishedAt: new Date(last.finishedAtMs).toISOString(), durationSeconds: last.durationSeconds } }
-              : {}),
-          }),
+          status: () =>
+            buildStatusReport({
+              store,
+              version: VERSION,
+              ready,
+              nowMs: clock.now(),
+              orgs: config.pulumi.orgs.map((o) => o.name),
+              ...(last
+                ? {
+                    lastPoll: {
+                      result: last.result,
+                      finishedAt: new Date(last.finishedAtMs).toISOString(),
+                      durationSeconds: last.durationSeconds,
+                      stacksFailed: last.stacksFailed,
+                      updatesExported: last.updatesExported,
+                      backlog: last.backlog,
+                    },
+                    orgListingErrors: last.orgListingErrors,
+                  }
+                : {}),
+              consoleUrl: deps.conversion.consoleUrl,
+              ...(config.traces.linkTemplate === undefined ? {} : { traceLinkTemplate: config.traces.linkTemplate }),
+              recentLimit: STATUS_RECENT_UPDATES,
+            }),
           logger: logger.child({ module: 'http' }),
         });
         server = await startHttpServer(app, { host: config.server.host, port: config.server.port });

@@ -5,6 +5,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { errorCodeOf } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { redact } from '../secrets.js';
+import { renderStatusPage } from './status-page.js';
+import type { StatusReport } from './status-report.js';
 
 const gzipAsync = promisify(gzip);
 const GZIP_MIN_BYTES = 1024;
@@ -15,25 +17,17 @@ export interface Readiness {
   readonly reason?: string;
 }
 
-export interface HttpStatus {
-  readonly version: string;
-  readonly lastPoll?: {
-    readonly result: string;
-    /** ISO 8601. */
-    readonly finishedAt: string;
-    readonly durationSeconds: number;
-  };
-}
-
 export interface HttpAppDeps {
   readonly metrics: { render(accept?: string): Promise<{ contentType: string; body: string }> };
   readonly readiness: () => Promise<Readiness>;
-  readonly status: () => HttpStatus;
+  /** What the status page shows; read from the store on each request. */
+  readonly status: () => Promise<StatusReport>;
   readonly logger: Logger;
 }
 
 /**
- * The exporter's HTTP surface: GET /metrics, /healthz, /readyz and a landing page at /.
+ * The exporter's HTTP surface: GET /metrics, /healthz, /readyz, the status page at / and
+ * its JSON at /status.json (or / with `Accept: application/json`).
  * Never listens (see startHttpServer), so tests and the process shell decide where it runs.
  * Unknown paths answer 404 JSON; any error reaches one handler that logs it and answers a
  * bare 500, so no internals leak to the client.
@@ -86,9 +80,24 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     }
   });
 
-  app.get('/', (_req, res) => {
+  // Browsers ask for it on every page view; no icon rather than a 404 in their console.
+  app.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
+
+  app.get('/status.json', async (_req, res) => {
+    res.status(200).json(await deps.status());
+  });
+
+  app.get('/', async (req, res) => {
+    const report = await deps.status();
+    if (req.accepts(['html', 'json']) === 'json') {
+      res.status(200).json(report);
+      return;
+    }
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
-    res.status(200).type('html').send(landingPage(deps.status()));
+    res.setHeader('Vary', 'Accept');
+    res.status(200).type('html').send(renderStatusPage(report));
   });
 
   app.use((_req: Request, res: Response) => {
@@ -109,48 +118,6 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   return app;
 }
 
-function landingPage(status: HttpStatus): string {
-  const last = status.lastPoll;
-  const poll = last
-    ? `<p>Last poll: <strong>${escapeHtml(last.result)}</strong> at ${escapeHtml(last.finishedAt)} ` +
-      `(${escapeHtml(formatSeconds(last.durationSeconds))} s)</p>`
-    : '<p>Last poll: none yet</p>';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Pulumi update exporter</title>
-</head>
-<body>
-<h1>Pulumi update exporter</h1>
-<p>Version ${escapeHtml(status.version)}</p>
-${poll}
-<ul>
-<li><a href="metrics">metrics</a></li>
-<li><a href="healthz">healthz</a></li>
-<li><a href="readyz">readyz</a></li>
-</ul>
-</body>
-</html>
-`;
-}
-
-function formatSeconds(s: number): string {
-  return Number.isFinite(s) ? String(Math.round(s * 1000) / 1000) : '?';
-}
-
 function oneLine(text: string): string {
   return text.replace(/[\r\n]+/g, ' ');
-}
-
-const HTML_ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
 }

@@ -18,6 +18,8 @@ export interface PollCycleResult {
   readonly result: 'success' | 'failure';
   /** Every configured org's stack list was read (the readiness condition). */
   readonly listedAllOrgs: boolean;
+  /** Orgs whose stack list could not be read in this cycle, with the error code. */
+  readonly orgListingErrors: ReadonlyMap<string, string>;
   readonly stacksWatched: number;
   readonly stacksSynced: number;
   readonly stacksFailed: number;
@@ -41,6 +43,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   const log = deps.logger.child({ module: 'poll' });
   let listedAllOrgs = true;
   const listedOrgs = new Set<string>();
+  const orgListingErrors = new Map<string, string>();
 
   try {
     // Stacks of orgs no longer configured: forget them so their gauges disappear.
@@ -66,6 +69,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
     } catch (err) {
       listedAllOrgs = false;
       const code = errorCodeOf(err);
+      orgListingErrors.set(org.name, code);
       deps.metrics.error(code);
       log.warn({ err, code, org: org.name }, 'listing the stacks of an org failed');
     }
@@ -113,6 +117,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   return {
     result,
     listedAllOrgs,
+    orgListingErrors,
     stacksWatched: watched,
     stacksSynced: results.length - failed,
     stacksFailed: failed,
