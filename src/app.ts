@@ -15,6 +15,7 @@ import { UpdateAttempts } from './sync/update-attempts.js';
 import { errorCodeOf } from './errors.js';
 import { redact } from './secrets.js';
 import { createSpanSink } from './tracing/create-span-sink.js';
+import { withSelfSpan } from './tracing/self-spans.js';
 import type { SpanSink } from './tracing/span-sink.js';
 import { REVISION, VERSION } from './version.js';
 
@@ -111,7 +112,11 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     running ??= (async () => {
       try {
         await migrate();
-        const result = await runPollCycle(deps, signal);
+        const result = await withSelfSpan('poll cycle', {}, async (set) => {
+          const r = await runPollCycle(deps, signal);
+          set({ 'pulumi.poll.result': r.result, 'pulumi.poll.updates_exported': r.updatesExported, 'pulumi.poll.backlog': r.backlog });
+          return r;
+        });
         last = result;
         if (result.listedAllOrgs) ready = true;
         return result;
@@ -134,6 +139,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
   });
 
   let server: { url: string; close(): Promise<void> } | undefined;
+  let selfTelemetry: { shutdown(): Promise<void> } | undefined;
   let stopping: Promise<void> | undefined;
 
   return {
@@ -142,6 +148,17 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     httpUrl: () => server?.url,
     lastPoll: () => last,
     async start() {
+      const selfTracesEndpoint = config.selfTelemetry.tracesEndpoint;
+      if (selfTracesEndpoint !== undefined) {
+        // Loaded only when switched on: the SDK and its instrumentation cost start-up time and memory.
+        const { startSelfTelemetry } = await import('./tracing/self-telemetry.js');
+        selfTelemetry = startSelfTelemetry({
+          tracesEndpoint: selfTracesEndpoint,
+          headers: config.traces.headers,
+          version: VERSION,
+          logger: logger.child({ module: 'self-telemetry' }),
+        });
+      }
       await migrate();
       if (overrides.http !== false) {
         const app = createHttpApp({
@@ -203,6 +220,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         await jobStopped;
         await server?.close();
         await store.close();
+        await selfTelemetry?.shutdown();
       })();
       return stopping;
     },

@@ -109,6 +109,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    selfTelemetry: z
+      .object({
+        /**
+         * OTLP/HTTP (protobuf) traces URL for the exporter's own spans (poll cycles, stack
+         * syncs, Pulumi Cloud requests). Unset: off, and the OpenTelemetry SDK is not loaded.
+         */
+        tracesEndpoint: z.url().optional(),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** Adds the stack label to pulumi_resource_operation_duration_seconds (cardinality!). */

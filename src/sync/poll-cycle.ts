@@ -5,6 +5,7 @@ import { mapWithConcurrency } from '../scheduler/concurrency.js';
 import type { StackRecord } from '../state/state-store.js';
 import { BackfillProgress } from './backfill-progress.js';
 import { syncStack, type CycleContext, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
+import { withSelfSpan } from '../tracing/self-spans.js';
 import { stackFilter } from './stack-filter.js';
 
 export interface PollCycleDeps extends StackSyncDeps {
@@ -85,7 +86,10 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
     watched = all.length;
     const inProgressKeys = new Set((await deps.store.listInProgress()).map((u) => stackKey(u.stack)));
     const changed = all.filter((s) => needsSync(s, inProgressKeys));
-    const settled = await mapWithConcurrency(changed, deps.stackConcurrency, (stack) => syncStack(deps, stack, progress, signal, cycle), signal);
+    const settled = await mapWithConcurrency(changed, deps.stackConcurrency, (stack) =>
+        withSelfSpan('stack sync', { 'pulumi.org': stack.org, 'pulumi.project': stack.project, 'pulumi.stack': stack.stack }, () =>
+          syncStack(deps, stack, progress, signal, cycle),
+        ), signal);
     results = settled.map((r, i) =>
       r.status === 'fulfilled' ? r.value : { stack: changed[i]!, ok: false, exported: 0, skipped: 0, inProgress: 0, error: r.reason },
     );
