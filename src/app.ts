@@ -3,6 +3,7 @@ import type { BackfillStatus } from './domain/backfill-status.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { createHttpApp } from './http/http-app.js';
 import { startHttpServer } from './http/http-server.js';
+import { buildStatusReport } from './http/status-report.js';
 import type { Logger } from './logging/logger.js';
 import { ExporterMetrics } from './metrics/exporter-metrics.js';
 import { PulumiClient } from './pulumi/pulumi-client.js';
@@ -16,6 +17,7 @@ import { UpdateAttempts } from './sync/update-attempts.js';
 import { errorCodeOf } from './errors.js';
 import { redact } from './secrets.js';
 import { createSpanSink } from './tracing/create-span-sink.js';
+import { withSelfSpan } from './tracing/self-spans.js';
 import type { SpanSink } from './tracing/span-sink.js';
 import { REVISION, VERSION } from './version.js';
 
@@ -43,6 +45,8 @@ export interface App {
 }
 
 const STOP_SYNC_TIMEOUT_MS = 15_000;
+/** Updates listed under "Recent updates" on the status page. */
+const STATUS_RECENT_UPDATES = 50;
 
 /** Wiring only: builds every component from the config and connects them. */
 export function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): App {
@@ -117,7 +121,11 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     running ??= (async () => {
       try {
         await migrate();
-        const result = await runPollCycle(deps, signal);
+        const result = await withSelfSpan('poll cycle', {}, async (set) => {
+          const r = await runPollCycle(deps, signal);
+          set({ 'pulumi.poll.result': r.result, 'pulumi.poll.updates_exported': r.updatesExported, 'pulumi.poll.backlog': r.backlog });
+          return r;
+        });
         last = result;
         if (result.listedAllOrgs) ready = true;
         return result;
@@ -140,6 +148,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
   });
 
   let server: { url: string; close(): Promise<void> } | undefined;
+  let selfTelemetry: { shutdown(): Promise<void> } | undefined;
   let stopping: Promise<void> | undefined;
 
   return {
@@ -148,6 +157,17 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     httpUrl: () => server?.url,
     lastPoll: () => last,
     async start() {
+      const selfTracesEndpoint = config.selfTelemetry.tracesEndpoint;
+      if (selfTracesEndpoint !== undefined) {
+        // Loaded only when switched on: the SDK and its instrumentation cost start-up time and memory.
+        const { startSelfTelemetry } = await import('./tracing/self-telemetry.js');
+        selfTelemetry = startSelfTelemetry({
+          tracesEndpoint: selfTracesEndpoint,
+          headers: config.traces.headers,
+          version: VERSION,
+          logger: logger.child({ module: 'self-telemetry' }),
+        });
+      }
       await migrate();
       if (overrides.http !== false) {
         const app = createHttpApp({
@@ -169,13 +189,31 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
               return { ready: false, reason: 'the state store does not answer' };
             }
           },
-          status: () => ({
-            version: VERSION,
-            ...(last
-              ? { lastPoll: { result: last.result, finishedAt: new Date(last.finishedAtMs).toISOString(), durationSeconds: last.durationSeconds } }
-              : {}),
-            backfill: backfillStatus(progress),
-          }),
+          status: () =>
+            buildStatusReport({
+              store,
+              version: VERSION,
+              ready: ready || progress.snapshot().listedAllOrgs,
+              nowMs: clock.now(),
+              backfill: backfillStatus(progress),
+              orgs: config.pulumi.orgs.map((o) => o.name),
+              ...(last
+                ? {
+                    lastPoll: {
+                      result: last.result,
+                      finishedAt: new Date(last.finishedAtMs).toISOString(),
+                      durationSeconds: last.durationSeconds,
+                      stacksFailed: last.stacksFailed,
+                      updatesExported: last.updatesExported,
+                      backlog: last.backlog,
+                    },
+                    orgListingErrors: last.orgListingErrors,
+                  }
+                : {}),
+              consoleUrl: deps.conversion.consoleUrl,
+              ...(config.traces.linkTemplate === undefined ? {} : { traceLinkTemplate: config.traces.linkTemplate }),
+              recentLimit: STATUS_RECENT_UPDATES,
+            }),
           logger: logger.child({ module: 'http' }),
         });
         server = await startHttpServer(app, { host: config.server.host, port: config.server.port });
@@ -195,6 +233,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         await jobStopped;
         await server?.close();
         await store.close();
+        await selfTelemetry?.shutdown();
       })();
       return stopping;
     },

@@ -72,6 +72,8 @@ export async function startDemo(
       EXPORTER_POLL_INTERVAL_SECONDS: env['EXPORTER_POLL_INTERVAL_SECONDS'] ?? '5',
       EXPORTER_BACKFILL_DAYS: '0',
       ...(collector ? {} : { OTEL_TRACES_EXPORTER: 'none' }),
+      // Jaeger's UI on its default port, as the compose quickstart runs it.
+      EXPORTER_TRACE_LINK_TEMPLATE: env['EXPORTER_TRACE_LINK_TEMPLATE'] ?? (collector ? 'http://localhost:16686/trace/{traceId}' : undefined),
     },
   });
   const logger = createLogger({ level: config.log.level });
@@ -95,7 +97,7 @@ export async function startDemo(
   const url = (app.httpUrl() ?? '').replace('//0.0.0.0:', '//localhost:');
   out('');
   out('pulumi-update-exporter demo is running');
-  out(`  exporter landing page   ${url}/`);
+  out(`  status page             ${url}/   (recent updates with links to their traces; JSON at ${url}/status.json)`);
   out(`  Prometheus metrics      ${url}/metrics`);
   out(`  readiness               ${url}/readyz`);
   out(`  Pulumi Cloud simulator  ${sim.url}/api/user/stacks?organization=${orgs[0] ?? ''}  (token: ${DEMO_TOKEN})`);

@@ -90,6 +90,14 @@ export const configSchema = z
         protocol: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
         headers: z.record(z.string(), z.string()).default({}),
         serviceName: z.string().min(1).default('pulumi'),
+        /**
+         * Link to a trace in the tracing UI, `{traceId}` replaced by the 32-hex trace id; used by
+         * the status page. Unset: the page shows trace ids without links.
+         */
+        linkTemplate: z
+          .string()
+          .regex(/^https?:\/\/\S*\{traceId\}\S*$/, 'must be an http(s) URL containing {traceId}')
+          .optional(),
         timeoutMillis: z.number().int().positive().default(10_000),
         keepSameSteps: z.boolean().default(false),
         maxSpansPerTrace: z.number().int().min(1).default(10_000),
@@ -98,6 +106,16 @@ export const configSchema = z
         batchMaxSpans: z.number().int().min(1).default(512),
         /** Upper bound of one OTLP request body (estimated), so a collector's size limit is not hit. */
         batchMaxBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    selfTelemetry: z
+      .object({
+        /**
+         * OTLP/HTTP (protobuf) traces URL for the exporter's own spans (poll cycles, stack
+         * syncs, Pulumi Cloud requests). Unset: off, and the OpenTelemetry SDK is not loaded.
+         */
+        tracesEndpoint: z.url().optional(),
       })
       .strict()
       .prefault({}),

@@ -10,7 +10,11 @@ export { isPreviewKind } from '../domain/update.js';
  * Console link of an update: `{consoleUrl}/{org}/{project}/{stack}/updates/{version}`,
  * or `/previews/{updateID}` for a preview (pulumi-api.md 2.5).
  */
-export function consoleUrlOf(update: UpdateInfo, consoleUrl: string, preview: boolean): string {
+export function consoleUrlOf(
+  update: Pick<UpdateInfo, 'stack' | 'updateId' | 'version'>,
+  consoleUrl: string,
+  preview: boolean,
+): string {
   const base = consoleUrl.replace(/\/+$/, '');
   const { org, project, stack } = update.stack;
   const path = [org, project, stack].map(encodeURIComponent).join('/');

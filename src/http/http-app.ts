@@ -2,10 +2,11 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import type { BackfillStatus } from '../domain/backfill-status.js';
 import { errorCodeOf } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { redact } from '../secrets.js';
+import { renderStatusPage } from './status-page.js';
+import type { StatusReport } from './status-report.js';
 
 const gzipAsync = promisify(gzip);
 const GZIP_MIN_BYTES = 1024;
@@ -16,27 +17,17 @@ export interface Readiness {
   readonly reason?: string;
 }
 
-export interface HttpStatus {
-  readonly version: string;
-  readonly lastPoll?: {
-    readonly result: string;
-    /** ISO 8601. */
-    readonly finishedAt: string;
-    readonly durationSeconds: number;
-  };
-  readonly backfill?: BackfillStatus;
-}
-
 export interface HttpAppDeps {
   readonly metrics: { render(accept?: string): Promise<{ contentType: string; body: string }> };
   readonly readiness: () => Promise<Readiness>;
-  readonly status: () => HttpStatus;
+  /** What the status page shows; read from the store on each request. */
+  readonly status: () => Promise<StatusReport>;
   readonly logger: Logger;
 }
 
 /**
- * The exporter's HTTP surface: GET /metrics, /healthz, /readyz and a status page at / (HTML,
- * or JSON when the client asks for application/json).
+ * The exporter's HTTP surface: GET /metrics, /healthz, /readyz, the status page at / and
+ * its JSON at /status.json (or / with `Accept: application/json`).
  * Never listens (see startHttpServer), so tests and the process shell decide where it runs.
  * Unknown paths answer 404 JSON; any error reaches one handler that logs it and answers a
  * bare 500, so no internals leak to the client.
@@ -89,14 +80,24 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     }
   });
 
-  app.get('/', (req, res) => {
-    res.setHeader('Vary', 'Accept');
+  // Browsers ask for it on every page view; no icon rather than a 404 in their console.
+  app.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
+
+  app.get('/status.json', async (_req, res) => {
+    res.status(200).json(await deps.status());
+  });
+
+  app.get('/', async (req, res) => {
+    const report = await deps.status();
     if (req.accepts(['html', 'json']) === 'json') {
-      res.status(200).json(deps.status());
+      res.status(200).json(report);
       return;
     }
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");
-    res.status(200).type('html').send(landingPage(deps.status()));
+    res.setHeader('Vary', 'Accept');
+    res.status(200).type('html').send(renderStatusPage(report));
   });
 
   app.use((_req: Request, res: Response) => {
@@ -117,83 +118,6 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   return app;
 }
 
-function landingPage(status: HttpStatus): string {
-  const last = status.lastPoll;
-  const poll = last
-    ? `<p>Last poll: <strong>${escapeHtml(last.result)}</strong> at ${escapeHtml(last.finishedAt)} ` +
-      `(${escapeHtml(formatSeconds(last.durationSeconds))} s)</p>`
-    : '<p>Last poll: none yet</p>';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Pulumi update exporter</title>
-</head>
-<body>
-<h1>Pulumi update exporter</h1>
-<p>Version ${escapeHtml(status.version)}</p>
-${poll}
-${backfillSection(status.backfill)}
-<ul>
-<li><a href="metrics">metrics</a></li>
-<li><a href="healthz">healthz</a></li>
-<li><a href="readyz">readyz</a></li>
-</ul>
-</body>
-</html>
-`;
-}
-
-function backfillSection(backfill: BackfillStatus | undefined): string {
-  const parts: string[] = [];
-  const run = backfill?.running;
-  if (run !== undefined) {
-    const rows: Array<[string, string]> = [
-      ['phase', run.phase],
-      ['stacks listed', String(run.stacksListed)],
-      ['stacks to read', run.stacksToRead === undefined ? 'not known until every org is listed' : String(run.stacksToRead)],
-      ['stacks read', String(run.stacksRead)],
-      ['stacks pending', String(run.stacksPending)],
-      ['updates discovered', String(run.updatesDiscovered)],
-      ['updates exported', String(run.updatesExported)],
-      ['updates expected in total (estimate)', run.updatesEstimated === undefined ? 'unknown yet' : `~${run.updatesEstimated}`],
-      ['events read', String(run.events)],
-      ['elapsed', `${formatSeconds(run.elapsedSeconds)} s`],
-      ['time left (estimate from the rate so far)', run.etaSeconds === undefined ? 'unknown yet' : `~${run.etaSeconds} s`],
-    ];
-    parts.push(
-      '<h2>Poll cycle running</h2>\n<table>\n' +
-        rows.map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('\n') +
-        '\n</table>',
-    );
-  }
-  const last = backfill?.lastFinished;
-  if (last !== undefined) {
-    parts.push(
-      `<p>${last.firstRun ? 'First run' : 'Last backfill'}: <strong>${escapeHtml(last.result)}</strong> at ${escapeHtml(last.finishedAt)} ` +
-        `after ${escapeHtml(formatSeconds(last.durationSeconds))} s; ${escapeHtml(String(last.updatesExported))} updates and ` +
-        `${escapeHtml(String(last.events))} events exported from ${escapeHtml(String(last.stacksRead))} stacks</p>`,
-    );
-  }
-  return parts.join('\n');
-}
-
-function formatSeconds(s: number): string {
-  return Number.isFinite(s) ? String(Math.round(s * 1000) / 1000) : '?';
-}
-
 function oneLine(text: string): string {
   return text.replace(/[\r\n]+/g, ' ');
-}
-
-const HTML_ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
 }

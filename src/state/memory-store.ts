@@ -16,6 +16,7 @@ import {
 } from './delta-rules.js';
 import type {
   CounterRow,
+  ExportedUpdate,
   HistogramRow,
   InProgressRecord,
   LastSuccessRow,
@@ -66,6 +67,7 @@ export class MemoryStateStore implements StateStore {
   /** Keys of stacks the org list no longer lists: hidden, but their cursor and first-seen time are kept. */
   private readonly unlisted = new Set<string>();
   private readonly exported = new Set<string>();
+  private readonly exportedUpdates: ExportedUpdate[] = [];
   private readonly exportedPerStack = new Map<string, number>();
   private readonly inProgress = new Map<string, Map<string, InProgressRecord>>();
   private readonly counters = new Map<string, CounterRow>();
@@ -173,6 +175,7 @@ export class MemoryStateStore implements StateStore {
     }
 
     this.exported.add(exportedKey);
+    this.exportedUpdates.push({ ...u, stack: refOf(u.stack) });
     this.exportedPerStack.set(stackId, (this.exportedPerStack.get(stackId) ?? 0) + 1);
 
     // A commit does not relist a stack the org list hides; it only moves its cursor.
@@ -242,6 +245,13 @@ export class MemoryStateStore implements StateStore {
   async countExported(ref?: StackRef): Promise<number> {
     this.open();
     return ref === undefined ? this.exported.size : (this.exportedPerStack.get(refKey(ref)) ?? 0);
+  }
+
+  async listRecentUpdates(limit: number): Promise<ExportedUpdate[]> {
+    this.open();
+    return [...this.exportedUpdates]
+      .sort((a, b) => b.endTime - a.endTime || b.version - a.version || refKey(a.stack).localeCompare(refKey(b.stack)))
+      .slice(0, Math.max(0, Math.floor(limit)));
   }
 
   async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {

@@ -22,6 +22,7 @@ import {
 import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations } from './sqlite-migrations.js';
 import type {
   CounterRow,
+  ExportedUpdate,
   HistogramRow,
   InProgressRecord,
   LastSuccessRow,
@@ -361,6 +362,35 @@ export class SqliteStateStore implements StateStore {
         .pluck()
         .get(ref.org, ref.project, ref.stack) as number;
     });
+  }
+
+  async listRecentUpdates(limit: number): Promise<ExportedUpdate[]> {
+    return this.run('listRecentUpdates', () =>
+      (
+        this.stmt(
+          `SELECT org, project, stack, update_id, kind, version, result, start_time, end_time FROM exported_updates
+           ORDER BY end_time DESC, version DESC, org, project, stack LIMIT ?`,
+        ).all(Math.max(0, Math.floor(limit))) as {
+          org: string;
+          project: string;
+          stack: string;
+          update_id: string;
+          kind: string;
+          version: number;
+          result: string;
+          start_time: number;
+          end_time: number;
+        }[]
+      ).map((r) => ({
+        stack: { org: r.org, project: r.project, stack: r.stack },
+        updateId: r.update_id,
+        kind: r.kind,
+        version: r.version,
+        result: r.result,
+        startTime: r.start_time,
+        endTime: r.end_time,
+      })),
+    );
   }
 
   async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {

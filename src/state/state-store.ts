@@ -121,6 +121,8 @@ export interface StateStore {
   isExported(ref: StackRef, updateId: string): Promise<boolean>;
   /** Number of exported updates (optionally of one stack). */
   countExported(ref?: StackRef): Promise<number>;
+  /** The most recently ended exported updates, newest end time first (ties: newest version first), at most `limit`. */
+  listRecentUpdates(limit: number): Promise<ExportedUpdate[]>;
 
   /** Replaces the in-progress set of one stack. */
   setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void>;

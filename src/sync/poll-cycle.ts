@@ -5,6 +5,7 @@ import { mapWithConcurrency } from '../scheduler/concurrency.js';
 import type { StackRecord } from '../state/state-store.js';
 import { BackfillProgress } from './backfill-progress.js';
 import { syncStack, type CycleContext, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
+import { withSelfSpan } from '../tracing/self-spans.js';
 import { stackFilter } from './stack-filter.js';
 
 export interface PollCycleDeps extends StackSyncDeps {
@@ -20,6 +21,8 @@ export interface PollCycleResult {
   readonly result: 'success' | 'failure';
   /** Every configured org's stack list was read (the readiness condition). */
   readonly listedAllOrgs: boolean;
+  /** Orgs whose stack list could not be read in this cycle, with the error code. */
+  readonly orgListingErrors: ReadonlyMap<string, string>;
   readonly stacksWatched: number;
   readonly stacksSynced: number;
   readonly stacksFailed: number;
@@ -43,6 +46,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   const log = deps.logger.child({ module: 'poll' });
   let listedAllOrgs = true;
   const listedOrgs = new Set<string>();
+  const orgListingErrors = new Map<string, string>();
   const progress =
     deps.progress ?? new BackfillProgress({ clock: deps.clock, logger: log, intervalMs: deps.progressLogIntervalMs, metrics: deps.metrics });
   progress.beginCycle();
@@ -72,6 +76,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
     } catch (err) {
       listedAllOrgs = false;
       const code = errorCodeOf(err);
+      orgListingErrors.set(org.name, code);
       deps.metrics.error(code);
       log.warn({ err, code, org: org.name }, 'listing the stacks of an org failed');
     }
@@ -89,7 +94,10 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
     const settled = await mapWithConcurrency(
       changed,
       deps.stackConcurrency,
-      (stack) => syncStack(deps, stack, progress, signal, cycle).finally(() => progress.stackDone(stack)),
+      (stack) =>
+        withSelfSpan('stack sync', { 'pulumi.org': stack.org, 'pulumi.project': stack.project, 'pulumi.stack': stack.stack }, () =>
+          syncStack(deps, stack, progress, signal, cycle),
+        ).finally(() => progress.stackDone(stack)),
       signal,
     );
     results = settled.map((r, i) =>
@@ -122,6 +130,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   return {
     result,
     listedAllOrgs,
+    orgListingErrors,
     stacksWatched: watched,
     stacksSynced: results.length - failed,
     stacksFailed: failed,

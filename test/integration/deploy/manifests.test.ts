@@ -1,10 +1,14 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { defaultConfig } from '../../../src/config/schema.js';
 import { requireTool } from '../../helpers/processes.js';
+import { schemaProblems } from '../../helpers/kube-schema.js';
+import { PROMETHEUS_RULE_FILE, renderPrometheusRule, RULES_FILE } from '../../../scripts/render-prometheus-rule.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -29,7 +33,7 @@ describe.runIf(requireTool('docker-compose'))('docker-compose.yml', () => {
 
 describe('the Kubernetes config file', () => {
   it('is a valid exporter configuration', () => {
-    const config = loadConfig({ configPath: `${ROOT}deploy/kubernetes/config.yaml`, env: {} });
+    const config = loadConfig({ configPath: `${ROOT}deploy/kubernetes/base/config.yaml`, env: {} });
     expect(config.state.path).toBe('/data/state.db');
     expect(config.pulumi.orgs.map((o) => o.name)).toEqual(['my-org']);
   });
@@ -57,5 +61,101 @@ describe.runIf(requireTool('kubectl'))('Kubernetes manifests', () => {
     const service = docs.find((d) => d.kind === 'Service') as unknown as { spec: { publishNotReadyAddresses?: boolean } };
     expect(service.spec.publishNotReadyAddresses).toBe(true);
     expect(container.env.map((e) => e.name)).toContain('PULUMI_ACCESS_TOKEN_FILE');
+  });
+});
+
+interface KubeObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: { readonly name: string; readonly namespace?: string; readonly labels?: Record<string, string> };
+  readonly spec?: Record<string, unknown>;
+}
+
+/** Every directory under deploy/kubernetes that a user can `kubectl apply -k`. */
+const INSTALLS = ['deploy/kubernetes', ...readdirSync(`${ROOT}deploy/kubernetes/overlays`).map((d) => `deploy/kubernetes/overlays/${d}`)];
+
+function render(dir: string): KubeObject[] {
+  const r = run('kubectl', ['kustomize', dir]);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return parseAllDocuments(r.stdout).map((d) => d.toJS() as KubeObject);
+}
+
+/** Renders the base with the given components, from a throwaway overlay inside the repository. */
+function renderWithComponents(components: string[]): KubeObject[] {
+  const dir = mkdtempSync(join(ROOT, '.tmp-kustomize-'));
+  try {
+    const rel = (p: string) => relative(dir, join(ROOT, p));
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      [
+        'namespace: pulumi-update-exporter',
+        'resources:',
+        `  - ${rel('deploy/kubernetes/base')}`,
+        'components:',
+        ...components.map((c) => `  - ${rel(c)}`),
+        '',
+      ].join('\n'),
+    );
+    return render(relative(ROOT, dir));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function matches(selector: Record<string, string>, labels: Record<string, string> | undefined): boolean {
+  return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+}
+
+describe.runIf(requireTool('kubectl'))('every Kubernetes install (deploy/kubernetes and its overlays)', () => {
+  it.each(INSTALLS)('%s renders objects that all validate against the Kubernetes and Prometheus Operator schemas', async (dir) => {
+    const objects = render(dir);
+    expect(objects.length).toBeGreaterThan(0);
+    const problems = (await Promise.all(objects.map((o) => schemaProblems(o)))).flat();
+    expect(problems).toEqual([]);
+    for (const o of objects.filter((x) => x.kind !== 'Namespace')) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('pulumi-update-exporter');
+  });
+
+  it('the schema check reports a wrong field type, a bad duration and an unknown kind', async () => {
+    const wrongPort = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 'nine' }] } };
+    const badInterval = { apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor', metadata: { name: 'm' }, spec: { selector: {}, endpoints: [{ port: 'metrics', interval: 'thirty seconds' }] } };
+    const unknown = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } };
+    expect((await schemaProblems(wrongPort)).join()).toMatch(/Service\/s: .*port/);
+    expect((await schemaProblems(badInterval)).join()).toMatch(/ServiceMonitor\/m: .*interval/);
+    expect(await schemaProblems(unknown)).toEqual(['Widget/w: no schema for example.com/v1 Widget']);
+  });
+});
+
+describe.runIf(requireTool('kubectl'))('Prometheus Operator objects', () => {
+  it('the prometheus-operator overlay adds a ServiceMonitor that scrapes the Service\'s metrics port at /metrics', () => {
+    const objects = render('deploy/kubernetes/overlays/prometheus-operator');
+    const service = objects.find((o) => o.kind === 'Service') as unknown as KubeObject & { spec: { ports: { name: string }[] } };
+    const monitor = objects.find((o) => o.kind === 'ServiceMonitor') as unknown as KubeObject & {
+      spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string }[] };
+    };
+    expect(matches(monitor.spec.selector.matchLabels, service.metadata.labels)).toBe(true);
+    expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: 'metrics', path: '/metrics' })]);
+    expect(service.spec.ports.map((p) => p.name)).toContain('metrics');
+    expect(objects.filter((o) => o.kind === 'PrometheusRule')).toHaveLength(1);
+  });
+
+  it('the pod-monitor component adds a PodMonitor that selects the exporter pods and a port their container exposes', () => {
+    const objects = renderWithComponents(['deploy/kubernetes/components/pod-monitor']);
+    const deployment = objects.find((o) => o.kind === 'Deployment') as unknown as {
+      spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { ports: { name: string }[] }[] } } };
+    };
+    const monitor = objects.find((o) => o.kind === 'PodMonitor') as unknown as KubeObject & {
+      spec: { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
+    };
+    expect(matches(monitor.spec.selector.matchLabels, deployment.spec.template.metadata.labels)).toBe(true);
+    const ports = deployment.spec.template.spec.containers.flatMap((c) => c.ports.map((p) => p.name));
+    for (const endpoint of monitor.spec.podMetricsEndpoints) expect(ports).toContain(endpoint.port);
+  });
+
+  it('the PrometheusRule holds exactly the rule groups of deploy/prometheus/alerts.yml (run `npm run deploy:rules` after editing them)', () => {
+    const alerts = readFileSync(`${ROOT}${RULES_FILE}`, 'utf8');
+    expect(readFileSync(`${ROOT}${PROMETHEUS_RULE_FILE}`, 'utf8')).toBe(renderPrometheusRule(alerts));
+    const rule = parseAllDocuments(readFileSync(`${ROOT}${PROMETHEUS_RULE_FILE}`, 'utf8'))[0]!.toJS() as { spec: { groups: unknown } };
+    expect(rule.spec.groups).toEqual((parseAllDocuments(alerts)[0]!.toJS() as { groups: unknown }).groups);
   });
 });

@@ -3,13 +3,18 @@ import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createHttpApp, type HttpAppDeps, type HttpStatus, type Readiness } from '../../../src/http/http-app.js';
+import { createHttpApp, type HttpAppDeps, type Readiness } from '../../../src/http/http-app.js';
+import type { StatusReport } from '../../../src/http/status-report.js';
 import { startHttpServer, type RunningHttpServer } from '../../../src/http/http-server.js';
 import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
 import { clearSecretsForTests, registerSecret } from '../../../src/secrets.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
 
 const running: RunningHttpServer[] = [];
+
+function report(overrides: Partial<StatusReport> = {}): StatusReport {
+  return { version: '1.2.3', generatedAt: '2024-05-01T10:00:01.000Z', ready: true, orgs: [], recentUpdates: [], failingStacks: [], inProgress: [], ...overrides };
+}
 
 afterEach(async () => {
   await Promise.all(running.splice(0).map((s) => s.close()));
@@ -35,7 +40,7 @@ async function serve(overrides: Partial<HttpAppDeps> = {}): Promise<{ url: strin
   const deps: HttpAppDeps = {
     metrics: new ExporterMetrics({ store: new MemoryStateStore(), version: '1.2.3', revision: 'abc' }),
     readiness: () => Promise.resolve({ ready: true }),
-    status: () => ({ version: '1.2.3' }),
+    status: () => Promise.resolve(report()),
     logger,
     ...overrides,
   };
@@ -142,20 +147,30 @@ describe('GET /healthz and /readyz', () => {
   });
 });
 
-describe('GET /', () => {
-  it('shows the version, the last poll and links to the other endpoints', async () => {
-    const status: HttpStatus = {
-      version: '1.2.3',
-      lastPoll: { result: 'success', finishedAt: '2024-05-01T10:00:00.000Z', durationSeconds: 12.3456 },
-    };
-    const { url } = await serve({ status: () => status });
+describe('GET / and /status.json', () => {
+  const withPoll = report({
+    lastPoll: { result: 'success', finishedAt: '2024-05-01T10:00:00.000Z', durationSeconds: 12.3456, stacksFailed: 0, updatesExported: 3, backlog: 0 },
+  });
+
+  it('shows the status page: version, the last poll and links to the other endpoints', async () => {
+    const { url } = await serve({ status: () => Promise.resolve(withPoll) });
     const res = await fetch(`${url}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
     const html = await res.text();
     expect(html).toContain('Version 1.2.3');
-    expect(html).toContain('<strong>success</strong> at 2024-05-01T10:00:00.000Z (12.346 s)');
-    for (const link of ['metrics', 'healthz', 'readyz']) expect(html).toContain(`<a href="${link}">`);
+    expect(html).toContain('at 2024-05-01T10:00:00.000Z in 12s; 3 updates exported');
+    for (const link of ['metrics', 'status.json', 'healthz', 'readyz']) expect(html).toContain(`<a href="${link}">`);
+  });
+
+  it('answers the same report as JSON at /status.json and at / for Accept: application/json', async () => {
+    const { url } = await serve({ status: () => Promise.resolve(withPoll) });
+    const json = await fetch(`${url}/status.json`);
+    expect(json.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await json.json()).toEqual(withPoll);
+    const negotiated = await fetch(`${url}/`, { headers: { accept: 'application/json' } });
+    expect(negotiated.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await negotiated.json()).toEqual(withPoll);
   });
 
   it('says there was no poll yet before the first one', async () => {
@@ -165,10 +180,13 @@ describe('GET /', () => {
 
   it('escapes everything it shows', async () => {
     const { url } = await serve({
-      status: () => ({
-        version: '<script>alert(1)</script>',
-        lastPoll: { result: '"><img src=x onerror=alert(1)>', finishedAt: "it's & more", durationSeconds: 1 },
-      }),
+      status: () =>
+        Promise.resolve(
+          report({
+            version: '<script>alert(1)</script>',
+            lastPoll: { result: '"><img src=x onerror=alert(1)>', finishedAt: "it's & more", durationSeconds: 1, stacksFailed: 0, updatesExported: 0, backlog: 0 },
+          }),
+        ),
     });
     const html = await (await fetch(`${url}/`)).text();
     expect(html).not.toContain('<script>');
@@ -180,8 +198,7 @@ describe('GET /', () => {
 });
 
 describe('GET / during a backfill', () => {
-  const backfillStatus: HttpStatus = {
-    version: '1.2.3',
+  const backfillStatus: StatusReport = report({
     backfill: {
       running: {
         phase: 'reading',
@@ -209,10 +226,10 @@ describe('GET / during a backfill', () => {
         events: 2_000_000,
       },
     },
-  };
+  });
 
   it('shows stacks read and pending, updates discovered and exported, and the ETA as an estimate', async () => {
-    const { url } = await serve({ status: () => backfillStatus });
+    const { url } = await serve({ status: () => Promise.resolve(backfillStatus) });
     const html = await (await fetch(`${url}/`)).text();
     expect(html).toContain('<tr><th scope="row">stacks pending</th><td>8800</td></tr>');
     expect(html).toContain('<tr><th scope="row">stacks read</th><td>1200</td></tr>');
@@ -224,14 +241,14 @@ describe('GET / during a backfill', () => {
 
   it('says what is not known yet instead of inventing a figure', async () => {
     const running = { ...backfillStatus.backfill!.running!, phase: 'listing' as const, stacksToRead: undefined, etaSeconds: undefined, updatesEstimated: undefined };
-    const { url } = await serve({ status: () => ({ version: '1.2.3', backfill: { running } }) });
+    const { url } = await serve({ status: () => Promise.resolve(report({ backfill: { running } })) });
     const html = await (await fetch(`${url}/`)).text();
     expect(html).toContain('<td>not known until every org is listed</td>');
     expect(html).toContain('<tr><th scope="row">time left (estimate from the rate so far)</th><td>unknown yet</td></tr>');
   });
 
   it('answers the same status as JSON when the client asks for it', async () => {
-    const { url } = await serve({ status: () => backfillStatus });
+    const { url } = await serve({ status: () => Promise.resolve(backfillStatus) });
     const res = await fetch(`${url}/`, { headers: { accept: 'application/json' } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -271,15 +288,15 @@ describe('unknown routes and errors', () => {
     expect((errors[0]?.['err'] as { message: string }).message).toContain('boom');
   });
 
-  it('answers 500 when the landing page status throws synchronously', async () => {
-    const { url } = await serve({
-      status: () => {
-        throw new TypeError('cannot read lastPoll');
-      },
-    });
-    const res = await fetch(`${url}/`);
-    expect(res.status).toBe(500);
-    expect(await res.json()).toEqual({ error: 'internal error' });
+  it('answers 500 when the status page cannot be built (the store failed, or it threw synchronously)', async () => {
+    for (const status of [() => Promise.reject(new Error('database disk image is malformed')), () => { throw new TypeError('cannot read lastPoll'); }]) {
+      const { url } = await serve({ status });
+      for (const path of ['/', '/status.json']) {
+        const res = await fetch(`${url}${path}`);
+        expect(res.status).toBe(500);
+        expect(await res.json()).toEqual({ error: 'internal error' });
+      }
+    }
   });
 
   it('sets defensive headers and no X-Powered-By', async () => {

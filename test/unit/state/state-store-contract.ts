@@ -613,6 +613,24 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
       });
     });
 
+    describe('recent updates', () => {
+      it('lists exported updates newest end time first, ties by newest version, at most the limit, across stacks and orgs', async () => {
+        await store.commitUpdate(commit(update(DEV, 'd1', 1, { startTime: 100, endTime: 200 })));
+        await store.commitUpdate(commit(update(PROD, 'p1', 1, { startTime: 100, endTime: 400, result: 'failed' })));
+        await store.commitUpdate(commit(update(OTHER, 'o3', 3, { startTime: 100, endTime: 300 })));
+        await store.commitUpdate(commit(update(DEV, 'd2', 2, { startTime: 250, endTime: 300, kind: 'refresh' })));
+        // Already exported: not listed twice.
+        await store.commitUpdate(commit(update(DEV, 'd1', 1, { startTime: 100, endTime: 200 })));
+
+        const recent = await store.listRecentUpdates(3);
+        expect(recent.map((u) => u.updateId)).toEqual(['p1', 'o3', 'd2']);
+        expect(recent[0]).toEqual(update(PROD, 'p1', 1, { startTime: 100, endTime: 400, result: 'failed' }));
+        expect(recent[2]).toEqual(update(DEV, 'd2', 2, { startTime: 250, endTime: 300, kind: 'refresh' }));
+        expect((await store.listRecentUpdates(10)).map((u) => u.updateId)).toEqual(['p1', 'o3', 'd2', 'd1']);
+        expect(await store.listRecentUpdates(0)).toEqual([]);
+      });
+    });
+
     describe('in-progress set', () => {
       it('replaces the set of one stack and leaves other stacks alone', async () => {
         await store.setInProgress(DEV, [running(DEV, 'a', 1), running(DEV, 'b', 2)]);
