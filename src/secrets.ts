@@ -40,6 +40,19 @@ export function registerUrlPassword(value: string): void {
   }
 }
 
+/**
+ * redact() for text that is already JSON (a finished log line): a secret with a line
+ * break, quote or control character inside appears there in its escaped form.
+ */
+export function redactJson(text: string): string {
+  let out = text;
+  for (const s of secrets) {
+    const escaped = JSON.stringify(s).slice(1, -1);
+    if (escaped !== s && out.includes(escaped)) out = out.split(escaped).join(REDACTED);
+  }
+  return redact(out);
+}
+
 export function redact(text: string): string {
   let out = text;
   for (const s of secrets) {
