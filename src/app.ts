@@ -29,7 +29,7 @@ export interface AppOverrides {
 export interface App {
   /** Migrates the store, starts /metrics and the poll scheduler. */
   start(): Promise<void>;
-  /** Runs one complete poll cycle now (the `once` command and tests). */
+  /** Runs one complete poll cycle now (the `once` command and tests); stop() aborts it. */
   runOnce(): Promise<PollCycleResult>;
   /** Stops the scheduler, waits for the in-flight sync, flushes spans, closes HTTP and the store. Idempotent. */
   stop(): Promise<void>;
@@ -132,6 +132,8 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
 
   let server: { url: string; close(): Promise<void> } | undefined;
   let stopping: Promise<void> | undefined;
+  // Aborts a cycle started by runOnce(), as job.stop() aborts the scheduler's.
+  const onceAbort = new AbortController();
 
   return {
     metrics,
@@ -170,22 +172,38 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       }
       job.start();
     },
-    runOnce: () => cycle(),
+    runOnce: () => cycle(onceAbort.signal),
     stop() {
       stopping ??= (async () => {
         // Abort the cycle first (no new update starts), then shut the sink so exports queued
         // behind a slow or dead collector end at once instead of each waiting out its
         // timeout; then wait (bounded) for the sync to unwind. An interrupted update commits
         // nothing half-way and is redone after the restart; every span sent is kept.
+        const inFlight = running;
         const jobStopped = job.stop(STOP_SYNC_TIMEOUT_MS);
+        onceAbort.abort(new Error('the exporter is stopping'));
         await sink.shutdown();
         await jobStopped;
+        if (inFlight !== undefined) await settledWithin(inFlight, STOP_SYNC_TIMEOUT_MS);
         await server?.close();
         await store.close();
       })();
       return stopping;
     },
   };
+}
+
+/** Waits for `work` to settle, but at most `timeoutMs`. */
+function settledWithin(work: Promise<unknown>, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    work.then(done, done);
+  });
 }
 
 /** https://api.pulumi.com -> https://app.pulumi.com (pulumi-api.md section 1); other hosts unchanged. */
