@@ -5,6 +5,7 @@ import type { Config } from './config/schema.js';
 import { traceIdFor } from './conversion/trace-ids.js';
 import { parseStackKey } from './domain/stack.js';
 import { isExporterError } from './errors.js';
+import { redact } from './secrets.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { simulateCommand } from './simulator/simulate-command.js';
 import { startDemo } from './demo.js';
@@ -182,7 +183,7 @@ export async function main(argv: string[]): Promise<number> {
       err(`${e.message}\n\n${USAGE}`);
       return 2;
     }
-    err(`pulumi-update-exporter: ${e instanceof Error ? e.message : String(e)}`);
+    err(redact(`pulumi-update-exporter: ${isExporterError(e) ? `${e.code}: ` : ''}${e instanceof Error ? e.message : String(e)}`));
     return 1;
   }
 }

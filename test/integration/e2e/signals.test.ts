@@ -85,4 +85,18 @@ describe('signals', () => {
     expect((await run.exited).code).toBe(130);
     expect(run.output()).toContain('"signal":"SIGINT"');
   }, 30_000);
+
+  it('refuses a second `once` on a state file in use, with STATE_LOCKED and exit status 1, leaving the first running', async () => {
+    sim.resetStats();
+    const first = startCli(['once'], onceEnv('shared.db'));
+    await untilReading(first);
+    const second = startCli(['once'], onceEnv('shared.db'));
+    const exit = await second.exited;
+    expect(exit.code).toBe(1);
+    expect(second.output()).toContain('STATE_LOCKED: state file');
+    expect(second.output()).toContain('is in use by another process; only one exporter may use a SQLite state file');
+    expect(first.child.exitCode).toBeNull();
+    first.child.kill('SIGTERM');
+    expect((await first.exited).code).toBe(143);
+  }, 30_000);
 });
