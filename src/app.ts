@@ -51,7 +51,6 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     version: VERSION,
     revision: REVISION,
     durationByStack: config.metrics.resourceOperationDurationByStack,
-    logger: logger.child({ module: 'metrics' }),
   });
   // With the embedded store one process owns exporting; replicas with leases come with the PostgreSQL store.
   metrics.setLeader(true);
@@ -146,6 +145,9 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         const app = createHttpApp({
           metrics,
           readiness: async () => {
+            if (metrics.storeReadFailure() !== undefined) {
+              return { ready: false, reason: 'the last metrics scrape could not read the state store (see the logs)' };
+            }
             if (!ready) {
               const reason = last
                 ? 'no poll cycle has read the stack list of every configured org yet (see pulumi_exporter_errors_total and the logs)'
