@@ -88,8 +88,7 @@ interface SignalWatch {
 }
 
 /**
- * SIGINT/SIGTERM resolve `first` (once each: a second one ends the process at once, the
- * default). SIGHUP would otherwise kill the process without a flush; the configuration is
+ * SIGINT/SIGTERM resolve `first`; a second one ends the process at once (Node's default). SIGHUP would otherwise kill the process without a flush; the configuration is
  * read only at start, so it is logged and ignored.
  */
 function watchSignals(logger: Logger): SignalWatch {
@@ -99,8 +98,15 @@ function watchSignals(logger: Logger): SignalWatch {
   process.on('SIGHUP', onHangup);
   let stopHandlers: (() => void) | undefined;
   const first = new Promise<string>((resolve) => {
-    const onInt = (): void => resolve('SIGINT');
-    const onTerm = (): void => resolve('SIGTERM');
+    // Both handlers go at the first signal, so any second one has the default effect.
+    const onInt = (): void => {
+      stopHandlers?.();
+      resolve('SIGINT');
+    };
+    const onTerm = (): void => {
+      stopHandlers?.();
+      resolve('SIGTERM');
+    };
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
     stopHandlers = () => {

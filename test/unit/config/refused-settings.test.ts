@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { unknownEnvWarnings } from '../../../src/config/env-warnings.js';
@@ -110,6 +111,15 @@ describe('a URL as the state location', () => {
     expect(text).toContain('state.path: a PostgreSQL URL is not supported in this build');
     expect(text).toContain('(from EXPORTER_STATE)');
     expect(text).not.toContain(PASSWORD);
+  });
+
+  it('makes validate exit 2 naming EXPORTER_STATE, without the password and without creating a file', () => {
+    const lines: string[] = [];
+    const code = validateCommand([], { EXPORTER_STATE: `mysql://user:${PASSWORD}@db/state` }, (l) => lines.push(l));
+    expect(code).toBe(2);
+    expect(lines.join('\n')).toContain('(from EXPORTER_STATE)');
+    expect(lines.join('\n')).not.toContain(PASSWORD);
+    expect(readdirSync('.').filter((name) => name.includes(PASSWORD) || name.startsWith('mysql'))).toEqual([]);
   });
 
   it('registers the password of a refused URL so no later message can print it', () => {
