@@ -33,7 +33,7 @@ export interface AppOverrides {
 export interface App {
   /** Migrates the store, starts /metrics and the poll scheduler. */
   start(): Promise<void>;
-  /** Runs one complete poll cycle now (the `once` command and tests). */
+  /** Runs one complete poll cycle now (the `once` command and tests); stop() aborts it. */
   runOnce(): Promise<PollCycleResult>;
   /** Stops the scheduler, waits for the in-flight sync, flushes spans, closes HTTP and the store. Idempotent. */
   stop(): Promise<void>;
@@ -57,7 +57,6 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     version: VERSION,
     revision: REVISION,
     durationByStack: config.metrics.resourceOperationDurationByStack,
-    logger: logger.child({ module: 'metrics' }),
   });
   // With the embedded store one process owns exporting; replicas with leases come with the PostgreSQL store.
   metrics.setLeader(true);
@@ -150,6 +149,8 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
   let server: { url: string; close(): Promise<void> } | undefined;
   let selfTelemetry: { shutdown(): Promise<void> } | undefined;
   let stopping: Promise<void> | undefined;
+  // Aborts a cycle started by runOnce(), as job.stop() aborts the scheduler's.
+  const onceAbort = new AbortController();
 
   return {
     metrics,
@@ -176,6 +177,9 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
           // then on /metrics is true (if incomplete) and the backfill gauges show how far it is,
           // so an hour-long first run is not reported as a pod that never became ready.
           readiness: async () => {
+            if (metrics.storeReadFailure() !== undefined) {
+              return { ready: false, reason: 'the last metrics scrape could not read the state store (see the logs)' };
+            }
             if (!ready && !progress.snapshot().listedAllOrgs) {
               const reason = last
                 ? 'no poll cycle has read the stack list of every configured org yet (see pulumi_exporter_errors_total and the logs)'
@@ -221,16 +225,19 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       }
       job.start();
     },
-    runOnce: () => cycle(),
+    runOnce: () => cycle(onceAbort.signal),
     stop() {
       stopping ??= (async () => {
         // Abort the cycle first (no new update starts), then shut the sink so exports queued
         // behind a slow or dead collector end at once instead of each waiting out its
         // timeout; then wait (bounded) for the sync to unwind. An interrupted update commits
         // nothing half-way and is redone after the restart; every span sent is kept.
+        const inFlight = running;
         const jobStopped = job.stop(STOP_SYNC_TIMEOUT_MS);
+        onceAbort.abort(new Error('the exporter is stopping'));
         await sink.shutdown();
         await jobStopped;
+        if (inFlight !== undefined) await settledWithin(inFlight, STOP_SYNC_TIMEOUT_MS);
         await server?.close();
         await store.close();
         await selfTelemetry?.shutdown();
@@ -247,6 +254,19 @@ function backfillStatus(progress: BackfillProgress): BackfillStatus {
     ...(snap.phase === 'idle' ? {} : { running: snap }),
     ...(lastFinished === undefined ? {} : { lastFinished }),
   };
+}
+
+/** Waits for `work` to settle, but at most `timeoutMs`. */
+function settledWithin(work: Promise<unknown>, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    work.then(done, done);
+  });
 }
 
 /** https://api.pulumi.com -> https://app.pulumi.com (pulumi-api.md section 1); other hosts unchanged. */

@@ -5,9 +5,11 @@ import type { Config } from './config/schema.js';
 import { traceIdFor } from './conversion/trace-ids.js';
 import { parseStackKey } from './domain/stack.js';
 import { isExporterError } from './errors.js';
-import { createLogger } from './logging/logger.js';
+import { redact } from './secrets.js';
+import { createLogger, type Logger } from './logging/logger.js';
 import { simulateCommand } from './simulator/simulate-command.js';
 import { startDemo } from './demo.js';
+import { unknownEnvWarnings } from './config/env-warnings.js';
 import { processEnvironment } from './config/process-environment.js';
 import { VERSION } from './version.js';
 
@@ -17,7 +19,7 @@ Usage: pulumi-update-exporter [command] [options]
 
 Commands:
   run                 the long-running exporter (default)
-  once                one complete poll cycle, flush spans, exit 0 (non-zero on failure)
+  once                one complete poll cycle, flush spans, exit 0 (1 on failure, 130/143 on SIGINT/SIGTERM)
   validate            check the configuration and print the effective (redacted) config
   simulate            run the bundled Pulumi Cloud simulator (see --help)
   demo                simulator + exporter pointed at it; prints the URLs to open
@@ -42,33 +44,83 @@ function configFromArgs(argv: string[]): Config {
   return loadConfig({ ...(values.config ? { configPath: values.config } : {}), env: processEnvironment() });
 }
 
-/** Runs the service until SIGINT/SIGTERM; only this shell handles signals. */
+/** Exit status of a `once` run stopped by a signal: 128 + the signal number, as a shell reports it. */
+const SIGNAL_EXIT: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * Runs the service (`run`) or one cycle (`once`). SIGINT and SIGTERM stop either gracefully
+ * (abort the cycle, flush spans, close HTTP and the store); SIGHUP is logged and ignored.
+ * Only this shell handles signals.
+ */
 async function runService(argv: string[], once: boolean): Promise<number> {
   const config = configFromArgs(argv);
   requireToken(config);
   const logger = createLogger({ level: config.log.level });
+  const signals = watchSignals(logger);
+  for (const warning of unknownEnvWarnings(processEnvironment())) logger.warn(warning);
   logger.info({ config: describeConfig(config), version: VERSION }, 'starting');
   const app = createApp(config, logger, once ? { http: false } : {});
-  if (once) {
-    try {
-      const result = await app.runOnce();
-      return result.result === 'success' ? 0 : 1;
-    } finally {
-      await app.stop();
-      logger.flush();
-    }
-  }
   try {
+    if (once) {
+      const outcome = await Promise.race([app.runOnce(), signals.first]);
+      if (typeof outcome === 'string') {
+        logger.info({ signal: outcome }, 'stopping before the cycle completed');
+        return SIGNAL_EXIT[outcome] ?? 1;
+      }
+      return outcome.result === 'success' ? 0 : 1;
+    }
     await app.start();
-  } catch (err) {
+    const signal = await signals.first;
+    logger.info({ signal }, 'stopping');
+    return 0;
+  } finally {
     await app.stop();
-    throw err;
+    signals.dispose();
+    logger.flush();
   }
-  const signal = await untilSignal();
-  logger.info({ signal }, 'stopping');
-  await app.stop();
-  logger.flush();
-  return 0;
+}
+
+interface SignalWatch {
+  /** The name of the first SIGINT or SIGTERM. */
+  readonly first: Promise<string>;
+  /** Removes the handlers; a later signal has Node's default effect again. */
+  dispose(): void;
+}
+
+/**
+ * SIGINT/SIGTERM resolve `first`; a second one ends the process at once (Node's default). SIGHUP would otherwise kill the process without a flush; the configuration is
+ * read only at start, so it is logged and ignored.
+ */
+function watchSignals(logger: Logger): SignalWatch {
+  const onHangup = (): void => {
+    logger.warn('SIGHUP ignored: the configuration is read only at start; restart the process to apply changes');
+  };
+  process.on('SIGHUP', onHangup);
+  let stopHandlers: (() => void) | undefined;
+  const first = new Promise<string>((resolve) => {
+    // Both handlers go at the first signal, so any second one has the default effect.
+    const onInt = (): void => {
+      stopHandlers?.();
+      resolve('SIGINT');
+    };
+    const onTerm = (): void => {
+      stopHandlers?.();
+      resolve('SIGTERM');
+    };
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
+    stopHandlers = () => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    };
+  });
+  return {
+    first,
+    dispose: () => {
+      process.off('SIGHUP', onHangup);
+      stopHandlers?.();
+    },
+  };
 }
 
 /** Resolves with the name of the first SIGINT or SIGTERM. Only main.ts handles signals. */
@@ -137,7 +189,7 @@ export async function main(argv: string[]): Promise<number> {
       err(`${e.message}\n\n${USAGE}`);
       return 2;
     }
-    err(`pulumi-update-exporter: ${e instanceof Error ? e.message : String(e)}`);
+    err(redact(`pulumi-update-exporter: ${isExporterError(e) ? `${e.code}: ` : ''}${e instanceof Error ? e.message : String(e)}`));
     return 1;
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Process-wide registry of secret strings (the Pulumi token, webhook secrets).
+ * Process-wide registry of secret strings (the Pulumi token, webhook secrets, passwords in
+ * URL-valued settings).
  * Anything rendered for a log line, an error message or a metric label passes through
  * redact(), so a secret that reaches a message by accident is still not printed.
  */
@@ -15,10 +16,47 @@ export function clearSecretsForTests(): void {
   secrets.clear();
 }
 
+/** `scheme://user:password@`: the password part of the user info of a URL inside any text. */
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*):([^\s/?#@]*)@/gi;
+
+/**
+ * Hides the password of every `scheme://user:password@host` URL in a text (a setting, a
+ * driver's error message), keeping the user name and the rest so the URL stays recognisable.
+ */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(URL_PASSWORD, `$1:${REDACTED}@`);
+}
+
+/** Registers the password of a URL-valued setting (as written and percent-decoded) as a secret. */
+export function registerUrlPassword(value: string): void {
+  if (!URL.canParse(value)) return;
+  const password = new URL(value).password;
+  if (password === '') return;
+  registerSecret(password);
+  try {
+    registerSecret(decodeURIComponent(password));
+  } catch {
+    // Not valid percent-encoding: the text as written is what can appear.
+  }
+}
+
+/**
+ * redact() for text that is already JSON (a finished log line): a secret with a line
+ * break, quote or control character inside appears there in its escaped form.
+ */
+export function redactJson(text: string): string {
+  let out = text;
+  for (const s of secrets) {
+    const escaped = JSON.stringify(s).slice(1, -1);
+    if (escaped !== s && out.includes(escaped)) out = out.split(escaped).join(REDACTED);
+  }
+  return redact(out);
+}
+
 export function redact(text: string): string {
   let out = text;
   for (const s of secrets) {
     if (out.includes(s)) out = out.split(s).join(REDACTED);
   }
-  return out;
+  return redactUrlCredentials(out);
 }

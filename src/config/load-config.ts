@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { core } from 'zod';
 import { ExporterError, isExporterError } from '../errors.js';
-import { redact, registerSecret } from '../secrets.js';
+import { redact, registerSecret, registerUrlPassword } from '../secrets.js';
 import type { ConfigProblem } from './config-problem.js';
+import { didYouMean } from './did-you-mean.js';
 import { readEnvLayer, type ConfigPath, type EnvLayer } from './env-vars.js';
 import { configSchema, type Config } from './schema.js';
 import { knownKeysAt } from './schema-paths.js';
@@ -152,35 +153,6 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return node;
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0] ?? 0;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j] ?? 0;
-      const cost = a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1;
-      row[j] = Math.min(above + 1, (row[j - 1] ?? 0) + 1, diagonal + cost);
-      diagonal = above;
-    }
-  }
-  return row[b.length] ?? 0;
-}
-
-function suggestion(key: string, known: readonly string[]): string {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of known) {
-    const distance = editDistance(key, candidate);
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  const threshold = Math.max(2, Math.floor(key.length / 3));
-  return best !== undefined && bestDistance <= threshold ? `; did you mean "${best}"?` : '';
-}
-
 interface Origins {
   readonly layer: EnvLayer;
   readonly file: PlainObject | undefined;
@@ -189,7 +161,8 @@ interface Origins {
 
 function locate(path: readonly PropertyKey[], origins: Origins): Pick<ConfigProblem, 'variable' | 'file'> {
   let best: { path: ConfigPath; variable: string } | undefined;
-  for (const source of origins.layer.sources) {
+  // A *_FILE secret is the top layer, so it wins over a variable that set the same key.
+  for (const source of [...origins.layer.sources, ...origins.layer.secretFiles]) {
     if (startsWith(path, source.path) && (best === undefined || source.path.length > best.path.length)) best = source;
   }
   if (best !== undefined) return { variable: best.variable };
@@ -204,7 +177,7 @@ function problemsFromIssues(issues: readonly core.$ZodIssue[], origins: Origins)
       const known = knownKeysAt(issue.path);
       for (const key of issue.keys) {
         const path = [...issue.path, key];
-        problems.push({ path: formatPath(path), message: `unknown key${suggestion(key, known)}`, ...locate(path, origins) });
+        problems.push({ path: formatPath(path), message: `unknown key${didYouMean(key, known)}`, ...locate(path, origins) });
       }
     } else {
       problems.push({ path: formatPath(issue.path), message: issue.message, ...locate(issue.path, origins) });
@@ -244,6 +217,11 @@ function deepFreeze<T>(value: T): T {
 function registerSecretsOf(merged: PlainObject): void {
   const pulumi = merged.pulumi;
   if (isPlainObject(pulumi) && typeof pulumi.accessToken === 'string') registerSecret(pulumi.accessToken);
+  // Passwords in URL-valued settings, whether or not the schema then accepts the URL.
+  for (const path of [['pulumi', 'backendUrl'], ['traces', 'endpoint'], ['state', 'path']]) {
+    const url = valueAt(merged, path);
+    if (typeof url === 'string') registerUrlPassword(url);
+  }
   const traces = merged.traces;
   if (isPlainObject(traces) && isPlainObject(traces.headers)) {
     for (const [name, value] of Object.entries(traces.headers)) {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { stateLocationProblem } from './state-location.js';
 
 /**
  * The one schema for the merged configuration (defaults < file < env < *_FILE secrets).
@@ -14,6 +15,21 @@ const orgSchema = z
   })
   .strict();
 
+/**
+ * A duration with an upper bound: Node.js timers hold at most 2^31-1 ms (about 24.8 days)
+ * and fire at once beyond it, so an unbounded value would turn a poll interval into a
+ * busy loop or a timeout into an instant failure. The bounds are far below that limit, at
+ * what is still a sensible setting.
+ */
+function duration(unit: 'milliseconds' | 'seconds' | 'days', max: number, readable: string): z.ZodNumber {
+  return z.number().max(max, `must be at most ${max} ${unit} (${readable})`);
+}
+
+const TEN_MINUTES_MS = 600_000;
+
+/** Tokens are one printable-ASCII word; a space or line break is a broken token file, not a token. */
+const PRINTABLE_WORD = /^[\x21-\x7e]*$/;
+
 export const configSchema = z
   .object({
     pulumi: z
@@ -25,7 +41,13 @@ export const configSchema = z
             return parsed === undefined || (parsed.username === '' && parsed.password === '');
           }, 'must not contain a user name or password: the access token goes in PULUMI_ACCESS_TOKEN')
           .default('https://api.pulumi.com'),
-        accessToken: z.string().default(''),
+        accessToken: z
+          .string()
+          .regex(
+            PRINTABLE_WORD,
+            'contains whitespace or a control character (a line break inside the token file?); a token is one word of printable ASCII',
+          )
+          .default(''),
         orgs: z
           .array(orgSchema)
           .superRefine((orgs, ctx) => {
@@ -42,10 +64,10 @@ export const configSchema = z
             });
           })
           .default([]),
-        requestTimeoutMillis: z.number().int().positive().default(30_000),
+        requestTimeoutMillis: duration('milliseconds', TEN_MINUTES_MS, '10 minutes').int().positive().default(30_000),
         maxAttempts: z.number().int().min(1).max(10).default(4),
-        retryBaseDelayMillis: z.number().int().min(0).default(1_000),
-        retryMaxDelayMillis: z.number().int().min(0).default(30_000),
+        retryBaseDelayMillis: duration('milliseconds', TEN_MINUTES_MS, '10 minutes').int().min(0).default(1_000),
+        retryMaxDelayMillis: duration('milliseconds', TEN_MINUTES_MS, '10 minutes').int().min(0).default(30_000),
         requestsPerSecond: z.number().positive().default(10),
         maxConcurrentRequests: z.number().int().positive().default(8),
         historyPageSize: z.number().int().min(1).max(1000).default(100),
@@ -62,17 +84,24 @@ export const configSchema = z
     state: z
       .object({
         /** SQLite file path, or `:memory:`. */
-        path: z.string().min(1).default('./data/state.db'),
+        path: z
+          .string()
+          .min(1)
+          .superRefine((value, ctx) => {
+            const problem = stateLocationProblem(value);
+            if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+          })
+          .default('./data/state.db'),
       })
       .strict()
       .prefault({}),
     poll: z
       .object({
-        intervalSeconds: z.number().positive().default(60),
-        backfillDays: z.number().min(0).default(7),
+        intervalSeconds: duration('seconds', 86_400, '1 day').positive().default(60),
+        backfillDays: duration('days', 3_650, 'about 10 years').min(0).default(7),
         stackConcurrency: z.number().int().positive().default(4),
-        initialJitterSeconds: z.number().min(0).default(5),
-        progressLogIntervalSeconds: z.number().positive().default(5),
+        initialJitterSeconds: duration('seconds', 3_600, '1 hour').min(0).default(5),
+        progressLogIntervalSeconds: duration('seconds', 3_600, '1 hour').positive().default(5),
         /**
          * Cycles in a row an update may fail with a non-retryable error (malformed events, a
          * rejected trace) before it is counted without its trace, so it cannot block its stack.
@@ -98,7 +127,7 @@ export const configSchema = z
           .string()
           .regex(/^https?:\/\/\S*\{traceId\}\S*$/, 'must be an http(s) URL containing {traceId}')
           .optional(),
-        timeoutMillis: z.number().int().positive().default(10_000),
+        timeoutMillis: duration('milliseconds', TEN_MINUTES_MS, '10 minutes').int().positive().default(10_000),
         keepSameSteps: z.boolean().default(false),
         maxSpansPerTrace: z.number().int().min(1).default(10_000),
         maxAttributeLength: z.number().int().min(16).default(1_024),

@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import { isExporterError } from '../errors.js';
 import { describeConfig } from './describe-config.js';
+import { unknownEnvWarnings } from './env-warnings.js';
 import { formatConfigProblems, loadConfig } from './load-config.js';
 import { requireToken } from './require-token.js';
 import type { Config } from './schema.js';
@@ -59,10 +60,12 @@ export function validateCommand(
   } catch (err) {
     if (!isExporterError(err)) throw err;
     emit(formatConfigProblems(err), out);
+    for (const warning of unknownEnvWarnings(env)) out(`warning: ${warning}`);
     return 2;
   }
 
   out('configuration OK');
+  for (const warning of unknownEnvWarnings(env)) out(`warning: ${warning}`);
   try {
     requireToken(config);
   } catch (err) {

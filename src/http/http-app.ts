@@ -27,7 +27,8 @@ export interface HttpAppDeps {
 
 /**
  * The exporter's HTTP surface: GET /metrics, /healthz, /readyz, the status page at / and
- * its JSON at /status.json (or / with `Accept: application/json`).
+ * its JSON at /status.json (or / with `Accept: application/json`). /metrics answers 503
+ * (never a partial exposition) when the metrics cannot be rendered.
  * Never listens (see startHttpServer), so tests and the process shell decide where it runs.
  * Unknown paths answer 404 JSON; any error reaches one handler that logs it and answers a
  * bare 500, so no internals leak to the client.
@@ -44,7 +45,17 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   app.get('/metrics', async (req, res) => {
-    const { contentType, body } = await deps.metrics.render(req.get('accept'));
+    let rendered: { contentType: string; body: string };
+    try {
+      rendered = await deps.metrics.render(req.get('accept'));
+    } catch (err) {
+      // No partial exposition: a scrape without the pulumi_* series would look healthy while
+      // every series went stale. A failed scrape is what Prometheus records as up == 0.
+      deps.logger.error({ err, code: errorCodeOf(err) }, 'metrics scrape failed; answering 503 until the metrics can be read again');
+      res.status(503).type('text/plain').send(`metrics unavailable: ${errorCodeOf(err)} (see the exporter log)\n`);
+      return;
+    }
+    const { contentType, body } = rendered;
     // res.send would re-format the content type (sorting its parameters); send it verbatim.
     res.status(200).setHeader('Content-Type', contentType);
     res.setHeader('Vary', 'Accept, Accept-Encoding');

@@ -9,7 +9,20 @@ export interface HttpServerOptions {
   readonly port: number;
   /** How long close() waits for in-flight requests before cutting them; default 5000. */
   readonly closeTimeoutMillis?: number;
+  /** A connection that has not sent complete request headers by then is closed (408); default 10000. */
+  readonly headersTimeoutMillis?: number;
+  /** A request not fully received by then is closed (408); default 30000. */
+  readonly requestTimeoutMillis?: number;
+  /** Connections open at once; beyond it a new connection is closed at once; default 256. */
+  readonly maxConnections?: number;
 }
+
+/**
+ * Limits against slow or half-open clients (slowloris): Node's defaults (headers within 60 s,
+ * checked only every 30 s, no connection cap) let a few thousand idle sockets exhaust file
+ * descriptors. Scrapers send their headers in one packet, so these cost them nothing.
+ */
+const SERVER_LIMITS = { headersTimeoutMillis: 10_000, requestTimeoutMillis: 30_000, maxConnections: 256 } as const;
 
 export interface RunningHttpServer {
   /** e.g. http://127.0.0.1:9819 */
@@ -21,11 +34,22 @@ export interface RunningHttpServer {
 }
 
 /**
- * Listens with the given request handler (an express app). Rejects with
+ * Listens with the given request handler (an express app), with header and request timeouts
+ * and a connection cap (SERVER_LIMITS). Rejects with
  * HTTP_LISTEN_FAILED when the address cannot be bound (port in use, no permission, bad host).
  */
 export function startHttpServer(app: RequestListener, options: HttpServerOptions): Promise<RunningHttpServer> {
-  const server = createServer(app);
+  const headersTimeout = options.headersTimeoutMillis ?? SERVER_LIMITS.headersTimeoutMillis;
+  const server = createServer(
+    {
+      headersTimeout,
+      requestTimeout: Math.max(headersTimeout, options.requestTimeoutMillis ?? SERVER_LIMITS.requestTimeoutMillis),
+      // How often the timeouts above are checked; Node's 30 s would let a slow client stay that long.
+      connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(headersTimeout / 5))),
+    },
+    app,
+  );
+  server.maxConnections = options.maxConnections ?? SERVER_LIMITS.maxConnections;
   const closeTimeoutMillis = options.closeTimeoutMillis ?? 5_000;
 
   return new Promise((resolve, reject) => {

@@ -3,7 +3,6 @@ import type { Metric, RegistryContentType } from 'prom-client';
 import { ENGINE_EVENT_WIRE_TYPES } from '../domain/engine-event.js';
 import { ERROR_CODES, errorCodeOf } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
-import type { Logger } from '../logging/logger.js';
 import type { ApiEndpoint, ApiObserver, ApiResponseCode, RetryReason } from '../pulumi/api-observer.js';
 import type { StateStore } from '../state/state-store.js';
 import type { SinkObserver } from '../tracing/span-sink.js';
@@ -19,8 +18,6 @@ export interface ExporterMetricsOptions {
   readonly revision: string;
   /** metrics.resourceOperationDurationByStack; see updateMetricDeltas. */
   readonly durationByStack?: boolean;
-  /** Receives a warning when a scrape cannot read the store. */
-  readonly logger?: Logger;
 }
 
 export interface RenderedMetrics {
@@ -58,9 +55,9 @@ const WORD = /^[a-z][a-z0-9_-]{0,31}$/;
  * - pulumi_exporter_* self-metrics live in this process (a non-global prom-client Registry)
  *   and reset on restart, which Prometheus' rate() handles as a counter reset.
  *
- * A failed store read never fails the scrape: the self-metrics are still served, the
- * metrics depending on that read have no samples, and pulumi_exporter_errors_total
- * {code="STATE_ERROR"} is incremented.
+ * A failed store read fails the whole scrape (render() rejects with the store's error, and
+ * pulumi_exporter_errors_total{code} counts it): a partial exposition would silently drop
+ * every pulumi_* series. storeReadFailure() tells readiness that the store cannot be read.
  *
  * Every label value taken from a caller is checked against a fixed set or a short-word
  * pattern (anything else becomes `other`/`unknown`), so labels stay bounded.
@@ -70,7 +67,7 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
   readonly registry: Registry<RegistryContentType> = new Registry<RegistryContentType>();
 
   private readonly store: StateStore;
-  private readonly logger: Logger | undefined;
+  private lastStoreFailure: unknown;
   private readonly selfMetrics = new Map<string, Metric>();
   private last: LastPoll | undefined;
 
@@ -93,7 +90,6 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
 
   constructor(options: ExporterMetricsOptions) {
     this.store = options.store;
-    this.logger = options.logger;
     const registers = [this.registry];
     const counter = <L extends string>(def: MetricDefinition): Counter<L> =>
       this.own(def, new Counter<L>({ name: def.name, help: def.help, labelNames: def.labelNames as L[], registers }));
@@ -206,13 +202,22 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     this.errors.inc({ code: code in ERROR_CODES ? code : 'INTERNAL' });
   }
 
+  /**
+   * The error of the last scrape's store read, or undefined once a scrape has read the store
+   * in full (and before the first scrape). Readiness fails while it is set.
+   */
+  storeReadFailure(): unknown {
+    return this.lastStoreFailure;
+  }
+
   setLeader(isLeader: boolean): void {
     this.leader.set(isLeader ? 1 : 0);
   }
 
   /**
    * The exposition for one scrape: OpenMetrics when the Accept header asks for it, else the
-   * Prometheus text format. Never rejects because of the store.
+   * Prometheus text format. Rejects with the store's error when a store read fails (the HTTP
+   * layer answers 503, so Prometheus records the scrape as failed, `up == 0`).
    */
   async render(accept?: string): Promise<RenderedMetrics> {
     const snapshot = await this.readSnapshot();
@@ -243,12 +248,11 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     ]);
     const failed = reads.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
-      this.errors.inc({ code: 'STATE_ERROR' });
-      this.logger?.warn(
-        { err: failed.reason, code: errorCodeOf(failed.reason) },
-        'metrics scrape could not read the state store; pulumi_* series are missing from this scrape',
-      );
+      this.lastStoreFailure = failed.reason;
+      this.error(errorCodeOf(failed.reason));
+      throw failed.reason;
     }
+    this.lastStoreFailure = undefined;
     const [counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress] = reads;
     const ok = <T>(r: PromiseSettledResult<T>): T | undefined => (r.status === 'fulfilled' ? r.value : undefined);
     return {

@@ -514,6 +514,7 @@ export class SqliteStateStore implements StateStore {
       if (!memory) ensureDirectory(dirname(resolve(this.path)));
       db = new Database(this.path, { timeout: this.busyTimeoutMillis });
       if (!memory) {
+        this.lockExclusively(db);
         // WAL lets scrapes read while a sync writes; FULL keeps a committed update durable
         // across a power cut, so it is never exported twice (the write rate is tiny).
         const mode = db.pragma('journal_mode = WAL', { simple: true });
@@ -524,6 +525,7 @@ export class SqliteStateStore implements StateStore {
       db.prepare('SELECT count(*) FROM sqlite_schema').get();
     } catch (cause) {
       db?.close();
+      if (isExporterError(cause)) throw cause;
       throw new ExporterError('STATE_ERROR', `cannot open state database ${this.path}: ${messageOf(cause)}`, {
         cause,
         details: { path: this.path },
@@ -532,6 +534,31 @@ export class SqliteStateStore implements StateStore {
     this.logger.debug({ path: this.path, knownSchemaVersion: SQLITE_SCHEMA_VERSION }, 'opened state database');
     this.db = db;
     return db;
+  }
+
+  /**
+   * One process per state file: two exporters on one file would both export (and resend
+   * spans). EXCLUSIVE locking mode keeps SQLite's own file lock from the first transaction
+   * until close(); the operating system drops it when a process dies, so a crash never
+   * leaves the file locked. Set before WAL mode, the WAL index lives in this process's
+   * memory and no other connection can read or write the file at all. A file that is
+   * already locked is refused at once with STATE_LOCKED (no waiting).
+   */
+  private lockExclusively(db: Db): void {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('busy_timeout = 0');
+    try {
+      db.exec('BEGIN EXCLUSIVE; COMMIT');
+    } catch (cause) {
+      if ((cause as { code?: unknown }).code !== 'SQLITE_BUSY') throw cause;
+      throw new ExporterError(
+        'STATE_LOCKED',
+        `state file ${this.path} is in use by another process; only one exporter may use a SQLite state file ` +
+          '(stop the other `run` or `once`, or give this one its own EXPORTER_STATE)',
+        { cause, details: { path: this.path } },
+      );
+    }
+    db.pragma(`busy_timeout = ${this.busyTimeoutMillis}`);
   }
 
   private appliedVersions(db: Db): number[] {

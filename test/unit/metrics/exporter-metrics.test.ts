@@ -1,6 +1,4 @@
 import { register as globalRegistry } from 'prom-client';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ExporterError, type ErrorCode } from '../../../src/errors.js';
 import type { ApiEndpoint, RetryReason } from '../../../src/pulumi/api-observer.js';
@@ -359,43 +357,33 @@ describe('ExporterMetrics when the store fails', () => {
     });
   }
 
-  it('still answers with the self-metrics, drops the pulumi_* samples and counts STATE_ERROR', async () => {
+  it('fails the whole scrape with the store error, counts it and reports it until a scrape reads the store again', async () => {
     const store = new MemoryStateStore();
     await seedStore(store);
-    const logged: string[] = [];
-    const logger = pino(
-      { level: 'warn' },
-      new Writable({
-        write(chunk: Buffer, _enc, done) {
-          logged.push(chunk.toString());
-          done();
-        },
-      }),
-    );
     const all: (keyof StateStore)[] = ['readCounters', 'readHistograms', 'listStacks', 'readLastUpdates', 'readLastSuccesses', 'listInProgress'];
-    const metrics = new ExporterMetrics({ store: failing(store, all), version: 'v', revision: 'r', logger });
-    const first = await metrics.render();
-    const data = lines(first.body).filter((l) => l.startsWith('pulumi_') && !l.startsWith('pulumi_exporter_'));
-    expect(data).toEqual([]);
-    expect(first.body).toContain('# TYPE pulumi_updates_total counter');
-    expect(first.body).toContain('pulumi_exporter_errors_total{code="STATE_ERROR"} 1');
-    expect(first.body).toContain('pulumi_exporter_build_info{');
-    const second = await metrics.render('application/openmetrics-text');
-    expect(second.body).toContain('pulumi_exporter_errors_total{code="STATE_ERROR"} 2');
-    expect(openMetricsProblems(second.body)).toEqual([]);
-    expect(logged.join('')).toContain('could not read the state store');
+    let broken = true;
+    const failingStore = failing(store, all);
+    const switchable = new Proxy(store, {
+      get: (target, prop, receiver) => Reflect.get(broken ? failingStore : target, prop, receiver) as unknown,
+    });
+    const metrics = new ExporterMetrics({ store: switchable, version: 'v', revision: 'r' });
+    expect(metrics.storeReadFailure()).toBeUndefined();
+    await expect(metrics.render()).rejects.toMatchObject({ code: 'STATE_ERROR' });
+    expect(metrics.storeReadFailure()).toMatchObject({ code: 'STATE_ERROR' });
+
+    broken = false;
+    const { body } = await metrics.render('application/openmetrics-text');
+    expect(metrics.storeReadFailure()).toBeUndefined();
+    expect(body).toContain(`pulumi_updates_total{${P},kind="update",result="succeeded"} 2`);
+    expect(body).toContain('pulumi_exporter_errors_total{code="STATE_ERROR"} 1');
+    expect(openMetricsProblems(body)).toEqual([]);
   });
 
-  it('serves what it could read when only some reads fail', async () => {
+  it('fails the scrape when only one of the reads fails, rather than serving a partial exposition', async () => {
     const store = new MemoryStateStore();
     await seedStore(store);
-    const metrics = new ExporterMetrics({ store: failing(store, ['readHistograms', 'listInProgress']), version: 'v', revision: 'r' });
-    const { body } = await metrics.render();
-    expect(body).toContain(`pulumi_updates_total{${P},kind="update",result="succeeded"} 2`);
-    expect(body).toContain(`pulumi_stack_resources{${P}} 12`);
-    expect(samples(body, 'pulumi_update_duration_seconds')).toEqual([]);
-    // Without the running set, "not running" cannot be claimed: no in-progress series at all.
-    expect(samples(body, 'pulumi_stack_update_in_progress')).toEqual([]);
-    expect(body).toContain('pulumi_exporter_errors_total{code="STATE_ERROR"} 1');
+    const metrics = new ExporterMetrics({ store: failing(store, ['readHistograms']), version: 'v', revision: 'r' });
+    await expect(metrics.render()).rejects.toMatchObject({ code: 'STATE_ERROR' });
+    expect(metrics.storeReadFailure()).toBeInstanceOf(ExporterError);
   });
 });

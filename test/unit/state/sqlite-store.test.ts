@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -218,29 +219,60 @@ describe('SqliteStateStore on disk', () => {
     expect(() => new SqliteStateStore({ path: '' })).toThrow(ExporterError);
   });
 
-  it('lets two stores on one file see each other’s commits', async () => {
+  it('refuses a second store on a file in use with STATE_LOCKED at once, and opens it after the first closes', async () => {
     const path = join(dir, 'state.db');
-    const a = open(path);
-    const b = open(path);
-    await a.migrate();
-    await b.migrate();
-    const commit = {
-      update: {
-        stack: { org: 'acme', project: 'web', stack: 'dev' },
-        updateId: 'u1',
-        kind: 'update',
-        version: 1,
-        result: 'succeeded',
-        startTime: 10,
-        endTime: 20,
-      },
-      deltas: { counters: [{ name: 'c_total', labels: {}, value: 1 }], histograms: [] },
-      exportedAtMs: 1,
-    };
-    expect(await a.commitUpdate(commit)).toBe(true);
-    expect(await b.commitUpdate(commit)).toBe(false);
-    expect(await b.readCounters()).toEqual([{ name: 'c_total', labels: {}, value: 1 }]);
+    const first = open(path);
+    await first.migrate();
+    const started = Date.now();
+    const err = await rejection(open(path).migrate());
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(err.code).toBe('STATE_LOCKED');
+    expect(err.message).toContain(`state file ${path} is in use by another process`);
+    expect(err.message).toContain('EXPORTER_STATE');
+    // The first store keeps working.
+    await first.replaceOrgStacks('acme', [{ org: 'acme', project: 'web', stack: 'dev', lastUpdate: 1 }], 1);
+    await first.close();
+
+    const second = open(path);
+    await second.migrate();
+    expect((await second.listStacks()).map((s) => s.stack)).toEqual(['dev']);
   });
+
+  it('is locked by a store in another process until that process is killed', async () => {
+    const path = join(dir, 'state.db');
+    const holder = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `import { SqliteStateStore } from ${JSON.stringify(new URL('../../../src/state/sqlite-store.ts', import.meta.url).href)};
+         const store = new SqliteStateStore({ path: ${JSON.stringify(path)} });
+         await store.migrate();
+         process.stdout.write('locked\\n');
+         setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => {
+          if (d.toString().includes('locked')) resolve();
+        });
+        holder.once('exit', (code) => reject(new Error(`the lock holder exited early (${String(code)})`)));
+      });
+      expect((await rejection(open(path).migrate())).code).toBe('STATE_LOCKED');
+    } finally {
+      const exited = new Promise((resolve) => holder.once('exit', resolve));
+      holder.kill('SIGKILL');
+      await exited;
+    }
+    // A crashed holder leaves no lock behind: the operating system released it.
+    const after = open(path);
+    await after.migrate();
+    expect(await after.schemaVersion()).toBe(SQLITE_SCHEMA_VERSION);
+  }, 20_000);
 });
 
 describe('pendingMigrations', () => {

@@ -1,0 +1,21 @@
+/** `scheme://...`: a URL, never a file name an operator means. */
+const URL_SHAPED = /^[a-z][a-z0-9+.-]*:\/\//i;
+const POSTGRES = /^postgres(?:ql)?:\/\//i;
+
+/**
+ * Why `state.path` cannot be used, or undefined when it can. A URL is not taken as a file
+ * name (that created a SQLite file named after the URL, password included). The message
+ * never repeats the value, which may carry a password.
+ *
+ * The PostgreSQL store replaces the postgres branch below when it lands.
+ */
+export function stateLocationProblem(value: string): string | undefined {
+  if (POSTGRES.test(value)) {
+    return 'a PostgreSQL URL is not supported in this build: give a SQLite file path (or :memory:)';
+  }
+  if (URL_SHAPED.test(value)) {
+    const scheme = value.slice(0, value.indexOf(':')).toLowerCase();
+    return `must be a SQLite file path (or :memory:), not a ${scheme}:// URL`;
+  }
+  return undefined;
+}
