@@ -1,4 +1,5 @@
 import { REDACTED } from '../secrets.js';
+import { describePostgresUrl, isPostgresUrl } from '../state/postgres-url.js';
 import type { Config } from './schema.js';
 
 /** Hides a password in `https://user:password@host/` URLs; other URLs are returned unchanged. */
@@ -22,6 +23,7 @@ export function describeConfig(config: Config): Config {
   if (copy.pulumi.accessToken !== '') copy.pulumi.accessToken = REDACTED;
   copy.pulumi.backendUrl = redactUrlPassword(copy.pulumi.backendUrl);
   copy.traces.endpoint = redactUrlPassword(copy.traces.endpoint);
+  if (isPostgresUrl(copy.state.path)) copy.state.path = describePostgresUrl(copy.state.path);
   copy.traces.headers = Object.fromEntries(Object.keys(copy.traces.headers).map((name) => [name, REDACTED]));
   return copy;
 }
