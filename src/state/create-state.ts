@@ -22,5 +22,7 @@ export function createCoordinator(
   onLeaderChange: (leader: boolean) => void,
 ): Coordinator {
   if (!(store instanceof PostgresStateStore)) return new SingleReplicaCoordinator();
-  return new PostgresCoordinator({ store, leaseMillis: state.leaseSeconds * 1000, logger, onLeaderChange });
+  // Two connections of its own, so lease renewals never wait behind syncs or scrapes.
+  const leases = new PostgresStateStore({ url: state.path, logger, maxConnections: 2, applicationName: 'pulumi-update-exporter leases' });
+  return new PostgresCoordinator({ store: leases, ownsStore: true, leaseMillis: state.leaseSeconds * 1000, logger, onLeaderChange });
 }

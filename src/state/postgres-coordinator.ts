@@ -9,8 +9,13 @@ import type { PostgresStateStore } from './postgres-store.js';
 import type { StackRecord } from './state-store.js';
 
 export interface PostgresCoordinatorOptions {
-  /** The replica's store: the coordinator uses its pool and the lease tables of its schema. */
+  /**
+   * A store on the replica's database, used for the lease tables only. Give it a pool of its
+   * own (see createCoordinator): renewals must not queue behind syncs and scrapes.
+   */
   readonly store: PostgresStateStore;
+  /** Close `store` in stop() (it was opened for this coordinator alone). */
+  readonly ownsStore?: boolean;
   /** How long a lease lasts without renewal; renewed every third of it. */
   readonly leaseMillis: number;
   /** Unique per process; default `<hostname>-<pid>-<random>` (the pod name in Kubernetes). */
@@ -33,6 +38,7 @@ const EXPIRY = (param: string): string => `clock_timestamp() + ${param} * interv
 export class PostgresCoordinator implements Coordinator {
   readonly owner: string;
   private readonly store: PostgresStateStore;
+  private readonly ownsStore: boolean;
   private readonly leaseMillis: number;
   private readonly logger: Logger;
   private readonly onLeaderChange: (leader: boolean) => void;
@@ -49,6 +55,7 @@ export class PostgresCoordinator implements Coordinator {
 
   constructor(options: PostgresCoordinatorOptions) {
     this.store = options.store;
+    this.ownsStore = options.ownsStore ?? false;
     this.leaseMillis = options.leaseMillis;
     this.owner = options.owner ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.logger = options.logger ?? silentLogger();
@@ -142,6 +149,7 @@ export class PostgresCoordinator implements Coordinator {
       // They expire on their own after leaseMillis.
       this.logger.warn({ error: err instanceof Error ? err.message : String(err), code: errorCodeOf(err) }, 'releasing the leases failed');
     }
+    if (this.ownsStore) await this.store.close().catch(() => undefined);
   }
 
   /** One renewal of the heartbeat, the stack leases and the leader lease (never two at once). */
