@@ -109,34 +109,4 @@ describe.runIf(requireTool('kubectl'))('Kubernetes overlay for several replicas 
     expect(pdb.spec.maxUnavailable).toBe(1);
     expect(deployment.spec.template.metadata.labels).toMatchObject(pdb.spec.selector.matchLabels);
   });
-
-  it('scrapes every replica and drops pod and instance from pulumi_* series but not from pulumi_exporter_*', () => {
-    const monitor = rendered().find((d) => d.kind === 'ServiceMonitor') as unknown as {
-      spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; metricRelabelings: { sourceLabels?: string[]; regex: string; targetLabel?: string; replacement?: string; action?: string }[] }[] };
-    };
-    const endpoint = monitor.spec.endpoints[0]!;
-    expect(endpoint.port).toBe('metrics');
-    // Apply the relabel rules the way Prometheus does (anchored regex on the ';'-joined
-    // source labels; replace with an empty value removes the label).
-    const relabel = (labels: Record<string, string>): Record<string, string> => {
-      const out = { ...labels };
-      for (const rule of endpoint.metricRelabelings) {
-        const re = new RegExp(`^(?:${rule.regex})$`);
-        if ((rule.action ?? 'replace') === 'labeldrop') {
-          for (const k of Object.keys(out)) if (re.test(k)) delete out[k];
-          continue;
-        }
-        const source = (rule.sourceLabels ?? []).map((l) => out[l] ?? '').join(';');
-        if (!re.test(source)) continue;
-        if (rule.replacement === '') delete out[rule.targetLabel!];
-        else out[rule.targetLabel!] = rule.replacement!;
-      }
-      return out;
-    };
-    const target = { pod: 'exporter-7d9-abc', instance: '10.0.0.7:9819', job: 'pulumi-update-exporter' };
-    expect(relabel({ __name__: 'pulumi_updates_total', org: 'acme', ...target })).toEqual({ __name__: 'pulumi_updates_total', org: 'acme', job: 'pulumi-update-exporter' });
-    expect(relabel({ __name__: 'pulumi_stack_resources', ...target })).not.toHaveProperty('pod');
-    expect(relabel({ __name__: 'pulumi_exporter_leader', ...target })).toEqual({ __name__: 'pulumi_exporter_leader', ...target });
-    expect(relabel({ __name__: 'up', ...target })).toEqual({ __name__: 'up', ...target });
-  });
 });

@@ -103,7 +103,7 @@ describe.skipIf(!available)('three replicas on one PostgreSQL database', () => {
         PULUMI_BACKEND_URL: sim.url,
         EXPORTER_ORGS: orgsOf(truth).join(','),
         EXPORTER_STATE: db.url,
-        EXPORTER_STATE_LEASE_SECONDS: '4',
+        EXPORTER_STATE_LEASE_SECONDS: '5',
         EXPORTER_HOST: '127.0.0.1',
         EXPORTER_PORT: String(port),
         EXPORTER_BACKFILL_DAYS: '0',
