@@ -13,6 +13,13 @@ import { eventually, freePort, spawnProcess, type Spawned } from '../../helpers/
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const available = await postgresAvailable();
 const STACK_CONCURRENCY = 3;
+const DB_PASSWORD = 'replica-db-password-4242';
+
+function withPassword(url: string): string {
+  const u = new URL(url);
+  u.password = DB_PASSWORD;
+  return u.toString();
+}
 
 interface Replica {
   readonly name: string;
@@ -102,7 +109,8 @@ describe.skipIf(!available)('three replicas on one PostgreSQL database', () => {
         PULUMI_ACCESS_TOKEN: TEST_TOKEN,
         PULUMI_BACKEND_URL: sim.url,
         EXPORTER_ORGS: orgsOf(truth).join(','),
-        EXPORTER_STATE: db.url,
+        // Trust auth ignores the password; it is there to show that no replica ever prints it.
+        EXPORTER_STATE: withPassword(db.url),
         EXPORTER_STATE_LEASE_SECONDS: '5',
         EXPORTER_HOST: '127.0.0.1',
         EXPORTER_PORT: String(port),
@@ -204,6 +212,10 @@ describe.skipIf(!available)('three replicas on one PostgreSQL database', () => {
     const twice = [...roots.values()].filter((n) => n > 1);
     expect(twice.filter((n) => n > 2)).toEqual([]);
     expect(twice.length).toBeLessThanOrEqual(STACK_CONCURRENCY);
+    for (const r of replicas) {
+      expect(r.process.output()).toContain('"module":"coordinator"');
+      expect(r.process.output()).not.toContain(DB_PASSWORD);
+    }
     console.info(
       `replicas: ${terminal.length} updates, killed the leader at ${exportedAtKill} exported; ` +
         `${roots.size} traces received, ${twice.length} sent twice (in flight at the kill); ${phases.join(', ')}`,
