@@ -219,6 +219,13 @@ async function exportUpdate(
     log.error({ err }, 'converting this update keeps failing; counting it from its history entry without resource spans');
     conversion = convertUpdate(update, [], deps.conversion);
   }
+  if (deps.coordinator !== undefined && !deps.coordinator.holds(stack)) {
+    // Lost while its events were read: sending now would only duplicate the new holder's trace.
+    throw new ExporterError('STATE_LEASE_LOST', `update ${update.updateId} was not sent: this replica no longer holds the stack's lease`, {
+      retryable: true,
+      details: { deferred: true },
+    });
+  }
   if (deps.sink.enabled && cycle.sinkFailure !== undefined) {
     throw new ExporterError('TRACE_EXPORT_FAILED', `not sent: the collector failed earlier in this cycle (${cycle.sinkFailure}); retried next cycle`, {
       retryable: true,

@@ -488,3 +488,21 @@ describe('poll cycle with several replicas', () => {
     expect((await store.getStack(web))?.syncedLastUpdate).toBeUndefined();
   });
 });
+
+describe('poll cycle with several replicas, lease lost while reading events', () => {
+  it('sends no trace for an update whose stack lease went away while its events were read', async () => {
+    const { api, store, sink, deps } = setup();
+    const coordinator = new FakeCoordinator();
+    coordinator.held.add(stackKey(web));
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    const events = api.engineEvents.bind(api);
+    api.engineEvents = (ref, updateId, options) => {
+      coordinator.held.clear();
+      return events(ref, updateId, options);
+    };
+    await runPollCycle({ ...deps, coordinator });
+    expect(sink.calls).toBe(0);
+    expect(await store.countExported()).toBe(0);
+  });
+});
