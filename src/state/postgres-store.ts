@@ -27,6 +27,7 @@ import {
   POSTGRES_SCHEMA_VERSION,
 } from './postgres-migrations.js';
 import { pendingMigrations } from './sqlite-migrations.js';
+import { toStackRecord, type StackRow } from './stack-row.js';
 import type {
   CounterRow,
   HistogramRow,
@@ -51,17 +52,6 @@ export interface PostgresStateStoreOptions {
 }
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
-
-interface StackRow {
-  org: string;
-  project: string;
-  stack: string;
-  last_update: number | null;
-  resource_count: number | null;
-  synced_last_update: number | null;
-  cursor_version: number;
-  first_seen_ms: number;
-}
 
 /** bigint (int8) and bigint[] come back as numbers: every stored integer is a safe integer. */
 const INT8_OID = 20;
@@ -532,19 +522,6 @@ export class PostgresStateStore implements StateStore {
       details: { database: this.target, operation },
     });
   }
-}
-
-function toStackRecord(r: StackRow): StackRecord {
-  return {
-    org: r.org,
-    project: r.project,
-    stack: r.stack,
-    ...(r.last_update === null ? {} : { lastUpdate: r.last_update }),
-    ...(r.resource_count === null ? {} : { resourceCount: r.resource_count }),
-    ...(r.synced_last_update === null ? {} : { syncedLastUpdate: r.synced_last_update }),
-    cursorVersion: r.cursor_version,
-    firstSeenMs: r.first_seen_ms,
-  };
 }
 
 function seriesKey(series: { readonly name: string; readonly labels: Labels }): string {
