@@ -9,7 +9,8 @@ import { ExporterMetrics } from './metrics/exporter-metrics.js';
 import { PulumiClient } from './pulumi/pulumi-client.js';
 import type { PulumiCloudApi } from './pulumi/pulumi-api.js';
 import { IntervalJob } from './scheduler/interval-job.js';
-import { SqliteStateStore } from './state/sqlite-store.js';
+import type { Coordinator } from './state/coordinator.js';
+import { createCoordinator, createStateStore } from './state/create-state.js';
 import type { StateStore } from './state/state-store.js';
 import { BackfillProgress } from './sync/backfill-progress.js';
 import { runPollCycle, type PollCycleDeps, type PollCycleResult } from './sync/poll-cycle.js';
@@ -24,6 +25,8 @@ import { REVISION, VERSION } from './version.js';
 export interface AppOverrides {
   readonly api?: PulumiCloudApi;
   readonly store?: StateStore;
+  /** Defaults to leases on a PostgreSQL store, else a single replica that always leads. */
+  readonly coordinator?: Coordinator;
   readonly sink?: SpanSink;
   readonly clock?: Clock;
   /** Skip the HTTP listener (the `once` command). */
@@ -51,15 +54,19 @@ const STATUS_RECENT_UPDATES = 50;
 /** Wiring only: builds every component from the config and connects them. */
 export function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): App {
   const clock = overrides.clock ?? systemClock;
-  const store = overrides.store ?? new SqliteStateStore({ path: config.state.path, logger: logger.child({ module: 'state' }) });
+  const store = overrides.store ?? createStateStore(config.state, logger.child({ module: 'state' }));
   const metrics = new ExporterMetrics({
     store,
     version: VERSION,
     revision: REVISION,
     durationByStack: config.metrics.resourceOperationDurationByStack,
   });
-  // With the embedded store one process owns exporting; replicas with leases come with the PostgreSQL store.
-  metrics.setLeader(true);
+  // SQLite: one process owns exporting and leads. PostgreSQL: replicas split the stacks by
+  // lease and the elected leader alone serves pulumi_* (a follower until it is elected).
+  const coordinator =
+    overrides.coordinator ??
+    createCoordinator(store, config.state, logger.child({ module: 'coordinator' }), (leader) => metrics.setLeader(leader));
+  metrics.setLeader(coordinator.isLeader());
   const api =
     overrides.api ??
     new PulumiClient({
@@ -107,12 +114,17 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     stackConcurrency: config.poll.stackConcurrency,
     progressLogIntervalMs: config.poll.progressLogIntervalSeconds * 1000,
     progress,
+    coordinator,
   };
 
   let last: PollCycleResult | undefined;
   let ready = false;
   let migrated: Promise<void> | undefined;
-  const migrate = (): Promise<void> => (migrated ??= store.migrate());
+  const migrate = (): Promise<void> =>
+    (migrated ??= (async () => {
+      await store.migrate();
+      await coordinator.start();
+    })());
 
   // One cycle at a time, whether the scheduler or runOnce() asks: a second caller joins the running one.
   let running: Promise<PollCycleResult> | undefined;
@@ -239,6 +251,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         await jobStopped;
         if (inFlight !== undefined) await settledWithin(inFlight, STOP_SYNC_TIMEOUT_MS);
         await server?.close();
+        await coordinator.stop();
         await store.close();
         await selfTelemetry?.shutdown();
       })();

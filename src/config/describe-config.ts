@@ -1,4 +1,5 @@
 import { REDACTED, redactUrlCredentials } from '../secrets.js';
+import { describePostgresUrl, isPostgresUrl } from '../state/postgres-url.js';
 import type { Config } from './schema.js';
 
 /**
@@ -11,7 +12,7 @@ export function describeConfig(config: Config): Config {
   if (copy.pulumi.accessToken !== '') copy.pulumi.accessToken = REDACTED;
   copy.pulumi.backendUrl = redactUrlCredentials(copy.pulumi.backendUrl);
   copy.traces.endpoint = redactUrlCredentials(copy.traces.endpoint);
-  copy.state.path = redactUrlCredentials(copy.state.path);
+  copy.state.path = isPostgresUrl(copy.state.path) ? describePostgresUrl(copy.state.path) : redactUrlCredentials(copy.state.path);
   copy.traces.headers = Object.fromEntries(Object.keys(copy.traces.headers).map((name) => [name, REDACTED]));
   return copy;
 }

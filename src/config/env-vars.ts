@@ -33,6 +33,8 @@ export const ENV_VARS: readonly EnvVarBinding[] = [
   { name: 'EXPORTER_HOST', key: 'server.host', kind: 'string' },
   { name: 'EXPORTER_PORT', key: 'server.port', kind: 'number' },
   { name: 'EXPORTER_STATE', key: 'state.path', kind: 'string' },
+  { name: 'EXPORTER_STATE_FILE', key: 'state.path', kind: 'secret-file' },
+  { name: 'EXPORTER_STATE_LEASE_SECONDS', key: 'state.leaseSeconds', kind: 'number' },
   { name: 'EXPORTER_POLL_INTERVAL_SECONDS', key: 'poll.intervalSeconds', kind: 'number' },
   { name: 'EXPORTER_BACKFILL_DAYS', key: 'poll.backfillDays', kind: 'number' },
   { name: 'EXPORTER_LOG_LEVEL', key: 'log.level', kind: 'string' },

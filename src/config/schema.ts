@@ -83,7 +83,7 @@ export const configSchema = z
       .prefault({}),
     state: z
       .object({
-        /** SQLite file path, or `:memory:`. */
+        /** SQLite file path, `:memory:`, or a postgres:// / postgresql:// URL (several replicas). */
         path: z
           .string()
           .min(1)
@@ -92,6 +92,8 @@ export const configSchema = z
             if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
           })
           .default('./data/state.db'),
+        /** PostgreSQL only: lifetime of a stack or leader lease without renewal (failover time). */
+        leaseSeconds: z.number().min(1).max(600).default(15),
       })
       .strict()
       .prefault({}),

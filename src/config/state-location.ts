@@ -5,17 +5,14 @@ const POSTGRES = /^postgres(?:ql)?:\/\//i;
 /**
  * Why `state.path` cannot be used, or undefined when it can. A URL is not taken as a file
  * name (that created a SQLite file named after the URL, password included). The message
- * never repeats the value, which may carry a password.
- *
- * The PostgreSQL store replaces the postgres branch below when it lands.
+ * never repeats the value, which may carry a password. postgres:// and postgresql:// select
+ * the PostgreSQL store.
  */
 export function stateLocationProblem(value: string): string | undefined {
-  if (POSTGRES.test(value)) {
-    return 'a PostgreSQL URL is not supported in this build: give a SQLite file path (or :memory:)';
-  }
+  if (POSTGRES.test(value)) return undefined;
   if (URL_SHAPED.test(value)) {
     const scheme = value.slice(0, value.indexOf(':')).toLowerCase();
-    return `must be a SQLite file path (or :memory:), not a ${scheme}:// URL`;
+    return `must be a SQLite file path (or :memory:) or a postgres:// URL, not a ${scheme}:// URL`;
   }
   return undefined;
 }

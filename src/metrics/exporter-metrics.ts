@@ -70,6 +70,8 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
   private lastStoreFailure: unknown;
   private readonly selfMetrics = new Map<string, Metric>();
   private last: LastPoll | undefined;
+  /** Only the leader serves the store-backed pulumi_* series (one replica of several). */
+  private leading = true;
 
   private readonly apiRequests: Counter<'endpoint' | 'code'>;
   private readonly apiRequestDuration: Histogram<'endpoint'>;
@@ -211,6 +213,7 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
   }
 
   setLeader(isLeader: boolean): void {
+    this.leading = isLeader;
     this.leader.set(isLeader ? 1 : 0);
   }
 
@@ -220,8 +223,9 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
    * layer answers 503, so Prometheus records the scrape as failed, `up == 0`).
    */
   async render(accept?: string): Promise<RenderedMetrics> {
-    const snapshot = await this.readSnapshot();
-    const samples = storeSamples(snapshot);
+    // A follower serves pulumi_exporter_* only: the leader serves the shared pulumi_* series once.
+    const leading = this.leading;
+    const samples = leading ? storeSamples(await this.readSnapshot()) : undefined;
     // A registry per scrape: the store-backed families carry this scrape's snapshot, and
     // prom-client renames counters in place when rendering OpenMetrics, which must not leak
     // into the long-lived self-metrics or into a concurrent Prometheus-format scrape.
@@ -229,7 +233,8 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     if (negotiateFormat(accept) === 'openmetrics') out.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
     for (const def of METRIC_DEFINITIONS) {
       const own = this.selfMetrics.get(def.name);
-      const family = own ? new RenamableView(own) : new SnapshotFamily(def, samples.get(def.name) ?? []);
+      if (own === undefined && samples === undefined) continue;
+      const family = own ? new RenamableView(own) : new SnapshotFamily(def, samples?.get(def.name) ?? []);
       // prom-client's registerMetric is typed for its own classes but only needs this shape.
       out.registerMetric(family as unknown as Metric);
     }

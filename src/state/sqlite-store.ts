@@ -20,6 +20,7 @@ import {
   sameBuckets,
 } from './delta-rules.js';
 import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations } from './sqlite-migrations.js';
+import { toStackRecord, type StackRow } from './stack-row.js';
 import type {
   CounterRow,
   ExportedUpdate,
@@ -41,15 +42,7 @@ export interface SqliteStateStoreOptions {
   readonly busyTimeoutMillis?: number;
 }
 
-interface StackRow {
-  org: string;
-  project: string;
-  stack: string;
-  last_update: number | null;
-  resource_count: number | null;
-  synced_last_update: number | null;
-  cursor_version: number;
-  first_seen_ms: number;
+interface SqliteStackRow extends StackRow {
   /** 0 once the org's stack list stopped listing the stack (schema version 2). */
   listed: number;
 }
@@ -207,7 +200,7 @@ export class SqliteStateStore implements StateStore {
 
   async listStacks(): Promise<StackRecord[]> {
     return this.run('listStacks', () =>
-      (this.stmt('SELECT * FROM stacks WHERE listed = 1 ORDER BY org, project, stack').all() as StackRow[]).map(
+      (this.stmt('SELECT * FROM stacks WHERE listed = 1 ORDER BY org, project, stack').all() as SqliteStackRow[]).map(
         toStackRecord,
       ),
     );
@@ -219,7 +212,7 @@ export class SqliteStateStore implements StateStore {
         ref.org,
         ref.project,
         ref.stack,
-      ) as StackRow | undefined;
+      ) as SqliteStackRow | undefined;
       return row === undefined ? undefined : toStackRecord(row);
     });
   }
@@ -575,19 +568,6 @@ export class SqliteStateStore implements StateStore {
     }
     return statement;
   }
-}
-
-function toStackRecord(r: StackRow): StackRecord {
-  return {
-    org: r.org,
-    project: r.project,
-    stack: r.stack,
-    ...(r.last_update === null ? {} : { lastUpdate: r.last_update }),
-    ...(r.resource_count === null ? {} : { resourceCount: r.resource_count }),
-    ...(r.synced_last_update === null ? {} : { syncedLastUpdate: r.synced_last_update }),
-    cursorVersion: r.cursor_version,
-    firstSeenMs: r.first_seen_ms,
-  };
 }
 
 function labelsJson(labels: Labels): string {

@@ -40,6 +40,12 @@ export interface UpdateCommit {
   readonly deltas: MetricDeltas;
   /** Unix ms of the commit; recorded for auditing. */
   readonly exportedAtMs: number;
+  /**
+   * Set when several replicas share the store (see coordinator.ts): the commit happens only
+   * while this owner holds the stack's lease, else it rejects with STATE_LEASE_LOST and
+   * changes nothing. Stores that only ever have one writer (SQLite) ignore it.
+   */
+  readonly leaseOwner?: string;
 }
 
 export interface CounterRow {

@@ -86,7 +86,9 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   const cycle: CycleContext = {};
   let watched = 0;
   try {
-    const all = (await deps.store.listStacks()).filter((s) => listedOrgs.has(s.org));
+    const listed = (await deps.store.listStacks()).filter((s) => listedOrgs.has(s.org));
+    // Several replicas: this one syncs only the stacks whose lease it holds.
+    const all = deps.coordinator === undefined ? listed : await deps.coordinator.claimStacks(listed);
     watched = all.length;
     const inProgressKeys = new Set((await deps.store.listInProgress()).map((u) => stackKey(u.stack)));
     const changed = all.filter((s) => needsSync(s, inProgressKeys));

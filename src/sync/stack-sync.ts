@@ -8,6 +8,7 @@ import { ExporterError, errorCodeOf, isExporterError, type ErrorCode } from '../
 import type { Logger } from '../logging/logger.js';
 import { updateMetricDeltas } from '../metrics/update-deltas.js';
 import type { PulumiCloudApi } from '../pulumi/pulumi-api.js';
+import type { Coordinator } from '../state/coordinator.js';
 import type { InProgressRecord, StackRecord, StateStore } from '../state/state-store.js';
 import type { SpanSink } from '../tracing/span-sink.js';
 import type { BackfillProgress } from './backfill-progress.js';
@@ -28,6 +29,8 @@ export interface StackSyncDeps {
   /** Failures in a row, per update, of errors specific to that update. */
   readonly attempts: UpdateAttempts;
   readonly maxUpdateAttempts: number;
+  /** Several replicas on one store: only stacks whose lease this replica holds are exported. */
+  readonly coordinator?: Coordinator;
 }
 
 /** State shared by the stack syncs of one poll cycle. */
@@ -134,6 +137,11 @@ export async function syncStack(
 
     for (const update of fresh) {
       if (signal?.aborted) return { stack, ok: false, exported, skipped, inProgress, error: new Error('aborted') };
+      if (deps.coordinator !== undefined && !deps.coordinator.holds(stack)) {
+        // Handed over (lease expired or above this replica's share): its holder goes on from the cursor.
+        log.debug({ exported }, 'this replica no longer holds the stack; leaving the rest to its new holder');
+        return { stack, ok: true, exported, skipped, inProgress };
+      }
       if (await exportUpdate(deps, stack, update, progress, log.child({ updateId: update.updateId, version: update.version }), signal, cycle)) exported += 1;
       else skipped += 1;
       progress.exported();
@@ -211,6 +219,13 @@ async function exportUpdate(
     log.error({ err }, 'converting this update keeps failing; counting it from its history entry without resource spans');
     conversion = convertUpdate(update, [], deps.conversion);
   }
+  if (deps.coordinator !== undefined && !deps.coordinator.holds(stack)) {
+    // Lost while its events were read: sending now would only duplicate the new holder's trace.
+    throw new ExporterError('STATE_LEASE_LOST', `update ${update.updateId} was not sent: this replica no longer holds the stack's lease`, {
+      retryable: true,
+      details: { deferred: true },
+    });
+  }
   if (deps.sink.enabled && cycle.sinkFailure !== undefined) {
     throw new ExporterError('TRACE_EXPORT_FAILED', `not sent: the collector failed earlier in this cycle (${cycle.sinkFailure}); retried next cycle`, {
       retryable: true,
@@ -251,6 +266,7 @@ async function exportUpdate(
       durationByStack: deps.durationByStack,
     }),
     exportedAtMs: nowMs,
+    ...(deps.coordinator?.owner === undefined ? {} : { leaseOwner: deps.coordinator.owner }),
   });
   deps.attempts.clear(update.updateId);
   if (!committed) return false;

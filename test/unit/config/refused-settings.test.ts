@@ -102,15 +102,12 @@ describe('a URL as the state location', () => {
 
   it.each(['mysql', 'http', 'https', 'file', 'sqlite'])('refuses a %s:// URL, naming EXPORTER_STATE and never the password', (scheme) => {
     const text = problemsOf(() => loadConfig({ env: { EXPORTER_STATE: `${scheme}://user:${PASSWORD}@db.example.com/state` } }));
-    expect(text).toContain(`state.path: must be a SQLite file path (or :memory:), not a ${scheme}:// URL (from EXPORTER_STATE)`);
+    expect(text).toContain(`state.path: must be a SQLite file path (or :memory:) or a postgres:// URL, not a ${scheme}:// URL (from EXPORTER_STATE)`);
     expect(text).not.toContain(PASSWORD);
   });
 
-  it.each(['postgres', 'postgresql'])('refuses a %s:// URL as not supported in this build, without the password', (scheme) => {
-    const text = problemsOf(() => loadConfig({ env: { EXPORTER_STATE: `${scheme}://user:${PASSWORD}@db.example.com/state` } }));
-    expect(text).toContain('state.path: a PostgreSQL URL is not supported in this build');
-    expect(text).toContain('(from EXPORTER_STATE)');
-    expect(text).not.toContain(PASSWORD);
+  it.each(['postgres', 'postgresql'])('takes a %s:// URL as the PostgreSQL store', (scheme) => {
+    expect(loadConfig({ env: { EXPORTER_STATE: `${scheme}://user:${PASSWORD}@db.example.com/state` } }).state.path).toMatch(new RegExp(`^${scheme}://`));
   });
 
   it('makes validate exit 2 naming EXPORTER_STATE, without the password and without creating a file', () => {
@@ -122,8 +119,8 @@ describe('a URL as the state location', () => {
     expect(readdirSync('.').filter((name) => name.includes(PASSWORD) || name.startsWith('mysql'))).toEqual([]);
   });
 
-  it('registers the password of a refused URL so no later message can print it', () => {
-    problemsOf(() => loadConfig({ env: { EXPORTER_STATE: `postgres://user:${PASSWORD}@db/state` } }));
+  it('registers the password of a state URL so no later message can print it', () => {
+    loadConfig({ env: { EXPORTER_STATE: `postgres://user:${PASSWORD}@db/state` } });
     expect(redact(`connect failed for ${PASSWORD}`)).toBe('connect failed for [REDACTED]');
   });
 

@@ -70,4 +70,22 @@ describe('validateCommand', () => {
     expect(run(['--verbose']).code).toBe(2);
     expect(run(['--config']).lines).toContain('usage: pulumi-update-exporter validate [--config FILE]');
   });
+
+  it('accepts a PostgreSQL URL for EXPORTER_STATE and prints it without its password', () => {
+    const url = 'postgresql://exporter:pg-pass-5678@db.internal:5432/exporter?sslmode=require';
+    const { code, lines } = run([], { PULUMI_ACCESS_TOKEN: TOKEN, EXPORTER_ORGS: 'acme', EXPORTER_STATE: url, EXPORTER_STATE_LEASE_SECONDS: '20' });
+    expect(code).toBe(0);
+    expect(lines.join('\n')).not.toContain('pg-pass-5678');
+    const printed = parse(lines.slice(1).join('\n')) as { state: { path: string; leaseSeconds: number } };
+    expect(printed.state).toEqual({ path: 'postgresql://exporter:[REDACTED]@db.internal:5432/exporter?sslmode=require', leaseSeconds: 20 });
+  });
+
+  it('reads the PostgreSQL URL from EXPORTER_STATE_FILE and never prints it', () => {
+    const file = join(dir, 'state-url');
+    writeFileSync(file, 'postgres://exporter:file-pass-9012@db/exporter\n');
+    const { code, lines } = run([], { PULUMI_ACCESS_TOKEN: TOKEN, EXPORTER_ORGS: 'acme', EXPORTER_STATE: 'ignored.db', EXPORTER_STATE_FILE: file });
+    expect(code).toBe(0);
+    expect(lines.join('\n')).not.toContain('file-pass-9012');
+    expect(lines.join('\n')).not.toContain('ignored.db');
+  });
 });

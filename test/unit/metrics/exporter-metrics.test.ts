@@ -163,6 +163,17 @@ describe('ExporterMetrics exposition of stored metrics', () => {
     expect(b.body).toContain('pulumi_exporter_leader 0');
   });
 
+  it('serves only pulumi_exporter_* series while this replica is not the leader', async () => {
+    const { metrics } = await seeded();
+    metrics.setLeader(false);
+    const follower = lines((await metrics.render()).body);
+    expect(follower.filter((l) => l.startsWith('pulumi_') && !l.startsWith('pulumi_exporter_'))).toEqual([]);
+    expect(follower).toContain('pulumi_exporter_leader 0');
+    metrics.setLeader(true);
+    const leader = lines((await metrics.render()).body);
+    expect(leader.filter((l) => l.startsWith('pulumi_updates_total')).length).toBeGreaterThan(0);
+  });
+
   it('escapes label values that contain quotes, backslashes or newlines', async () => {
     const store = new MemoryStateStore();
     await store.commitUpdate({

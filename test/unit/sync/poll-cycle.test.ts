@@ -7,7 +7,9 @@ import type { UpdateInfo } from '../../../src/domain/update.js';
 import { ExporterError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging/logger.js';
 import type { EngineEventsOptions, EventsPage, HistoryPage, HistorySinceOptions, PulumiCloudApi, UpdateStatus } from '../../../src/pulumi/pulumi-api.js';
+import type { Coordinator } from '../../../src/state/coordinator.js';
 import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import type { StackRecord, UpdateCommit } from '../../../src/state/state-store.js';
 import { needsSync, runPollCycle, type PollCycleDeps } from '../../../src/sync/poll-cycle.js';
 import { backfillFloorSeconds } from '../../../src/sync/stack-sync.js';
 import { noopSyncMetrics } from '../../../src/sync/sync-metrics.js';
@@ -425,5 +427,82 @@ describe('needsSync and the backfill floor', () => {
   it('anchors the backfill window to when the stack was first seen', () => {
     expect(backfillFloorSeconds(base, 0)).toBeUndefined();
     expect(backfillFloorSeconds(base, 7)).toBe(NOW_S - 7 * 86_400);
+  });
+});
+
+/** Leases granted by hand: the layer above PostgresCoordinator. */
+class FakeCoordinator implements Coordinator {
+  readonly owner = 'replica-a';
+  held = new Set<string>();
+  async start(): Promise<void> {}
+  async claimStacks(stacks: readonly StackRecord[]): Promise<StackRecord[]> {
+    return stacks.filter((s) => this.held.has(stackKey(s)));
+  }
+  holds(stack: StackRef): boolean {
+    return this.held.has(stackKey(stack));
+  }
+  isLeader(): boolean {
+    return false;
+  }
+  async stop(): Promise<void> {}
+}
+
+describe('poll cycle with several replicas', () => {
+  it('syncs only the stacks whose lease this replica holds, committing under its lease owner', async () => {
+    const { api, store, sink, deps } = setup();
+    const coordinator = new FakeCoordinator();
+    coordinator.held.add(stackKey(web));
+    const owners: (string | undefined)[] = [];
+    const commit = store.commitUpdate.bind(store);
+    store.commitUpdate = (c: UpdateCommit) => {
+      owners.push(c.leaseOwner);
+      return commit(c);
+    };
+    api.addStack(web);
+    api.addStack(api2);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    api.addUpdate(api2, { updateId: 'u2', startTime: NOW_S - 200 });
+    const r = await runPollCycle({ ...deps, coordinator });
+    expect(r.result).toBe('success');
+    expect(sink.traces.map((t) => t.spans[0]!.attributes['cicd.pipeline.run.id'])).toEqual(['u1']);
+    expect(owners).toEqual(['replica-a']);
+    expect(await store.isExported(api2, 'u2')).toBe(false);
+    expect(api.calls).not.toContain('history acme/api/dev');
+  });
+
+  it('stops exporting a stack as soon as its lease is gone and leaves it unsynced for the next holder', async () => {
+    const { api, store, sink, deps } = setup();
+    const coordinator = new FakeCoordinator();
+    coordinator.held.add(stackKey(web));
+    api.addStack(web);
+    for (let i = 1; i <= 3; i++) api.addUpdate(web, { updateId: `u${i}`, startTime: NOW_S - 300 + i });
+    const exportTrace = sink.export.bind(sink);
+    sink.export = async (trace: TraceRecord) => {
+      coordinator.held.clear();
+      return exportTrace(trace);
+    };
+    const r = await runPollCycle({ ...deps, coordinator });
+    expect(r.result).toBe('success');
+    expect(sink.traces).toHaveLength(1);
+    expect(await store.countExported()).toBe(1);
+    expect((await store.getStack(web))?.syncedLastUpdate).toBeUndefined();
+  });
+});
+
+describe('poll cycle with several replicas, lease lost while reading events', () => {
+  it('sends no trace for an update whose stack lease went away while its events were read', async () => {
+    const { api, store, sink, deps } = setup();
+    const coordinator = new FakeCoordinator();
+    coordinator.held.add(stackKey(web));
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    const events = api.engineEvents.bind(api);
+    api.engineEvents = (ref, updateId, options) => {
+      coordinator.held.clear();
+      return events(ref, updateId, options);
+    };
+    await runPollCycle({ ...deps, coordinator });
+    expect(sink.calls).toBe(0);
+    expect(await store.countExported()).toBe(0);
   });
 });

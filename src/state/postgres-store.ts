@@ -1,0 +1,566 @@
+import pg from 'pg';
+import { labelsKey } from '../domain/metric-delta.js';
+import type { Labels } from '../domain/metric-delta.js';
+import type { StackRef, StackSummary } from '../domain/stack.js';
+import { stackKey } from '../domain/stack.js';
+import { ExporterError, isExporterError } from '../errors.js';
+import { silentLogger } from '../logging/logger.js';
+import type { Logger } from '../logging/logger.js';
+import { redact } from '../secrets.js';
+import {
+  bucketIndex,
+  bucketMismatch,
+  canonicalLabels,
+  checkCommit,
+  checkCounterDelta,
+  checkCursorVersion,
+  checkObservation,
+  checkOrg,
+  checkSameStack,
+  sameBuckets,
+} from './delta-rules.js';
+import { describePostgresUrl } from './postgres-url.js';
+import {
+  MIGRATION_LOCK_KEY,
+  POSTGRES_MIGRATIONS,
+  POSTGRES_MIGRATIONS_TABLE_SQL,
+  POSTGRES_SCHEMA_VERSION,
+} from './postgres-migrations.js';
+import { pendingMigrations } from './sqlite-migrations.js';
+import { toStackRecord, type StackRow } from './stack-row.js';
+import type {
+  CounterRow,
+  ExportedUpdate,
+  HistogramRow,
+  InProgressRecord,
+  LastSuccessRow,
+  LastUpdateRow,
+  StackRecord,
+  StateStore,
+  UpdateCommit,
+} from './state-store.js';
+
+export interface PostgresStateStoreOptions {
+  /** postgres:// or postgresql:// URL; anything it leaves out comes from the PG* variables. */
+  readonly url: string;
+  readonly logger?: Logger;
+  /** Pooled connections; default 5. */
+  readonly maxConnections?: number;
+  /** Server-side statement_timeout of every connection; default 30000. */
+  readonly statementTimeoutMillis?: number;
+  /** Sent as application_name, so operators can tell replicas apart in pg_stat_activity. */
+  readonly applicationName?: string;
+}
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+/** bigint (int8) and bigint[] come back as numbers: every stored integer is a safe integer. */
+const INT8_OID = 20;
+const INT8_ARRAY_OID = 1016;
+const TYPES = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === INT8_OID) return (value: string) => Number(value);
+    // Only histogram bucket counts are bigint[]: never NULL, never nested.
+    if (oid === INT8_ARRAY_OID) return (value: string) => (value === '{}' ? [] : value.slice(1, -1).split(',').map(Number));
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as typeof pg.types.getTypeParser,
+};
+
+/** Deadlock and serialization failures: the transaction is run again from the start. */
+const RETRYABLE_SQLSTATES = new Set(['40P01', '40001']);
+const TRANSACTION_ATTEMPTS = 4;
+
+/** The same ledger lookup as the SQLite store: update ids are unique within an org. */
+const EXPORTED_IN_ORG_SQL = 'SELECT 1 FROM exported_updates WHERE org = $1 AND update_id = $2';
+
+/**
+ * The StateStore on PostgreSQL (node-postgres pool, parameterised queries). Several
+ * exporter replicas may share one database: every write that can race is an upsert or
+ * runs in a transaction, and a commit can be made conditional on a stack lease (see
+ * PostgresCoordinator), so a replica that lost the stack commits nothing.
+ */
+export class PostgresStateStore implements StateStore {
+  /** The pool, shared with the PostgresCoordinator of the same replica. */
+  readonly pool: pg.Pool;
+  /** The URL with its password hidden, for logs and error details. */
+  readonly target: string;
+  private readonly logger: Logger;
+  private closed = false;
+
+  constructor(options: PostgresStateStoreOptions) {
+    this.target = describePostgresUrl(options.url);
+    this.logger = options.logger ?? silentLogger();
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.maxConnections ?? 5,
+      statement_timeout: options.statementTimeoutMillis ?? 30_000,
+      application_name: options.applicationName ?? 'pulumi-update-exporter',
+      connectionTimeoutMillis: 10_000,
+      types: TYPES,
+    });
+    // An idle connection that the server drops must not crash the process; the next
+    // query opens a new one.
+    this.pool.on('error', (err) => {
+      this.logger.warn({ error: redact(err.message), database: this.target }, 'idle PostgreSQL connection failed');
+    });
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.connect('migrate');
+    try {
+      // A session lock, not a transaction lock: each migration commits on its own, and the
+      // replicas that start at the same time wait here until the first one has finished.
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+      try {
+        await client.query(POSTGRES_MIGRATIONS_TABLE_SQL);
+        const applied = (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+          (r) => r.version,
+        );
+        const newest = Math.max(0, ...applied);
+        if (newest > POSTGRES_SCHEMA_VERSION) {
+          throw new ExporterError(
+            'STATE_MIGRATION_FAILED',
+            `state database ${this.target} has schema version ${newest}, newer than the ${POSTGRES_SCHEMA_VERSION} ` +
+              'this exporter knows; run a newer exporter release against it (downgrades are not supported)',
+            { details: { database: this.target, databaseVersion: newest, knownVersion: POSTGRES_SCHEMA_VERSION } },
+          );
+        }
+        for (const migration of pendingMigrations(applied, POSTGRES_MIGRATIONS)) {
+          try {
+            await client.query('BEGIN');
+            await client.query(migration.sql);
+            await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+              migration.version,
+              migration.name,
+            ]);
+            await client.query('COMMIT');
+          } catch (cause) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw new ExporterError(
+              'STATE_MIGRATION_FAILED',
+              `state schema migration ${migration.version} (${migration.name}) failed: ${messageOf(cause)}`,
+              { cause, details: { database: this.target, version: migration.version } },
+            );
+          }
+          this.logger.info({ version: migration.version, migration: migration.name }, 'applied state schema migration');
+        }
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+      }
+    } catch (err) {
+      throw this.wrap('migrate', err);
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The newest schema version recorded in the database (0 before the first migrate()). */
+  async schemaVersion(): Promise<number> {
+    return this.query('read schema version', async (db) => {
+      const table = await db.query("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
+      if (table.rows[0]?.present !== true) return 0;
+      const r = await db.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
+      return r.rows[0]?.v ?? 0;
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.query('ping', (db) => db.query('SELECT 1'));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.pool.end();
+    } catch (cause) {
+      throw this.wrap('close', cause);
+    }
+  }
+
+  async replaceOrgStacks(org: string, stacks: readonly StackSummary[], nowMs: number): Promise<void> {
+    for (const s of stacks) checkOrg(org, s);
+    // Sorted, so replicas that list the same org at once lock its rows in the same order.
+    const sorted = [...stacks].sort((a, b) => compare(stackKey(a), stackKey(b)));
+    const projects = sorted.map((s) => s.project);
+    const names = sorted.map((s) => s.stack);
+    await this.transaction('replaceOrgStacks', async (db) => {
+      // A relisted stack keeps its cursor and first-seen time but is synced again.
+      await db.query(
+        `INSERT INTO stacks (org, project, stack, last_update, resource_count, cursor_version, first_seen_ms, listed)
+         SELECT $1, p, s, lu, rc, 0, $6, true
+         FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS t(p, s, lu, rc)
+         ON CONFLICT (org, project, stack) DO UPDATE SET
+           last_update = excluded.last_update, resource_count = excluded.resource_count,
+           synced_last_update = CASE WHEN stacks.listed THEN stacks.synced_last_update END,
+           listed = true`,
+        [org, projects, names, sorted.map((s) => s.lastUpdate ?? null), sorted.map((s) => s.resourceCount ?? null), nowMs],
+      );
+      const unlisted = `org = $1 AND (project, stack) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))`;
+      // Hidden, not deleted: counters and the ledger stay, so the stack is never recounted.
+      await db.query(`UPDATE stacks SET listed = false WHERE listed AND ${unlisted}`, [org, projects, names]);
+      for (const table of ['in_progress', 'last_updates', 'last_success']) {
+        await db.query(`DELETE FROM ${table} WHERE ${unlisted}`, [org, projects, names]);
+      }
+    });
+  }
+
+  async listStacks(): Promise<StackRecord[]> {
+    return this.query('listStacks', async (db) =>
+      (await db.query<StackRow>('SELECT * FROM stacks WHERE listed ORDER BY org, project, stack')).rows.map(toStackRecord),
+    );
+  }
+
+  async getStack(ref: StackRef): Promise<StackRecord | undefined> {
+    return this.query('getStack', async (db) => {
+      const r = await db.query<StackRow>('SELECT * FROM stacks WHERE org = $1 AND project = $2 AND stack = $3 AND listed', [
+        ref.org,
+        ref.project,
+        ref.stack,
+      ]);
+      const row = r.rows[0];
+      return row === undefined ? undefined : toStackRecord(row);
+    });
+  }
+
+  async markStackSynced(ref: StackRef, lastUpdate: number | undefined): Promise<void> {
+    await this.query('markStackSynced', (db) =>
+      db.query('UPDATE stacks SET synced_last_update = $4 WHERE org = $1 AND project = $2 AND stack = $3 AND listed', [
+        ref.org,
+        ref.project,
+        ref.stack,
+        lastUpdate ?? null,
+      ]),
+    );
+  }
+
+  async advanceCursor(ref: StackRef, version: number): Promise<void> {
+    checkCursorVersion(ref, version);
+    await this.query('advanceCursor', (db) =>
+      db.query(
+        `UPDATE stacks SET cursor_version = GREATEST(cursor_version, $4)
+         WHERE org = $1 AND project = $2 AND stack = $3 AND listed`,
+        [ref.org, ref.project, ref.stack, version],
+      ),
+    );
+  }
+
+  async resetCursor(ref: StackRef): Promise<void> {
+    await this.query('resetCursor', (db) =>
+      db.query('UPDATE stacks SET cursor_version = 0 WHERE org = $1 AND project = $2 AND stack = $3 AND listed', [
+        ref.org,
+        ref.project,
+        ref.stack,
+      ]),
+    );
+  }
+
+  async commitUpdate(commit: UpdateCommit): Promise<boolean> {
+    checkCommit(commit);
+    const { update: u, exportedAtMs } = commit;
+    const s = u.stack;
+    for (const delta of commit.deltas.counters) checkCounterDelta(delta);
+    for (const obs of commit.deltas.histograms) checkObservation(obs);
+    // One order for every replica, so two commits touching the same series cannot deadlock.
+    const counters = [...commit.deltas.counters].sort((a, b) => compare(seriesKey(a), seriesKey(b)));
+    const histograms = [...commit.deltas.histograms].sort((a, b) => compare(seriesKey(a), seriesKey(b)));
+    return this.transaction('commitUpdate', async (db) => {
+      if (commit.leaseOwner !== undefined) {
+        // FOR SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
+        // row by until this commit ends, so the lease cannot change hands half-way.
+        const held = await db.query(
+          `SELECT 1 FROM stack_leases
+           WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4 AND expires_at > clock_timestamp()
+           FOR SHARE`,
+          [s.org, s.project, s.stack, commit.leaseOwner],
+        );
+        if (held.rowCount === 0) {
+          throw new ExporterError(
+            'STATE_LEASE_LOST',
+            `update ${u.updateId} of ${stackKey(s)} was not committed: this replica no longer holds the stack's lease`,
+            { retryable: true, details: { stack: stackKey(s), updateId: u.updateId } },
+          );
+        }
+      }
+      const inserted = await db.query(
+        `INSERT INTO exported_updates
+           (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (org, update_id) DO NOTHING`,
+        [s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs],
+      );
+      if (inserted.rowCount === 0) return false;
+
+      // A commit does not relist a stack the org list hides; it only moves its cursor.
+      const stack = await db.query<{ listed: boolean }>(
+        `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES ($1, $2, $3, $4, $5, true)
+         ON CONFLICT (org, project, stack) DO UPDATE SET cursor_version = GREATEST(stacks.cursor_version, excluded.cursor_version)
+         RETURNING listed`,
+        [s.org, s.project, s.stack, u.version, exportedAtMs],
+      );
+
+      for (const delta of counters) {
+        await db.query(
+          `INSERT INTO counters (name, labels_key, labels_json, value) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (name, labels_key) DO UPDATE SET value = counters.value + excluded.value`,
+          [delta.name, labelsKey(delta.labels), labelsJson(delta.labels), delta.value],
+        );
+      }
+
+      for (const obs of histograms) {
+        const key = labelsKey(obs.labels);
+        await db.query(
+          `INSERT INTO histograms (name, labels_key, labels_json, buckets, bucket_counts, sum, count)
+           VALUES ($1, $2, $3, $4, array_fill(0::bigint, ARRAY[$5::int]), 0, 0)
+           ON CONFLICT (name, labels_key) DO NOTHING`,
+          [obs.name, key, labelsJson(obs.labels), obs.buckets, obs.buckets.length + 1],
+        );
+        const row = await db.query<{ buckets: number[]; slots: number }>(
+          `SELECT buckets, cardinality(bucket_counts) AS slots FROM histograms WHERE name = $1 AND labels_key = $2 FOR UPDATE`,
+          [obs.name, key],
+        );
+        const stored = row.rows[0];
+        if (stored === undefined) throw new ExporterError('STATE_ERROR', `histogram ${obs.name} vanished during a commit`);
+        if (!sameBuckets(stored.buckets, obs.buckets)) throw bucketMismatch(obs, stored.buckets);
+        if (stored.slots !== stored.buckets.length + 1) {
+          throw new ExporterError('STATE_ERROR', `histogram ${obs.name} has a corrupt bucket_counts row`);
+        }
+        // PostgreSQL arrays are 1-based.
+        await db.query(
+          `UPDATE histograms SET bucket_counts[$3] = bucket_counts[$3] + 1, sum = sum + $4, count = count + 1
+           WHERE name = $1 AND labels_key = $2`,
+          [obs.name, key, bucketIndex(obs.buckets, obs.value) + 1, obs.value],
+        );
+      }
+
+      // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
+      if (stack.rows[0]?.listed === true) {
+        await db.query(
+          `INSERT INTO last_updates (org, project, stack, kind, result, end_time) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (org, project, stack, kind) DO UPDATE SET result = excluded.result, end_time = excluded.end_time
+           WHERE excluded.end_time >= last_updates.end_time`,
+          [s.org, s.project, s.stack, u.kind, u.result, u.endTime],
+        );
+        if (u.result === 'succeeded') {
+          await db.query(
+            `INSERT INTO last_success (org, project, stack, end_time) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
+             WHERE excluded.end_time >= last_success.end_time`,
+            [s.org, s.project, s.stack, u.endTime],
+          );
+        }
+      }
+
+      await db.query('DELETE FROM in_progress WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4', [
+        s.org,
+        s.project,
+        s.stack,
+        u.updateId,
+      ]);
+      return true;
+    });
+  }
+
+  async isExported(ref: StackRef, updateId: string): Promise<boolean> {
+    return this.query('isExported', async (db) => ((await db.query(EXPORTED_IN_ORG_SQL, [ref.org, updateId])).rowCount ?? 0) > 0);
+  }
+
+  async countExported(ref?: StackRef): Promise<number> {
+    return this.query('countExported', async (db) => {
+      const r =
+        ref === undefined
+          ? await db.query<{ n: number }>('SELECT count(*) AS n FROM exported_updates')
+          : await db.query<{ n: number }>(
+              'SELECT count(*) AS n FROM exported_updates WHERE org = $1 AND project = $2 AND stack = $3',
+              [ref.org, ref.project, ref.stack],
+            );
+      return r.rows[0]?.n ?? 0;
+    });
+  }
+
+  async listRecentUpdates(limit: number): Promise<ExportedUpdate[]> {
+    return this.query('listRecentUpdates', async (db) =>
+      (
+        await db.query<{ org: string; project: string; stack: string; update_id: string; kind: string; version: number; result: string; start_time: number; end_time: number }>(
+          `SELECT org, project, stack, update_id, kind, version, result, start_time, end_time FROM exported_updates
+           ORDER BY end_time DESC, version DESC, org, project, stack LIMIT $1`,
+          [Math.max(0, Math.floor(limit))],
+        )
+      ).rows.map((r) => ({
+        stack: { org: r.org, project: r.project, stack: r.stack },
+        updateId: r.update_id,
+        kind: r.kind,
+        version: r.version,
+        result: r.result,
+        startTime: r.start_time,
+        endTime: r.end_time,
+      })),
+    );
+  }
+
+  async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {
+    for (const u of updates) checkSameStack(ref, u.stack, `in-progress update ${u.updateId}`);
+    await this.transaction('setInProgress', async (db) => {
+      await db.query('DELETE FROM in_progress WHERE org = $1 AND project = $2 AND stack = $3', [ref.org, ref.project, ref.stack]);
+      for (const u of updates) {
+        await db.query(
+          `INSERT INTO in_progress (org, project, stack, update_id, kind, version, start_time)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (org, project, stack, update_id) DO UPDATE SET
+             kind = excluded.kind, version = excluded.version, start_time = excluded.start_time`,
+          [ref.org, ref.project, ref.stack, u.updateId, u.kind, u.version, u.startTime],
+        );
+      }
+    });
+  }
+
+  async listInProgress(): Promise<InProgressRecord[]> {
+    return this.query('listInProgress', async (db) =>
+      (
+        await db.query<{ org: string; project: string; stack: string; update_id: string; kind: string; version: number; start_time: number }>(
+          'SELECT * FROM in_progress ORDER BY org, project, stack, version, update_id',
+        )
+      ).rows.map((r) => ({
+        stack: { org: r.org, project: r.project, stack: r.stack },
+        updateId: r.update_id,
+        kind: r.kind,
+        version: r.version,
+        startTime: r.start_time,
+      })),
+    );
+  }
+
+  async readCounters(): Promise<CounterRow[]> {
+    return this.query('readCounters', async (db) =>
+      (
+        await db.query<{ name: string; labels_json: string; value: number }>(
+          'SELECT name, labels_json, value FROM counters ORDER BY name, labels_key',
+        )
+      ).rows.map((r) => ({ name: r.name, labels: parseLabels(r.labels_json), value: r.value })),
+    );
+  }
+
+  async readHistograms(): Promise<HistogramRow[]> {
+    return this.query('readHistograms', async (db) =>
+      (
+        await db.query<{ name: string; labels_json: string; buckets: number[]; bucket_counts: number[]; sum: number; count: number }>(
+          'SELECT name, labels_json, buckets, bucket_counts, sum, count FROM histograms ORDER BY name, labels_key',
+        )
+      ).rows.map((r) => ({
+        name: r.name,
+        labels: parseLabels(r.labels_json),
+        buckets: r.buckets,
+        bucketCounts: r.bucket_counts,
+        sum: r.sum,
+        count: r.count,
+      })),
+    );
+  }
+
+  async readLastUpdates(): Promise<LastUpdateRow[]> {
+    return this.query('readLastUpdates', async (db) =>
+      (
+        await db.query<{ org: string; project: string; stack: string; kind: string; result: string; end_time: number }>(
+          'SELECT * FROM last_updates ORDER BY org, project, stack, kind',
+        )
+      ).rows.map((r) => ({
+        stack: { org: r.org, project: r.project, stack: r.stack },
+        kind: r.kind,
+        result: r.result,
+        endTime: r.end_time,
+      })),
+    );
+  }
+
+  async readLastSuccesses(): Promise<LastSuccessRow[]> {
+    return this.query('readLastSuccesses', async (db) =>
+      (
+        await db.query<{ org: string; project: string; stack: string; end_time: number }>(
+          'SELECT * FROM last_success ORDER BY org, project, stack',
+        )
+      ).rows.map((r) => ({ stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time })),
+    );
+  }
+
+  /** Runs `fn` with a pooled connection outside a transaction; errors leave as STATE_ERROR. */
+  async query<T>(operation: string, fn: (db: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.connect(operation);
+    try {
+      return await fn(client);
+    } catch (err) {
+      throw this.wrap(operation, err);
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * Runs `fn` in one READ COMMITTED transaction, again from the start after a deadlock or
+   * serialization failure (replicas writing the same rows), at most TRANSACTION_ATTEMPTS times.
+   */
+  async transaction<T>(operation: string, fn: (db: Queryable) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.connect(operation);
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        const state = (err as { code?: unknown }).code;
+        if (typeof state === 'string' && RETRYABLE_SQLSTATES.has(state) && attempt < TRANSACTION_ATTEMPTS) {
+          this.logger.debug({ operation, attempt, sqlstate: state }, 'state transaction conflicted with another replica; retrying');
+          continue;
+        }
+        throw this.wrap(operation, err);
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  private async connect(operation: string): Promise<pg.PoolClient> {
+    if (this.closed) {
+      throw new ExporterError('STATE_ERROR', 'state store is closed', { details: { database: this.target } });
+    }
+    try {
+      return await this.pool.connect();
+    } catch (cause) {
+      throw new ExporterError('STATE_ERROR', `cannot connect to state database ${this.target}: ${redact(messageOf(cause))}`, {
+        cause,
+        retryable: true,
+        details: { database: this.target, operation },
+      });
+    }
+  }
+
+  private wrap(operation: string, err: unknown): ExporterError {
+    if (isExporterError(err)) return err;
+    return new ExporterError('STATE_ERROR', `state store ${operation} failed: ${redact(messageOf(err))}`, {
+      cause: err,
+      retryable: true,
+      details: { database: this.target, operation },
+    });
+  }
+}
+
+function seriesKey(series: { readonly name: string; readonly labels: Labels }): string {
+  return `${series.name} ${labelsKey(series.labels)}`;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function labelsJson(labels: Labels): string {
+  return JSON.stringify(canonicalLabels(labels));
+}
+
+function parseLabels(json: string): Labels {
+  return JSON.parse(json) as Labels;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

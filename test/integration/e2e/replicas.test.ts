@@ -1,0 +1,236 @@
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { traceIdFor } from '../../../src/conversion/trace-ids.js';
+import { stackKey } from '../../../src/domain/stack.js';
+import type { RunningSimulator, SimulatorTruth } from '../../../src/simulator/simulator.js';
+import { dataSamples, parseExposition, sumOf, type Sample } from '../../helpers/exposition.js';
+import { orgsOf, startTestSimulator, tempDir, TEST_TOKEN } from '../../helpers/e2e.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../../helpers/otlp-receiver.js';
+import { createTestDatabase, postgresAvailable, type TestDatabase } from '../../helpers/postgres.js';
+import { eventually, freePort, spawnProcess, type Spawned } from '../../helpers/processes.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const available = await postgresAvailable();
+const STACK_CONCURRENCY = 3;
+const DB_PASSWORD = 'replica-db-password-4242';
+
+function withPassword(url: string): string {
+  const u = new URL(url);
+  u.password = DB_PASSWORD;
+  return u.toString();
+}
+
+interface Replica {
+  readonly name: string;
+  readonly url: string;
+  readonly process: Spawned;
+}
+
+async function scrape(replica: Replica): Promise<Sample[]> {
+  const response = await fetch(`${replica.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`${replica.name} /metrics answered ${response.status}`);
+  return parseExposition(await response.text());
+}
+
+function isLeader(samples: readonly Sample[]): boolean {
+  return sumOf(samples, 'pulumi_exporter_leader') === 1;
+}
+
+function seriesKey(s: Sample): string {
+  return `${s.name}${JSON.stringify(Object.entries(s.labels).sort())}`;
+}
+
+/**
+ * Three `run` processes share one PostgreSQL database and a simulated backlog. The leader is
+ * killed with SIGKILL half-way through; the survivors finish the backlog, one of them takes
+ * over leadership, and the series continue from the shared store.
+ */
+describe.skipIf(!available)('three replicas on one PostgreSQL database', () => {
+  let sim: RunningSimulator;
+  let truth: SimulatorTruth;
+  let receiver: OtlpReceiver;
+  let db: TestDatabase;
+  let client: pg.Client;
+  const replicas: Replica[] = [];
+  const tmp = tempDir('pue-replicas-');
+  let terminal: { stack: { org: string; project: string; stack: string }; updateId: string; kind: string; result: string }[] = [];
+  let killed: Replica | undefined;
+  let updatesBeforeKill = 0;
+  let exportedAtKill = 0;
+
+  async function exportedCount(): Promise<number> {
+    const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM exported_updates');
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    // A backlog big enough to kill the leader half-way: 24 stacks x 10 updates, each update's
+    // events served after a 100 ms delay, so the backlog takes several seconds to export.
+    sim = await startTestSimulator({
+      seed: 5,
+      fixtures: false,
+      scale: { orgs: 2, projectsPerOrg: 3, stacksPerProject: 4, updatesPerStack: 10, resourcesPerStack: 6 },
+      faults: [{ kind: 'slow', endpoint: 'engineEvents', everyNth: 1, delayMs: 100 }],
+    });
+    truth = sim.truth();
+    terminal = truth.stacks.flatMap((s) =>
+      s.updates
+        .filter((u) => u.result !== 'in-progress')
+        .map((u) => ({ stack: { org: s.org, project: s.project, stack: s.stack }, updateId: u.updateId, kind: u.kind, result: u.result })),
+    );
+    receiver = await startOtlpReceiver();
+    const configPath = `${tmp.dir}/config.yaml`;
+    writeFileSync(
+      configPath,
+      [
+        'pulumi:',
+        '  requestsPerSecond: 1000',
+        '  maxConcurrentRequests: 16',
+        '  retryBaseDelayMillis: 10',
+        'poll:',
+        '  intervalSeconds: 1',
+        '  initialJitterSeconds: 0',
+        `  stackConcurrency: ${STACK_CONCURRENCY}`,
+        '',
+      ].join('\n'),
+    );
+    for (const name of ['r1', 'r2', 'r3']) {
+      const port = await freePort();
+      const env: NodeJS.ProcessEnv = {};
+      for (const [k, v] of Object.entries(process.env)) {
+        if (!k.startsWith('PULUMI_') && !k.startsWith('EXPORTER_') && !k.startsWith('OTEL_') && !k.startsWith('PG')) env[k] = v;
+      }
+      Object.assign(env, {
+        EXPORTER_CONFIG: configPath,
+        PULUMI_ACCESS_TOKEN: TEST_TOKEN,
+        PULUMI_BACKEND_URL: sim.url,
+        EXPORTER_ORGS: orgsOf(truth).join(','),
+        // Trust auth ignores the password; it is there to show that no replica ever prints it.
+        EXPORTER_STATE: withPassword(db.url),
+        EXPORTER_STATE_LEASE_SECONDS: '5',
+        EXPORTER_HOST: '127.0.0.1',
+        EXPORTER_PORT: String(port),
+        EXPORTER_BACKFILL_DAYS: '0',
+        EXPORTER_LOG_LEVEL: 'info',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: receiver.url,
+      });
+      const child = spawnProcess(process.execPath, ['--import', 'tsx', `${ROOT}src/cli.ts`, 'run'], env);
+      replicas.push({ name, url: `http://127.0.0.1:${port}`, process: child });
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(replicas.map((r) => r.process.stop()));
+    await client?.end().catch(() => undefined);
+    await db?.drop();
+    await receiver?.close();
+    await sim?.close();
+    tmp.cleanup();
+  });
+
+  const alive = (): Replica[] => replicas.filter((r) => r !== killed);
+
+  const t0 = Date.now();
+  const phases: string[] = [];
+  const phase = (what: string) => phases.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  it('splits the backlog, serves pulumi_* from the leader only, and survives a SIGKILL of the leader', async () => {
+    expect(terminal.length).toBeGreaterThan(200);
+    // All three answer, exactly one leads; followers serve only pulumi_exporter_* (and stay ready).
+    const leader = await eventually(
+      async () => {
+        const scrapes = await Promise.all(replicas.map(scrape));
+        const leaders = replicas.filter((_, i) => isLeader(scrapes[i]!));
+        return leaders.length === 1 ? { replica: leaders[0]!, scrapes } : undefined;
+      },
+      40_000,
+      'three replicas serving /metrics with one leader',
+    );
+    phase('one leader');
+    for (const [i, r] of replicas.entries()) {
+      if (r === leader.replica) continue;
+      expect(dataSamples(leader.scrapes[i]!)).toEqual([]);
+      expect((await fetch(`${r.url}/readyz`)).status === 200 || (await exportedCount()) < terminal.length).toBe(true);
+    }
+
+    // Half-way through the backlog, the leader dies without a chance to release anything.
+    await eventually(async () => ((await exportedCount()) >= terminal.length / 2 ? true : undefined), 60_000, 'half the backlog');
+    phase('half');
+    const before = await scrape(leader.replica);
+    updatesBeforeKill = sumOf(before, 'pulumi_updates_total');
+    // The stacks the leader holds as it dies: only their in-flight updates may be sent twice.
+    const { rows: held } = await client.query<{ key: string }>(
+      `SELECT org || '/' || project || '/' || stack AS key FROM stack_leases
+       WHERE owner = (SELECT owner FROM leader_lease WHERE id = 1)`,
+    );
+    killed = leader.replica;
+    killed.process.child.kill('SIGKILL');
+    const killedStacks = new Set(held.map((r) => r.key));
+    exportedAtKill = await exportedCount();
+    expect(exportedAtKill).toBeLessThan(terminal.length);
+    expect(updatesBeforeKill).toBeGreaterThan(0);
+
+    // The survivors finish the backlog (the dead one's stacks after its leases expire) and elect a new leader.
+    await eventually(async () => ((await exportedCount()) === terminal.length ? true : undefined), 60_000, 'the whole backlog');
+    phase('backlog done');
+    const survivors = await eventually(
+      async () => {
+        const scrapes = await Promise.all(alive().map(scrape));
+        const leaders = scrapes.filter(isLeader);
+        return leaders.length === 1 && sumOf(leaders[0]!, 'pulumi_updates_total') === terminal.length ? scrapes : undefined;
+      },
+      30_000,
+      'a new leader serving the whole backlog',
+    );
+
+    phase('new leader');
+    // Failover: the new leader continues the series, never lower than the old leader served.
+    const newLeader = survivors.find(isLeader)!;
+    expect(sumOf(newLeader, 'pulumi_updates_total')).toBeGreaterThanOrEqual(updatesBeforeKill);
+
+    // The union of the survivors' /metrics holds each pulumi_* series exactly once ...
+    const union = survivors.flatMap(dataSamples);
+    const keys = union.map(seriesKey);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(survivors.filter((s) => dataSamples(s).length > 0)).toHaveLength(1);
+    // ... with the simulator's ground truth as values.
+    const expected = new Map<string, number>();
+    for (const u of terminal) {
+      const key = JSON.stringify({ ...u.stack, kind: u.kind, result: u.result });
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+    }
+    const actual = new Map<string, number>();
+    for (const s of union.filter((x) => x.name === 'pulumi_updates_total')) {
+      const { org, project, stack, kind, result } = s.labels;
+      actual.set(JSON.stringify({ org, project, stack, kind, result }), s.value);
+    }
+    expect(actual).toEqual(expected);
+
+    // Every trace arrived. An update is sent twice only when the kill fell between its OTLP
+    // request and its commit: at most one per stack the killed replica was exporting (it
+    // syncs STACK_CONCURRENCY stacks at once), all of them stacks it held. None is counted twice.
+    const roots = new Map<string, number>();
+    for (const span of receiver.spans().filter((s) => s.parentSpanId === '')) roots.set(span.traceId, (roots.get(span.traceId) ?? 0) + 1);
+    const missing = terminal.filter((u) => !roots.has(traceIdFor(u.stack, u.updateId)));
+    expect(missing).toEqual([]);
+    const twice = [...roots.entries()].filter(([, n]) => n > 1);
+    expect(twice.filter(([, n]) => n > 2)).toEqual([]);
+    expect(twice.length).toBeLessThanOrEqual(STACK_CONCURRENCY);
+    const stackOfTrace = new Map(terminal.map((u) => [traceIdFor(u.stack, u.updateId), stackKey(u.stack)]));
+    const twiceStacks = twice.map(([traceId]) => stackOfTrace.get(traceId)!);
+    expect(new Set(twiceStacks).size).toBe(twiceStacks.length);
+    for (const key of twiceStacks) expect(killedStacks).toContain(key);
+    for (const r of replicas) {
+      expect(r.process.output()).toContain('"module":"coordinator"');
+      expect(r.process.output()).not.toContain(DB_PASSWORD);
+    }
+    console.info(
+      `replicas: ${terminal.length} updates, killed the leader at ${exportedAtKill} exported; ` +
+        `${roots.size} traces received, ${twice.length} sent twice (in flight at the kill); ${phases.join(', ')}`,
+    );
+  }, 150_000);
+});
