@@ -18,9 +18,7 @@ export const ERROR_CODES = {
   TRACE_EXPORT_FAILED: 'the trace sink did not accept the spans of an update',
   STATE_ERROR: 'the state store failed a read or write',
   STATE_MIGRATION_FAILED: 'the state store schema could not be migrated',
-  SYNC_FAILED: 'syncing one stack failed; it is retried next cycle',
   HTTP_LISTEN_FAILED: 'the HTTP server could not listen on the configured host and port',
-  SIMULATOR_INVALID: 'the bundled simulator was given an invalid option, fault rule or control call',
   INTERNAL: 'an unexpected error; please report it',
 } as const;
 

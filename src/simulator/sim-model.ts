@@ -133,3 +133,40 @@ export interface SimStack {
   /** Roughly how many custom resources the program keeps. */
   readonly targetSize?: number;
 }
+
+/** What planUpdate needs to plan one update (or preview) of a stack. */
+export interface PlanInput {
+  readonly project: string;
+  readonly stack: string;
+  readonly kind: PlanKind;
+  readonly preview: boolean;
+  readonly result: PlannedResult;
+  readonly failureMode?: FailureMode;
+  readonly program: readonly SimResource[];
+  readonly state: StackState;
+  readonly rng: Prng;
+  readonly startTime: number;
+  readonly policyPack: boolean;
+  /** `fast` keeps every step to a couple of seconds (live mode). */
+  readonly timing: 'normal' | 'fast';
+  readonly preludeConfig: Readonly<Record<string, string>>;
+  /** Refresh: make at least one resource drift. */
+  readonly forceDrift?: boolean;
+  /** Cancellations and program failures strike no earlier than a third of the way in (live updates). */
+  readonly lateStops?: boolean;
+  /** Serial numbers for drift values. */
+  readonly serial: () => number;
+  readonly buildLabel: string;
+}
+
+export interface PlannedUpdate {
+  readonly events: WireEvent[];
+  readonly endTime: number;
+  readonly operations: OperationRecord[];
+  readonly policyViolations: ViolationRecord[];
+  /** Non-zero counts only. */
+  readonly resourceChanges: Record<string, number>;
+  /** The state after the update (unchanged for previews). */
+  readonly state: StackState;
+  readonly maybeCorrupt: boolean;
+}
