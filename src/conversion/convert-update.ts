@@ -76,8 +76,13 @@ const PIPELINE_RESULT: Readonly<Record<TerminalResult, string>> = {
 // resOpFailedEvent.status: 0 the step failed cleanly, 1 partial failure (resource exists, e.g. init errors), 2 unknown.
 const FAILURE_STATE = ['clean', 'partial', 'unknown'] as const;
 
+/**
+ * The parent URN of a step: `new.parent` whenever the step has new state (empty means top
+ * level, even when `old.parent` names a component the resource was moved out of), and
+ * `old.parent` only without new state (deletes).
+ */
 function parentUrnOf(m: StepMetadata): string {
-  return m.new?.parent || m.old?.parent || '';
+  return m.new ? m.new.parent : (m.old?.parent ?? '');
 }
 
 function unique(...lists: (readonly string[] | undefined)[]): string[] {
