@@ -7,7 +7,7 @@ import type { UpdateInfo } from '../../../src/domain/update.js';
 import { ExporterError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging/logger.js';
 import type { EngineEventsOptions, EventsPage, HistoryPage, HistorySinceOptions, PulumiCloudApi, UpdateStatus } from '../../../src/pulumi/pulumi-api.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { memoryStore } from '../../helpers/memory-store.js';
 import { needsSync, runPollCycle, type PollCycleDeps } from '../../../src/sync/poll-cycle.js';
 import { backfillFloorSeconds } from '../../../src/sync/stack-sync.js';
 import { noopSyncMetrics } from '../../../src/sync/sync-metrics.js';
@@ -110,9 +110,9 @@ class RecordingSink implements SpanSink {
   async shutdown(): Promise<void> {}
 }
 
-function setup(backfillDays = 0) {
+async function setup(backfillDays = 0) {
   const api = new FakeApi();
-  const store = new MemoryStateStore();
+  const store = await memoryStore();
   const sink = new RecordingSink();
   let nowMs = NOW_S * 1000;
   const cfg = defaultConfig();
@@ -140,7 +140,7 @@ const api2: StackRef = { org: 'acme', project: 'api', stack: 'dev' };
 
 describe('poll cycle', () => {
   it('exports new terminal updates oldest first and advances the cursor', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200, result: 'failed' });
@@ -152,7 +152,7 @@ describe('poll cycle', () => {
   });
 
   it('skips history calls for stacks whose lastUpdate did not move', async () => {
-    const { api, deps } = setup();
+    const { api, deps } = await setup();
     api.addStack(web);
     api.addStack(api2);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
@@ -167,7 +167,7 @@ describe('poll cycle', () => {
   });
 
   it('revisits a stack with an update in progress every cycle until it is terminal, then counts it once', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300, result: 'in-progress', endTime: undefined });
     await runPollCycle(deps);
@@ -187,7 +187,7 @@ describe('poll cycle', () => {
   });
 
   it('stops at the first update whose spans were not accepted and resumes there next cycle', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200 });
@@ -202,7 +202,7 @@ describe('poll cycle', () => {
   });
 
   it('stops sending traces for the rest of a cycle once the collector failed, keeping the updates in the backlog', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     for (const stack of ['a', 'b', 'c', 'd', 'e']) {
       const ref = { org: 'acme', project: 'p', stack };
       api.addStack(ref);
@@ -219,7 +219,7 @@ describe('poll cycle', () => {
   });
 
   it('keeps syncing other stacks when one fails, and retries the failed one', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addStack(api2);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
@@ -234,7 +234,7 @@ describe('poll cycle', () => {
   });
 
   it('reads a re-created stack from the start when its versions restart below the cursor', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'old1', startTime: NOW_S - 500 });
     api.addUpdate(web, { updateId: 'old2', startTime: NOW_S - 400 });
@@ -250,7 +250,7 @@ describe('poll cycle', () => {
   });
 
   it('counts unknown engine-event types and still exports the update', async () => {
-    const { api, deps } = setup();
+    const { api, deps } = await setup();
     const counts: Record<string, number>[] = [];
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
@@ -266,7 +266,7 @@ describe('poll cycle', () => {
   });
 
   it('does not lose an update first seen running when the cycle in which it completes fails', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300, result: 'in-progress', endTime: undefined });
     await runPollCycle(deps);
@@ -280,7 +280,7 @@ describe('poll cycle', () => {
   });
 
   it('exports every update of a re-created stack even when its new versions pass the old cursor', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     for (const id of ['old1', 'old2', 'old3']) api.addUpdate(web, { updateId: id, startTime: NOW_S - 900 });
     await runPollCycle(deps);
@@ -293,7 +293,7 @@ describe('poll cycle', () => {
   });
 
   it('exports an update whose engine events do not exist (404) from its history entry', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'imp', startTime: NOW_S - 300, kind: 'import' });
     api.eventErrors.set('imp', new ExporterError('API_NOT_FOUND', '404'));
@@ -304,7 +304,7 @@ describe('poll cycle', () => {
   });
 
   it('counts an update whose events stay malformed after the allowed attempts, so later updates are not blocked', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'bad', startTime: NOW_S - 300 });
     api.addUpdate(web, { updateId: 'good', startTime: NOW_S - 200 });
@@ -319,7 +319,7 @@ describe('poll cycle', () => {
   });
 
   it('retries an outage without limit: retryable errors never give up on an update', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     api.failEventsFor.add('u1');
@@ -331,7 +331,7 @@ describe('poll cycle', () => {
   });
 
   it('counts an update without its trace when the collector keeps rejecting it', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     sink.reject = true;
@@ -343,7 +343,7 @@ describe('poll cycle', () => {
   });
 
   it('starts counting the attempts of an update again after a failure of another, retryable kind', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     const malformed = new ExporterError('API_MALFORMED_RESPONSE', 'broken page');
@@ -361,7 +361,7 @@ describe('poll cycle', () => {
   });
 
   it('does not count the history of a renamed stack again, and moves its cursor past it', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200 });
@@ -379,7 +379,7 @@ describe('poll cycle', () => {
   });
 
   it('forgets the stacks of an org that is no longer configured', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     await runPollCycle(deps);
     expect(await store.listStacks()).toHaveLength(1);
@@ -388,7 +388,7 @@ describe('poll cycle', () => {
   });
 
   it('ignores stacks matching the exclude pattern', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addStack({ org: 'acme', project: 'x', stack: 'ignored' });
     await runPollCycle(deps);
@@ -396,7 +396,7 @@ describe('poll cycle', () => {
   });
 
   it('bounds the first backfill by the configured number of days', async () => {
-    const { api, store, deps } = setup(7);
+    const { api, store, deps } = await setup(7);
     api.addStack(web);
     api.addUpdate(web, { updateId: 'old', startTime: NOW_S - 10 * 86_400 });
     api.addUpdate(web, { updateId: 'new', startTime: NOW_S - 86_400 });
@@ -406,7 +406,7 @@ describe('poll cycle', () => {
   });
 
   it('reports failure without throwing when an org cannot be listed', async () => {
-    const { deps } = setup();
+    const { deps } = await setup();
     const failing = { ...deps, api: { ...deps.api, listStacks: () => Promise.reject(new ExporterError('API_UNAUTHORIZED', '401')) } as PulumiCloudApi };
     const r = await runPollCycle(failing);
     expect(r.result).toBe('failure');
