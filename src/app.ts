@@ -188,7 +188,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
   };
 }
 
-/** https://api.pulumi.com -> https://app.pulumi.com (pulumi-api.md section 1); other hosts unchanged. */
+/** https://api.pulumi.com -> https://app.pulumi.com (shared pulumi-api.md section 1); other hosts unchanged. */
 export function consoleUrlFor(backendUrl: string): string {
   const url = new URL(backendUrl);
   if (url.hostname.startsWith('api.')) url.hostname = `app.${url.hostname.slice(4)}`;

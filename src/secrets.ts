@@ -1,5 +1,5 @@
 /**
- * Process-wide registry of secret strings (the Pulumi token, webhook secrets).
+ * Process-wide registry of secret strings (the Pulumi token, secret OTLP header values).
  * Anything rendered for a log line, an error message or a metric label passes through
  * redact(), so a secret that reaches a message by accident is still not printed.
  */

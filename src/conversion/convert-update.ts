@@ -67,7 +67,7 @@ function unique(...lists: (readonly string[] | undefined)[]): string[] {
  * Converts one update and its engine events into a trace (one root span for the update,
  * one span per kept resource step), the per-step operations and the policy violations.
  * Pure and total: unknown event types, missing optional fields and unmatched terminal
- * events are counted, never thrown. Span layout: telemetry-conventions.md "Traces" and
+ * events are counted, never thrown. Span layout: shared telemetry-conventions.md "Traces" and
  * docs/traces.md.
  */
 export function convertUpdate(

@@ -358,7 +358,7 @@ function pushDeletes(
       deps,
       countAs: 'delete',
       phase2: true,
-      // Component deletes get their outputs event at step end (pulumi-api.md 6.5 rule 3).
+      // Component deletes get their outputs event at step end (shared pulumi-api.md 6.5 rule 3).
       instant: false,
       apply: (s) => s.resources.delete(r.urn),
     });

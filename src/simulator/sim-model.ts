@@ -89,7 +89,7 @@ export interface SimUpdate {
   readonly requestedBy: UserInfo;
   readonly githubCommitInfo?: Readonly<Record<string, unknown>>;
   readonly policyPacks?: ReadonlyArray<Readonly<Record<string, unknown>>>;
-  /** Non-zero counts only (pulumi-api.md 4.4), exactly what the summary event carries. */
+  /** Non-zero counts only (shared pulumi-api.md 4.4), exactly what the summary event carries. */
   readonly resourceChanges: Readonly<Record<string, number>>;
   /** Resources in the stack after the update; undefined for previews. */
   readonly resourceCount?: number;

@@ -25,7 +25,7 @@ export interface TruthUpdate {
   result: 'succeeded' | 'failed' | 'cancelled' | 'in-progress';
   startTime: number;
   endTime?: number;
-  /** Only non-zero keys, per pulumi-api.md 4.4. */
+  /** Only non-zero keys, per shared pulumi-api.md 4.4. */
   resourceChanges: Record<string, number>;
   /** One entry per resourcePreEvent; null for the fixture stack. */
   resourceOperations: Array<{ op: string; type: string; result: 'succeeded' | 'failed' | 'interrupted' }> | null;

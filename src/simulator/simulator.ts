@@ -127,7 +127,7 @@ function paginate<T>(items: readonly T[], q: URLSearchParams): { page: T[]; item
 }
 
 function eventMatches(e: Readonly<Record<string, unknown>> & { type: string }, urn: string | null, types: string[]): boolean {
-  // Numeric type codes are undocumented (pulumi-api.md 2.7); only payload names filter here.
+  // Numeric type codes are undocumented (shared pulumi-api.md 2.7); only payload names filter here.
   const named = types.filter((t) => !/^\d+$/.test(t));
   if (named.length > 0 && !named.includes(e.type)) return false;
   if (urn === null) return true;

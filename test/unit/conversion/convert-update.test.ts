@@ -41,7 +41,7 @@ function convert(events: EngineEvent[], overrides: Parameters<typeof update>[0] 
   return convertUpdate(update(overrides), events, options);
 }
 
-describe('pairing resource steps (pulumi-api.md 6.5)', () => {
+describe('pairing resource steps (shared pulumi-api.md 6.5)', () => {
   it('pairs a refresh pre with an outputs event carrying the result op and records that result', () => {
     const r = convert([pre('refresh', BUCKET, T0 + 1), outputs('update', BUCKET, T0 + 3, { diffs: ['tags'] })]);
     const span = only(r, BUCKET);

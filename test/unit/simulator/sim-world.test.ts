@@ -125,7 +125,7 @@ describe('the simulator data generator', () => {
     expect(payload(summary as RawEvent)['result']).toBe('canceled');
   });
 
-  it('shows every engine-event semantic of pulumi-api.md section 6', () => {
+  it('shows every engine-event semantic of shared pulumi-api.md section 6', () => {
     const all = allUpdates(world(1)).map((x) => x.update);
     const history = all.filter((u) => !u.isPreview);
     const steps = (u: SimUpdate) => pairSteps(events(u));
