@@ -1,5 +1,4 @@
 import type { Prng } from './prng.js';
-import type { ProgramBuilder } from './program.js';
 
 /**
  * The simulator's internal data model: stacks, their deployed state, and the updates the
@@ -112,6 +111,19 @@ export interface StackContext {
   readonly config: Readonly<Record<string, ConfigValue>>;
   /** The config as the prelude event shows it (secrets blinded). */
   readonly preludeConfig: Readonly<Record<string, string>>;
+}
+
+/** What a stack's program generator keeps between updates (program.ts builds one per stack). */
+export interface ProgramBuilder {
+  readonly project: string;
+  readonly stack: string;
+  readonly region: string;
+  readonly rng: Prng;
+  /** Provider references, fixed for the stack's life. */
+  readonly awsProviderRef: string;
+  readonly randomProviderRef: string;
+  /** A new serial number: keeps generated names and edited values unique per stack. */
+  next(): number;
 }
 
 export interface SimStack {
