@@ -119,6 +119,13 @@ function updateSteps(input: PlanInput): Step[] {
   };
   const phase1: number[] = [];
   const phase2Specs: Array<() => void> = [];
+  const ctx: Planning = { rng, timing: input.timing, push, depsOf, phase1, stepOfUrn, phase2Specs };
+  /** A create, update or same step is the one its children and provider users wait for. */
+  const settle = (r: SimResource, idx: number): void => {
+    phase1.push(idx);
+    stepOfUrn.set(r.urn, idx);
+    if (r.role === 'provider') providerStep.set(r.urn, idx);
+  };
 
   for (const r of program) {
     const current = state.resources.get(r.urn);
@@ -143,120 +150,14 @@ function updateSteps(input: PlanInput): Step[] {
         instant: component,
         apply: (s) => s.resources.set(r.urn, deployed),
       });
-      phase1.push(idx);
-      stepOfUrn.set(r.urn, idx);
-      if (r.role === 'provider') providerStep.set(r.urn, idx);
+      settle(r, idx);
       continue;
     }
     const diffs = custom ? topLevelDiffs(current.inputs, r.inputs) : [];
     const spec = RESOURCE_TYPES[r.specKey ?? ''];
     const keys = spec ? diffs.filter((d) => spec.replaceOn.includes(d)) : [];
     if (keys.length > 0) {
-      // Replacement: the same URN gets create-replacement, replace and delete-replaced steps.
-      const deployed = deploy(r, rng);
-      const detailedDiff = Object.fromEntries(
-        diffs.map((d) => [d, { diffKind: keys.includes(d) ? 'update-replace' : 'update', inputDiff: true }]),
-      );
-      const common = { res: deployed, custom: true, keys, diffs, detailedDiff, phase2: false, instant: false };
-      const oldSnap = snapshot(current);
-      const oldDeleting = snapshot(current, { delete: true });
-      if (r.deleteBeforeReplace) {
-        const del = push({
-          ...common,
-          op: 'delete-replaced',
-          res: current,
-          old: oldSnap,
-          newPre: null,
-          newPost: null,
-          keys: undefined,
-          diffs: undefined,
-          detailedDiff: null,
-          logical: false,
-          outputsOp: 'delete-replaced',
-          duration: stepSeconds(r, rng, input.timing, 0.5),
-          deps: depsOf(r),
-          apply: (s) => s.resources.delete(r.urn),
-        });
-        const rep = push({
-          ...common,
-          op: 'replace',
-          old: oldSnap,
-          newPre: snapshot(r, { id: '', outputs: {} }),
-          newPost: snapshot(r, { id: '', outputs: {} }),
-          logical: true,
-          outputsOp: 'replace',
-          duration: 0,
-          deps: [del],
-          countAs: 'replace',
-          apply: () => undefined,
-        });
-        const cr = push({
-          ...common,
-          op: 'create-replacement',
-          old: oldSnap,
-          newPre: snapshot(r, { id: '', outputs: {} }),
-          newPost: snapshot(deployed),
-          logical: false,
-          outputsOp: 'create-replacement',
-          duration: stepSeconds(r, rng, input.timing),
-          deps: [rep],
-          apply: (s) => s.resources.set(r.urn, deployed),
-        });
-        phase1.push(del, rep, cr);
-        stepOfUrn.set(r.urn, cr);
-      } else {
-        const cr = push({
-          ...common,
-          op: 'create-replacement',
-          old: oldSnap,
-          oldPost: oldDeleting,
-          newPre: snapshot(r, { id: '', outputs: {} }),
-          newPost: snapshot(deployed),
-          logical: false,
-          outputsOp: 'create-replacement',
-          duration: stepSeconds(r, rng, input.timing),
-          deps: depsOf(r),
-          apply: (s) => {
-            s.resources.set(r.urn, deployed);
-            s.pending.push(current);
-          },
-        });
-        const rep = push({
-          ...common,
-          op: 'replace',
-          old: oldDeleting,
-          newPre: snapshot(deployed),
-          newPost: snapshot(deployed),
-          logical: true,
-          outputsOp: 'replace',
-          duration: 0,
-          deps: [cr],
-          countAs: 'replace',
-          apply: () => undefined,
-        });
-        phase1.push(cr, rep);
-        stepOfUrn.set(r.urn, rep);
-        phase2Specs.push(() => {
-          push({
-            op: 'delete-replaced',
-            res: current,
-            custom: true,
-            old: oldDeleting,
-            newPre: null,
-            newPost: null,
-            detailedDiff: null,
-            logical: false,
-            outputsOp: 'delete-replaced',
-            duration: stepSeconds(r, rng, input.timing, 0.5),
-            deps: [...phase1],
-            phase2: true,
-            instant: false,
-            apply: (s) => {
-              s.pending = s.pending.filter((p) => p !== current);
-            },
-          });
-        });
-      }
+      replacementSteps(ctx, r, current, diffs, keys);
       continue;
     }
     const updated = diffs.length > 0;
@@ -280,9 +181,7 @@ function updateSteps(input: PlanInput): Step[] {
       instant: component,
       apply: (s) => s.resources.set(r.urn, next),
     });
-    phase1.push(idx);
-    stepOfUrn.set(r.urn, idx);
-    if (r.role === 'provider') providerStep.set(r.urn, idx);
+    settle(r, idx);
   }
 
   for (const add of phase2Specs) add();
@@ -293,6 +192,126 @@ function updateSteps(input: PlanInput): Step[] {
   const removed = [...state.resources.values()].filter((r) => !inProgram.has(r.urn));
   pushDeletes(removed, [...phase1], rng, input.timing, push);
   return steps;
+}
+
+/** What updateSteps shares with the helpers that add steps. */
+interface Planning {
+  readonly rng: Prng;
+  readonly timing: PlanInput['timing'];
+  push(s: StepSpec): number;
+  depsOf(r: SimResource): number[];
+  /** Create/update steps (phase 1); phase-2 deletes wait for all of them. */
+  readonly phase1: number[];
+  readonly stepOfUrn: Map<string, number>;
+  readonly phase2Specs: Array<() => void>;
+}
+
+/** Replacement: the same URN gets create-replacement, replace and delete-replaced steps, in the order deleteBeforeReplace asks for. */
+function replacementSteps(ctx: Planning, r: SimResource, current: SimResource, diffs: string[], keys: string[]): void {
+  const deployed = deploy(r, ctx.rng);
+  const detailedDiff = Object.fromEntries(
+    diffs.map((d) => [d, { diffKind: keys.includes(d) ? 'update-replace' : 'update', inputDiff: true }]),
+  );
+  const common = { res: deployed, custom: true, keys, diffs, detailedDiff, phase2: false, instant: false };
+  const oldSnap = snapshot(current);
+  const oldDeleting = snapshot(current, { delete: true });
+  if (r.deleteBeforeReplace) {
+    const del = ctx.push({
+      ...common,
+      op: 'delete-replaced',
+      res: current,
+      old: oldSnap,
+      newPre: null,
+      newPost: null,
+      keys: undefined,
+      diffs: undefined,
+      detailedDiff: null,
+      logical: false,
+      outputsOp: 'delete-replaced',
+      duration: stepSeconds(r, ctx.rng, ctx.timing, 0.5),
+      deps: ctx.depsOf(r),
+      apply: (s) => s.resources.delete(r.urn),
+    });
+    const rep = ctx.push({
+      ...common,
+      op: 'replace',
+      old: oldSnap,
+      newPre: snapshot(r, { id: '', outputs: {} }),
+      newPost: snapshot(r, { id: '', outputs: {} }),
+      logical: true,
+      outputsOp: 'replace',
+      duration: 0,
+      deps: [del],
+      countAs: 'replace',
+      apply: () => undefined,
+    });
+    const cr = ctx.push({
+      ...common,
+      op: 'create-replacement',
+      old: oldSnap,
+      newPre: snapshot(r, { id: '', outputs: {} }),
+      newPost: snapshot(deployed),
+      logical: false,
+      outputsOp: 'create-replacement',
+      duration: stepSeconds(r, ctx.rng, ctx.timing),
+      deps: [rep],
+      apply: (s) => s.resources.set(r.urn, deployed),
+    });
+    ctx.phase1.push(del, rep, cr);
+    ctx.stepOfUrn.set(r.urn, cr);
+  } else {
+    const cr = ctx.push({
+      ...common,
+      op: 'create-replacement',
+      old: oldSnap,
+      oldPost: oldDeleting,
+      newPre: snapshot(r, { id: '', outputs: {} }),
+      newPost: snapshot(deployed),
+      logical: false,
+      outputsOp: 'create-replacement',
+      duration: stepSeconds(r, ctx.rng, ctx.timing),
+      deps: ctx.depsOf(r),
+      apply: (s) => {
+        s.resources.set(r.urn, deployed);
+        s.pending.push(current);
+      },
+    });
+    const rep = ctx.push({
+      ...common,
+      op: 'replace',
+      old: oldDeleting,
+      newPre: snapshot(deployed),
+      newPost: snapshot(deployed),
+      logical: true,
+      outputsOp: 'replace',
+      duration: 0,
+      deps: [cr],
+      countAs: 'replace',
+      apply: () => undefined,
+    });
+    ctx.phase1.push(cr, rep);
+    ctx.stepOfUrn.set(r.urn, rep);
+    ctx.phase2Specs.push(() => {
+      ctx.push({
+        op: 'delete-replaced',
+        res: current,
+        custom: true,
+        old: oldDeleting,
+        newPre: null,
+        newPost: null,
+        detailedDiff: null,
+        logical: false,
+        outputsOp: 'delete-replaced',
+        duration: stepSeconds(r, ctx.rng, ctx.timing, 0.5),
+        deps: [...ctx.phase1],
+        phase2: true,
+        instant: false,
+        apply: (s) => {
+          s.pending = s.pending.filter((p) => p !== current);
+        },
+      });
+    });
+  }
 }
 
 /** `delete-replaced` steps for the pending deletes left by earlier interrupted replacements. */
