@@ -282,7 +282,7 @@ function settledWithin(work: Promise<unknown>, timeoutMs: number): Promise<void>
   });
 }
 
-/** https://api.pulumi.com -> https://app.pulumi.com (pulumi-api.md section 1); other hosts unchanged. */
+/** https://api.pulumi.com -> https://app.pulumi.com (shared pulumi-api.md section 1); other hosts unchanged. */
 export function consoleUrlFor(backendUrl: string): string {
   const url = new URL(backendUrl);
   if (url.hostname.startsWith('api.')) url.hostname = `app.${url.hostname.slice(4)}`;

@@ -1,8 +1,8 @@
 import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { parseArgs } from 'node:util';
 import { createApp } from './app.js';
 import { loadConfig } from './config/load-config.js';
+import type { Config } from './config/schema.js';
 import { createLogger } from './logging/logger.js';
 import { startSimulator } from './simulator/simulator.js';
 
@@ -32,27 +32,26 @@ export interface RunningDemo {
  * regenerated each run, so old state would not match). EXPORTER_STATE is ignored on purpose:
  * the demo must never delete the state of a real installation.
  */
+export interface DemoOptions {
+  readonly seed: string;
+  readonly state: string;
+  readonly simulatorPort: string;
+  readonly liveIntervalMs: string;
+  /** A config file for everything the demo does not set itself (backend, token, orgs, state). */
+  readonly configPath?: string;
+}
+
 export async function startDemo(
-  argv: string[],
+  values: DemoOptions,
   env: Readonly<Record<string, string | undefined>>,
   out: (line: string) => void,
 ): Promise<RunningDemo> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      seed: { type: 'string', default: '1' },
-      state: { type: 'string', default: './data/demo.db' },
-      'simulator-port': { type: 'string', default: '0' },
-      'live-interval-ms': { type: 'string', default: '3000' },
-    },
-    strict: true,
-  });
   const sim = await startSimulator({
     seed: Number(values.seed),
-    port: Number(values['simulator-port']),
+    port: Number(values.simulatorPort),
     host: '127.0.0.1',
     acceptedToken: DEMO_TOKEN,
-    live: { intervalMs: Number(values['live-interval-ms']) },
+    live: { intervalMs: Number(values.liveIntervalMs) },
   });
   const orgs = [...new Set(sim.truth().stacks.map((s) => s.org))];
   const statePath = values.state;
@@ -61,21 +60,28 @@ export async function startDemo(
   }
   const otelConfigured = env['OTEL_TRACES_EXPORTER'] !== undefined || env['OTEL_EXPORTER_OTLP_ENDPOINT'] !== undefined || env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] !== undefined;
   const collector = otelConfigured || (await listening('127.0.0.1', 4318, 300));
-  const config = loadConfig({
-    env: {
-      ...env,
-      PULUMI_BACKEND_URL: sim.url,
-      PULUMI_ACCESS_TOKEN: DEMO_TOKEN,
-      PULUMI_ACCESS_TOKEN_FILE: undefined,
-      EXPORTER_ORGS: orgs.join(','),
-      EXPORTER_STATE: statePath,
-      EXPORTER_POLL_INTERVAL_SECONDS: env['EXPORTER_POLL_INTERVAL_SECONDS'] ?? '5',
-      EXPORTER_BACKFILL_DAYS: '0',
-      ...(collector ? {} : { OTEL_TRACES_EXPORTER: 'none' }),
-      // Jaeger's UI on its default port, as the compose quickstart runs it.
-      EXPORTER_TRACE_LINK_TEMPLATE: env['EXPORTER_TRACE_LINK_TEMPLATE'] ?? (collector ? 'http://localhost:16686/trace/{traceId}' : undefined),
-    },
-  });
+  let config: Config;
+  try {
+    config = loadConfig({
+      ...(values.configPath ? { configPath: values.configPath } : {}),
+      env: {
+        ...env,
+        PULUMI_BACKEND_URL: sim.url,
+        PULUMI_ACCESS_TOKEN: DEMO_TOKEN,
+        PULUMI_ACCESS_TOKEN_FILE: undefined,
+        EXPORTER_ORGS: orgs.join(','),
+        EXPORTER_STATE: statePath,
+        EXPORTER_POLL_INTERVAL_SECONDS: env['EXPORTER_POLL_INTERVAL_SECONDS'] ?? '5',
+        EXPORTER_BACKFILL_DAYS: '0',
+        ...(collector ? {} : { OTEL_TRACES_EXPORTER: 'none' }),
+        // Jaeger's UI on its default port, as the compose quickstart runs it.
+        EXPORTER_TRACE_LINK_TEMPLATE: env['EXPORTER_TRACE_LINK_TEMPLATE'] ?? (collector ? 'http://localhost:16686/trace/{traceId}' : undefined),
+      },
+    });
+  } catch (err) {
+    await sim.close();
+    throw err;
+  }
   const logger = createLogger({ level: config.log.level });
   const app = createApp(
     {

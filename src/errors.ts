@@ -20,9 +20,7 @@ export const ERROR_CODES = {
   STATE_MIGRATION_FAILED: 'the state store schema could not be migrated',
   STATE_LOCKED: 'the SQLite state file is in use by another exporter process',
   STATE_LEASE_LOST: 'a replica lost the lease of a stack before committing one of its updates; the update is committed by the new holder',
-  SYNC_FAILED: 'syncing one stack failed; it is retried next cycle',
   HTTP_LISTEN_FAILED: 'the HTTP server could not listen on the configured host and port',
-  SIMULATOR_INVALID: 'the bundled simulator was given an invalid option, fault rule or control call',
   INTERNAL: 'an unexpected error; please report it',
 } as const;
 

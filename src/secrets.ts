@@ -1,6 +1,6 @@
 /**
- * Process-wide registry of secret strings (the Pulumi token, webhook secrets, passwords in
- * URL-valued settings).
+ * Process-wide registry of secret strings (the Pulumi token, secret OTLP header values,
+ * passwords in URL-valued settings).
  * Anything rendered for a log line, an error message or a metric label passes through
  * redact(), so a secret that reaches a message by accident is still not printed.
  */

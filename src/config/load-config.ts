@@ -256,9 +256,3 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (problems.length > 0 || !result.success) throw new ConfigValidationError(problems);
   return deepFreeze(result.data);
 }
-
-// The process shell takes the whole config surface from this module. validate-command.ts
-// imports this file back; the cycle is safe because neither side uses the other at load time.
-export { describeConfig } from './describe-config.js';
-export { requireToken } from './require-token.js';
-export { validateCommand } from './validate-command.js';

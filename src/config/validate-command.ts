@@ -6,8 +6,6 @@ import { formatConfigProblems, loadConfig } from './load-config.js';
 import { requireToken } from './require-token.js';
 import type { Config } from './schema.js';
 
-const USAGE = 'usage: pulumi-update-exporter validate [--config FILE]';
-
 export interface ValidateCommandOptions {
   /** Reads a file as UTF-8 text; injectable for tests. */
   readonly readFile?: (path: string) => string;
@@ -18,42 +16,17 @@ function emit(text: string, out: (line: string) => void): void {
 }
 
 /**
- * `pulumi-update-exporter validate [--config FILE]`; `argv` is what follows `validate`.
+ * `pulumi-update-exporter validate [--config FILE]` (main.ts parses the arguments).
  * Prints `configuration OK` and the effective config (secrets redacted) as YAML and returns 0,
- * or prints every problem and returns 2 (also for a usage error). A missing token or org is
+ * or prints every problem and returns 2. A missing token or org is
  * only a note: `demo` runs without them, `run` refuses to start.
  */
 export function validateCommand(
-  argv: readonly string[],
+  configPath: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
   out: (line: string) => void,
   options: ValidateCommandOptions = {},
 ): number {
-  let configPath: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '--help' || arg === '-h') {
-      out(USAGE);
-      return 0;
-    }
-    if (arg === '--config' || arg === '-c') {
-      const value = argv[i + 1];
-      if (value === undefined || value === '') {
-        out(`${arg} needs a file path`);
-        out(USAGE);
-        return 2;
-      }
-      configPath = value;
-      i++;
-    } else if (arg.startsWith('--config=')) {
-      configPath = arg.slice('--config='.length);
-    } else {
-      out(`unknown argument: ${arg}`);
-      out(USAGE);
-      return 2;
-    }
-  }
-
   let config: Config;
   try {
     config = loadConfig({ configPath, env, ...(options.readFile ? { readFile: options.readFile } : {}) });

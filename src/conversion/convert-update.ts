@@ -1,15 +1,9 @@
 import type { EngineEvent, StepMetadata, SummaryEvent } from '../domain/engine-event.js';
-import type {
-  AttributeValue,
-  PolicyViolation,
-  ResourceOperation,
-  SpanEventRecord,
-  SpanRecord,
-  TraceRecord,
-} from '../domain/trace.js';
+import type { PolicyViolation, ResourceOperation, SpanEventRecord, SpanRecord, TraceRecord } from '../domain/trace.js';
 import { isTerminal, terminalResult, type TerminalResult, type UpdateInfo } from '../domain/update.js';
-import { StepTracker, type Step } from './step-pairing.js';
-import { cleanMessage, limitAttributes, resourceNameOf, truncateText } from './text.js';
+import { scanEvents, type EventScan, type MutableAttributes, type Node } from './scan-events.js';
+import type { StepTracker, Step } from './step-pairing.js';
+import { limitAttributes, resourceNameOf, truncateText } from './text.js';
 import { rootSpanIdFor, stepSpanIdFor, traceIdFor } from './trace-ids.js';
 import { consoleUrlOf, environmentAttributes, isPreviewKind } from './update-attributes.js';
 
@@ -45,28 +39,6 @@ export interface ConversionResult {
   readonly unmatchedTerminalEvents: number;
 }
 
-type MutableAttributes = Record<string, AttributeValue>;
-
-interface Node {
-  readonly step: Step;
-  failureMessage?: string;
-  failureStatus?: number;
-  parent?: Node;
-  keep: boolean;
-  emitted: boolean;
-  spanId: string;
-  startMs: number;
-  endMs: number;
-  readonly events: SpanEventRecord[];
-}
-
-interface PendingEvent {
-  readonly target: Step | undefined;
-  readonly timestamp: number;
-  readonly name: string;
-  readonly attributes: MutableAttributes;
-}
-
 const PIPELINE_RESULT: Readonly<Record<TerminalResult, string>> = {
   succeeded: 'success',
   failed: 'failure',
@@ -76,8 +48,13 @@ const PIPELINE_RESULT: Readonly<Record<TerminalResult, string>> = {
 // resOpFailedEvent.status: 0 the step failed cleanly, 1 partial failure (resource exists, e.g. init errors), 2 unknown.
 const FAILURE_STATE = ['clean', 'partial', 'unknown'] as const;
 
+/**
+ * The parent URN of a step: `new.parent` whenever the step has new state (empty means top
+ * level, even when `old.parent` names a component the resource was moved out of), and
+ * `old.parent` only without new state (deletes).
+ */
 function parentUrnOf(m: StepMetadata): string {
-  return m.new?.parent || m.old?.parent || '';
+  return m.new ? m.new.parent : (m.old?.parent ?? '');
 }
 
 function unique(...lists: (readonly string[] | undefined)[]): string[] {
@@ -86,17 +63,11 @@ function unique(...lists: (readonly string[] | undefined)[]): string[] {
   return [...seen];
 }
 
-function fallbackFailureMessage(op: string, status: number): string {
-  if (status === 1) return `${op} step failed (partial failure)`;
-  if (status === 2) return `${op} step failed (resource state unknown)`;
-  return `${op} step failed`;
-}
-
 /**
  * Converts one update and its engine events into a trace (one root span for the update,
  * one span per kept resource step), the per-step operations and the policy violations.
  * Pure and total: unknown event types, missing optional fields and unmatched terminal
- * events are counted, never thrown. Span layout: telemetry-conventions.md "Traces" and
+ * events are counted, never thrown. Span layout: shared telemetry-conventions.md "Traces" and
  * docs/traces.md.
  */
 export function convertUpdate(
@@ -104,113 +75,79 @@ export function convertUpdate(
   events: readonly EngineEvent[],
   options: ConversionOptions,
 ): ConversionResult {
-  const maxLen = options.maxAttributeLength;
-  const redactText = options.redact ?? ((text: string) => text);
-  const tracker = new StepTracker();
-  const nodes: Node[] = [];
-  const nodeOf = new Map<Step, Node>();
-  const pending: PendingEvent[] = [];
-  const eventCounts: Record<string, number> = {};
-  const policyViolations: PolicyViolation[] = [];
-  const lastErrorByUrn = new Map<string, { readonly index: number; readonly message: string }>();
-  let summary: SummaryEvent | undefined;
-  let unmatchedTerminalEvents = 0;
-  let resourceErrors = 0;
-  let mandatoryViolations = 0;
-  let updateError: string | undefined;
-  let firstTs = 0;
-  let lastTs = 0;
+  const scan = scanEvents(events, options.redact ?? ((text: string) => text));
+  const window = timeWindow(update, scan);
+  const traceId = traceIdFor(update.stack, update.updateId);
+  const rootSpanId = rootSpanIdFor(traceId);
+  const layout = layOutSpans(scan, window, traceId, rootSpanId, options);
+  const { root, result } = rootSpan(update, scan, window, { traceId, rootSpanId, events: layout.rootEvents, droppedSpans: layout.droppedSpans }, options);
 
-  for (let i = 0; i < events.length; i++) {
-    const e = events[i]!;
-    eventCounts[e.type] = (eventCounts[e.type] ?? 0) + 1;
-    if (e.timestamp > 0) {
-      if (firstTs === 0) firstTs = e.timestamp;
-      if (e.timestamp > lastTs) lastTs = e.timestamp;
-    }
-    switch (e.type) {
-      case 'resourcePreEvent': {
-        const step = tracker.begin(e, i);
-        const node: Node = { step, keep: false, emitted: false, spanId: '', startMs: 0, endMs: 0, events: [] };
-        nodes.push(node);
-        nodeOf.set(step, node);
-        break;
-      }
-      case 'resOutputsEvent':
-      case 'resOpFailedEvent': {
-        const step = tracker.finish(e, i);
-        if (!step) {
-          unmatchedTerminalEvents += 1;
-          break;
-        }
-        if (e.type === 'resOpFailedEvent') {
-          const node = nodeOf.get(step)!;
-          const diag = lastErrorByUrn.get(e.metadata.urn);
-          node.failureStatus = e.status;
-          node.failureMessage =
-            diag && diag.index > step.index && diag.message ? diag.message : fallbackFailureMessage(step.pre.metadata.op, e.status);
-          resourceErrors += 1;
-        }
-        break;
-      }
-      case 'diagnosticEvent': {
-        const message = cleanMessage(e.message, redactText);
-        if (e.severity === 'error') {
-          if (e.urn) {
-            lastErrorByUrn.set(e.urn, { index: i, message });
-            resourceErrors += 1;
-          } else {
-            updateError = message;
-          }
-        }
-        pending.push({
-          target: e.urn ? tracker.stepFor(e.urn) : undefined,
-          timestamp: e.timestamp,
-          name: 'diagnostic',
-          attributes: { severity: e.severity, message },
-        });
-        break;
-      }
-      case 'policyEvent': {
-        policyViolations.push({ policyPack: e.policyPackName, policy: e.policyName, enforcementLevel: e.enforcementLevel });
-        if (e.enforcementLevel === 'mandatory') mandatoryViolations += 1;
-        const attributes: MutableAttributes = {
-          'pulumi.policy.pack': e.policyPackName,
-          'pulumi.policy.name': e.policyName,
-          'pulumi.policy.enforcement_level': e.enforcementLevel,
-          message: cleanMessage(e.message, redactText),
-        };
-        if (e.policyPackVersion) attributes['pulumi.policy.pack_version'] = e.policyPackVersion;
-        if (e.severity) attributes['pulumi.policy.severity'] = e.severity;
-        pending.push({
-          target: e.resourceUrn ? tracker.stepFor(e.resourceUrn) : undefined,
-          timestamp: e.timestamp,
-          name: 'policy_violation',
-          attributes,
-        });
-        break;
-      }
-      case 'summaryEvent':
-        summary = e;
-        break;
-      default:
-        break;
-    }
-  }
+  const operations: ResourceOperation[] = scan.nodes.map((node) => {
+    const { pre, terminal } = node.step;
+    const outcome = !terminal ? 'interrupted' : terminal.type === 'resOpFailedEvent' ? 'failed' : 'succeeded';
+    return {
+      urn: pre.metadata.urn,
+      op: pre.metadata.op,
+      resourceType: pre.metadata.type,
+      result: outcome,
+      durationSeconds: outcome === 'interrupted' ? 0 : (node.endMs - node.startMs) / 1000,
+    };
+  });
 
-  // Time window: the service's start/end; an update still running ends at its last event.
-  const startMs = (update.startTime > 0 ? update.startTime : firstTs) * 1000;
-  const rawEnd = update.endTime !== undefined && update.endTime > 0 ? update.endTime : lastTs;
+  const { org, project, stack } = update.stack;
+  return {
+    trace: {
+      traceId,
+      resource: {
+        'service.name': options.serviceName,
+        'pulumi.org': org,
+        'pulumi.project': project,
+        'pulumi.stack': stack,
+      },
+      spans: [root, ...layout.stepSpans],
+      droppedSpans: layout.droppedSpans,
+    },
+    operations,
+    policyViolations: scan.policyViolations,
+    eventCounts: scan.eventCounts,
+    ...(scan.summary ? { summary: scan.summary } : {}),
+    result,
+    unmatchedTerminalEvents: scan.unmatchedTerminalEvents,
+  };
+}
+
+/** The update's time window in ms: the service's start/end; an update still running ends at its last event. */
+interface TimeWindow {
+  readonly startMs: number;
+  readonly endMs: number;
+  /** Seconds to ms, clamped into the window. */
+  clamp(seconds: number): number;
+}
+
+function timeWindow(update: UpdateInfo, scan: EventScan): TimeWindow {
+  const startMs = (update.startTime > 0 ? update.startTime : scan.firstTs) * 1000;
+  const rawEnd = update.endTime !== undefined && update.endTime > 0 ? update.endTime : scan.lastTs;
   const endMs = Math.max(rawEnd * 1000, startMs);
-  const clamp = (seconds: number): number => Math.min(Math.max(seconds * 1000, startMs), endMs);
+  return { startMs, endMs, clamp: (seconds) => Math.min(Math.max(seconds * 1000, startMs), endMs) };
+}
 
+interface SpanLayout {
+  readonly stepSpans: SpanRecord[];
+  readonly rootEvents: SpanEventRecord[];
+  readonly droppedSpans: number;
+}
+
+/** Times and parents every step, keeps the spans worth emitting (up to the cap) and places the span events. */
+function layOutSpans(scan: EventScan, window: TimeWindow, traceId: string, rootSpanId: string, options: ConversionOptions): SpanLayout {
+  const { nodes, nodeOf } = scan;
+  const { clamp } = window;
   for (const node of nodes) {
     const { pre, terminal } = node.step;
     node.startMs = clamp(pre.timestamp);
-    node.endMs = terminal ? Math.max(clamp(terminal.timestamp), node.startMs) : endMs;
+    node.endMs = terminal ? Math.max(clamp(terminal.timestamp), node.startMs) : window.endMs;
   }
 
-  resolveParents(nodes, tracker, nodeOf);
+  resolveParents(nodes, scan.tracker, nodeOf);
 
   // `same` steps only survive as ancestors of kept spans (component structure), unless asked to keep all.
   for (const node of nodes) {
@@ -223,12 +160,9 @@ export function convertUpdate(
     }
   }
 
-  const traceId = traceIdFor(update.stack, update.updateId);
-  const rootSpanId = rootSpanIdFor(traceId);
   const kept = nodes.filter((n) => n.keep);
   const maxSteps = Math.max(0, Math.floor(options.maxSpansPerTrace) - 1);
   const emitted = kept.length > maxSteps ? kept.slice(0, maxSteps) : kept;
-  const droppedSpans = kept.length - emitted.length;
   for (const node of emitted) {
     node.emitted = true;
     const m = node.step.pre.metadata;
@@ -236,15 +170,15 @@ export function convertUpdate(
   }
 
   const rootEvents: SpanEventRecord[] = [];
-  for (const p of pending) {
+  for (const p of scan.pending) {
     const node = p.target ? nodeOf.get(p.target) : undefined;
     const within = node?.emitted ? node : undefined;
-    const lo = within ? within.startMs : startMs;
-    const hi = within ? within.endMs : endMs;
+    const lo = within ? within.startMs : window.startMs;
+    const hi = within ? within.endMs : window.endMs;
     const record: SpanEventRecord = {
       name: p.name,
       timeMs: Math.min(Math.max(clamp(p.timestamp), lo), hi),
-      attributes: limitAttributes(p.attributes, maxLen),
+      attributes: limitAttributes(p.attributes, options.maxAttributeLength),
     };
     (within ? within.events : rootEvents).push(record);
   }
@@ -252,13 +186,32 @@ export function convertUpdate(
   const stepSpans: SpanRecord[] = emitted.map((node) => {
     let parent = node.parent;
     while (parent && !parent.emitted) parent = parent.parent;
-    return stepSpan(node, traceId, parent ? parent.spanId : rootSpanId, maxLen);
+    return stepSpan(node, traceId, parent ? parent.spanId : rootSpanId, options.maxAttributeLength);
   });
+  return { stepSpans, rootEvents, droppedSpans: kept.length - emitted.length };
+}
 
+interface RootIds {
+  readonly traceId: string;
+  readonly rootSpanId: string;
+  readonly events: SpanEventRecord[];
+  readonly droppedSpans: number;
+}
+
+/** The update's root span and its terminal result. */
+function rootSpan(
+  update: UpdateInfo,
+  scan: EventScan,
+  window: TimeWindow,
+  ids: RootIds,
+  options: ConversionOptions,
+): { root: SpanRecord; result: TerminalResult } {
+  const { summary } = scan;
+  const maxLen = options.maxAttributeLength;
   const result = terminalResult(update.result, summary?.result);
   const finished = isTerminal(update.result) || summary?.result !== undefined;
   const preview = isPreviewKind(update.kind) || summary?.isPreview === true;
-  const { org, project, stack } = update.stack;
+  const { project, stack } = update.stack;
 
   const rootAttributes: MutableAttributes = {
     'cicd.pipeline.name': `${project}/${stack}`,
@@ -268,7 +221,7 @@ export function convertUpdate(
   if (finished) rootAttributes['cicd.pipeline.result'] = PIPELINE_RESULT[result];
   if (finished && result === 'failed') {
     rootAttributes['error.type'] =
-      resourceErrors > 0 ? 'resource_operation_failed' : mandatoryViolations > 0 ? 'policy_violation' : 'update_failed';
+      scan.resourceErrors > 0 ? 'resource_operation_failed' : scan.mandatoryViolations > 0 ? 'policy_violation' : 'update_failed';
   }
   rootAttributes['pulumi.update.kind'] = update.kind;
   rootAttributes['pulumi.update.version'] = update.version;
@@ -276,59 +229,32 @@ export function convertUpdate(
   if (update.message.length > 0) rootAttributes['pulumi.update.message'] = update.message;
   const requestedBy = update.requestedBy?.githubLogin || update.requestedBy?.name;
   if (requestedBy) rootAttributes['pulumi.update.requested_by'] = requestedBy;
-  const changes =
-    Object.keys(update.resourceChanges).length > 0 ? update.resourceChanges : (summary?.resourceChanges ?? {});
+  const changes = changesOf(update, summary);
   for (const [op, count] of Object.entries(changes)) rootAttributes[`pulumi.update.resource_changes.${op}`] = count;
   if (summary?.maybeCorrupt) rootAttributes['pulumi.update.maybe_corrupt'] = true;
   Object.assign(rootAttributes, environmentAttributes(update.environment));
-  if (droppedSpans > 0) rootAttributes['pulumi.trace.dropped_spans'] = droppedSpans;
+  if (ids.droppedSpans > 0) rootAttributes['pulumi.trace.dropped_spans'] = ids.droppedSpans;
 
   const root: SpanRecord = {
-    traceId,
-    spanId: rootSpanId,
+    traceId: ids.traceId,
+    spanId: ids.rootSpanId,
     name: `${update.kind} ${project}/${stack}`,
     kind: 'server',
-    startTimeMs: startMs,
-    endTimeMs: endMs,
+    startTimeMs: window.startMs,
+    endTimeMs: window.endMs,
     attributes: limitAttributes(rootAttributes, maxLen),
     status:
       finished && result === 'failed'
-        ? { code: 'error', message: truncateText(updateError || 'update failed', maxLen) }
+        ? { code: 'error', message: truncateText(scan.updateError || 'update failed', maxLen) }
         : { code: 'unset' },
-    events: rootEvents,
+    events: ids.events,
   };
+  return { root, result };
+}
 
-  const operations: ResourceOperation[] = nodes.map((node) => {
-    const { pre, terminal } = node.step;
-    const outcome = !terminal ? 'interrupted' : terminal.type === 'resOpFailedEvent' ? 'failed' : 'succeeded';
-    return {
-      urn: pre.metadata.urn,
-      op: pre.metadata.op,
-      resourceType: pre.metadata.type,
-      result: outcome,
-      durationSeconds: outcome === 'interrupted' ? 0 : (node.endMs - node.startMs) / 1000,
-    };
-  });
-
-  return {
-    trace: {
-      traceId,
-      resource: {
-        'service.name': options.serviceName,
-        'pulumi.org': org,
-        'pulumi.project': project,
-        'pulumi.stack': stack,
-      },
-      spans: [root, ...stepSpans],
-      droppedSpans,
-    },
-    operations,
-    policyViolations,
-    eventCounts,
-    ...(summary ? { summary } : {}),
-    result,
-    unmatchedTerminalEvents,
-  };
+/** The history's resource changes, else the summary's. */
+function changesOf(update: UpdateInfo, summary: SummaryEvent | undefined): Readonly<Record<string, number>> {
+  return Object.keys(update.resourceChanges).length > 0 ? update.resourceChanges : (summary?.resourceChanges ?? {});
 }
 
 /**

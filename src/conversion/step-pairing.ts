@@ -11,7 +11,7 @@ export interface Step {
 }
 
 /**
- * Pairs pre events with their outputs/failed events (pulumi-api.md 6.5). URNs are not
+ * Pairs pre events with their outputs/failed events (shared pulumi-api.md 6.5). URNs are not
  * unique within an update (replacements, refresh of a pending-delete copy), so each URN
  * has a FIFO queue of open steps; a terminal event closes the oldest open step with the
  * same op, else the oldest open `refresh` step (refresh outputs carry the result op),

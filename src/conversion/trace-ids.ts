@@ -1,11 +1,17 @@
 import type { StackRef } from '../domain/stack.js';
-import { sha256Hex } from './sha256.js';
+import { sha256 } from '@noble/hashes/sha2';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
 
 /*
- * Deterministic ids (telemetry-conventions.md, "Traces"): a re-export after a crash, or
+ * Deterministic ids (docs/traces.md, after the shared telemetry-conventions.md "Traces"): a re-export after a crash, or
  * from another replica, produces the same ids, and anyone can recompute the trace id of
  * an update from its stack and update id.
  */
+
+/** The first `hexChars` hex digits of SHA-256 over the UTF-8 bytes of `text`. */
+function sha256Hex(text: string, hexChars: number): string {
+  return bytesToHex(sha256(utf8ToBytes(text))).slice(0, hexChars);
+}
 
 /** Trace id of an update: first 16 bytes of SHA-256("{org}/{project}/{stack}/{updateID}"), 32 hex chars. */
 export function traceIdFor(ref: StackRef, updateId: string): string {

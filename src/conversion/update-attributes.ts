@@ -8,7 +8,7 @@ export { isPreviewKind } from '../domain/update.js';
 
 /**
  * Console link of an update: `{consoleUrl}/{org}/{project}/{stack}/updates/{version}`,
- * or `/previews/{updateID}` for a preview (pulumi-api.md 2.5).
+ * or `/previews/{updateID}` for a preview (shared pulumi-api.md 2.5).
  */
 export function consoleUrlOf(
   update: Pick<UpdateInfo, 'stack' | 'updateId' | 'version'>,

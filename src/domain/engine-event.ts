@@ -33,7 +33,7 @@ export interface StepMetadata {
 }
 
 interface Base {
-  /** Unix seconds as stamped by the service (coarse; see pulumi-api.md 6.1). */
+  /** Unix seconds as stamped by the service (coarse; see shared pulumi-api.md 6.1). */
   readonly timestamp: number;
 }
 

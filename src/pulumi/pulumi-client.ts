@@ -89,7 +89,7 @@ function defaultSleep(ms: number): Promise<void> {
 /**
  * The status route has one variant per kind (update, preview, refresh, destroy); preview
  * kinds (`Pupdate`, ...) use `preview`, and anything else `update`, which the service
- * treats alike (pulumi-api.md 2.7).
+ * treats alike (shared pulumi-api.md 2.7).
  */
 export function statusPathKind(kind: string): string {
   if (STATUS_KINDS.has(kind)) return kind;

@@ -3,7 +3,7 @@
  * without a server.
  */
 
-/** HTTP statuses that are retried (pulumi-api.md section 1, architecture rule 8). */
+/** HTTP statuses that are retried (shared pulumi-api.md section 1, shared architecture.md rule 8). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
 
 /**

@@ -10,7 +10,7 @@ import {
 import { describeZodError } from './wire-schema.js';
 
 /**
- * Wire schemas of engine events (pulumi-api.md section 3) and their mapping to the
+ * Wire schemas of engine events (shared pulumi-api.md section 3) and their mapping to the
  * domain. Unknown fields are ignored; inputs, outputs, config and detailed-diff values
  * are never copied into the domain objects.
  */

@@ -4,7 +4,7 @@ import type { UpdateInfo, UserRef } from '../domain/update.js';
 import type { HistoryPage, UpdateStatus } from './pulumi-api.js';
 
 /**
- * Zod schemas of the Pulumi Cloud responses the client reads (pulumi-api.md sections 1,
+ * Zod schemas of the Pulumi Cloud responses the client reads (shared pulumi-api.md sections 1,
  * 2 and 5) and their mapping to domain types. Objects strip unknown keys; Go encodes nil
  * slices and maps as `null`, so collections accept null as empty. Config values, e-mail
  * addresses and other fields the exporter does not need never leave this module.

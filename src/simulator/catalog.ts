@@ -25,7 +25,7 @@ export interface ResourceTypeSpec {
 
 const ACCOUNT = '123456789012';
 
-/** How the service blinds a secret value inside inputs/outputs (pulumi-api.md 3.3). */
+/** How the service blinds a secret value inside inputs/outputs (shared pulumi-api.md 3.3). */
 export const SECRET_SENTINEL = {
   '4dabf18193072939515e22adb298388d': '1b47061264138c4ac30d75fd1eb44270',
   ciphertext: '[secret]',

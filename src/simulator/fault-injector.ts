@@ -1,8 +1,23 @@
-import { ExporterError } from '../errors.js';
-import type { Endpoint, FaultRule } from './simulator.js';
+import { SimulatorError } from './simulator-error.js';
 
 export const FAULT_KINDS = ['429', '500', '502', '503', '504', 'slow', 'malformed', '401'] as const;
-export const ENDPOINTS: readonly Endpoint[] = ['listStacks', 'getStack', 'listUpdates', 'latestPreviews', 'updateStatus', 'engineEvents'];
+export const ENDPOINTS = ['listStacks', 'getStack', 'listUpdates', 'latestPreviews', 'updateStatus', 'engineEvents'] as const;
+
+export type Endpoint = (typeof ENDPOINTS)[number];
+
+export interface FaultRule {
+  kind: (typeof FAULT_KINDS)[number];
+  /** Restrict to one endpoint; default all. */
+  endpoint?: Endpoint;
+  /** Apply to the next `count` matching requests, then the rule is spent. */
+  count?: number;
+  /** Or: apply to every Nth matching request. */
+  everyNth?: number;
+  /** For 429 (sent as Retry-After; default 1). */
+  retryAfterSeconds?: number;
+  /** For slow (default 1000). */
+  delayMs?: number;
+}
 
 interface ActiveRule {
   readonly rule: FaultRule;
@@ -14,27 +29,27 @@ interface ActiveRule {
 
 function positiveInt(value: number | undefined, what: string): void {
   if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-    throw new ExporterError('SIMULATOR_INVALID', `fault rule ${what} must be a positive integer, got ${String(value)}`);
+    throw new SimulatorError('SIMULATOR_FAULT_INVALID', `fault rule ${what} must be a positive integer, got ${String(value)}`);
   }
 }
 
 export function validateFaultRule(rule: FaultRule): void {
   if (!(FAULT_KINDS as readonly string[]).includes(rule.kind)) {
-    throw new ExporterError('SIMULATOR_INVALID', `unknown fault kind "${String(rule.kind)}" (expected one of ${FAULT_KINDS.join(', ')})`);
+    throw new SimulatorError('SIMULATOR_FAULT_INVALID', `unknown fault kind "${String(rule.kind)}" (expected one of ${FAULT_KINDS.join(', ')})`);
   }
-  if (rule.endpoint !== undefined && !ENDPOINTS.includes(rule.endpoint)) {
-    throw new ExporterError('SIMULATOR_INVALID', `unknown fault endpoint "${String(rule.endpoint)}" (expected one of ${ENDPOINTS.join(', ')})`);
+  if (rule.endpoint !== undefined && !(ENDPOINTS as readonly string[]).includes(rule.endpoint)) {
+    throw new SimulatorError('SIMULATOR_FAULT_INVALID', `unknown fault endpoint "${String(rule.endpoint)}" (expected one of ${ENDPOINTS.join(', ')})`);
   }
   if (rule.count !== undefined && rule.everyNth !== undefined) {
-    throw new ExporterError('SIMULATOR_INVALID', 'a fault rule takes count or everyNth, not both');
+    throw new SimulatorError('SIMULATOR_FAULT_INVALID', 'a fault rule takes count or everyNth, not both');
   }
   positiveInt(rule.count, 'count');
   positiveInt(rule.everyNth, 'everyNth');
   if (rule.retryAfterSeconds !== undefined && (!Number.isInteger(rule.retryAfterSeconds) || rule.retryAfterSeconds < 0)) {
-    throw new ExporterError('SIMULATOR_INVALID', 'fault rule retryAfterSeconds must be a non-negative integer');
+    throw new SimulatorError('SIMULATOR_FAULT_INVALID', 'fault rule retryAfterSeconds must be a non-negative integer');
   }
   if (rule.delayMs !== undefined && (!Number.isFinite(rule.delayMs) || rule.delayMs < 0)) {
-    throw new ExporterError('SIMULATOR_INVALID', 'fault rule delayMs must be a non-negative number');
+    throw new SimulatorError('SIMULATOR_FAULT_INVALID', 'fault rule delayMs must be a non-negative number');
   }
 }
 

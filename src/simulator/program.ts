@@ -1,6 +1,6 @@
 import { COMPONENT_TYPES, RESOURCE_TYPES, TOP_LEVEL_COMPONENTS, TOP_LEVEL_RESOURCES } from './catalog.js';
 import type { Prng } from './prng.js';
-import type { SimResource } from './sim-model.js';
+import type { ProgramBuilder, SimResource } from './sim-model.js';
 
 /**
  * A stack's "program": the resources it declares, in registration order. The generator
@@ -17,18 +17,6 @@ export function stackUrn(project: string, stack: string): string {
 
 function urnOf(project: string, stack: string, typeChain: string, name: string): string {
   return `urn:pulumi:${stack}::${project}::${typeChain}::${name}`;
-}
-
-export interface ProgramBuilder {
-  readonly project: string;
-  readonly stack: string;
-  readonly region: string;
-  readonly rng: Prng;
-  /** Provider references, fixed for the stack's life. */
-  readonly awsProviderRef: string;
-  readonly randomProviderRef: string;
-  /** A new serial number: keeps generated names and edited values unique per stack. */
-  next(): number;
 }
 
 export function createProgramBuilder(project: string, stack: string, region: string, rng: Prng): ProgramBuilder {

@@ -1,5 +1,4 @@
 import type { Prng } from './prng.js';
-import type { ProgramBuilder } from './program.js';
 
 /**
  * The simulator's internal data model: stacks, their deployed state, and the updates the
@@ -89,7 +88,7 @@ export interface SimUpdate {
   readonly requestedBy: UserInfo;
   readonly githubCommitInfo?: Readonly<Record<string, unknown>>;
   readonly policyPacks?: ReadonlyArray<Readonly<Record<string, unknown>>>;
-  /** Non-zero counts only (pulumi-api.md 4.4), exactly what the summary event carries. */
+  /** Non-zero counts only (shared pulumi-api.md 4.4), exactly what the summary event carries. */
   readonly resourceChanges: Readonly<Record<string, number>>;
   /** Resources in the stack after the update; undefined for previews. */
   readonly resourceCount?: number;
@@ -114,6 +113,19 @@ export interface StackContext {
   readonly preludeConfig: Readonly<Record<string, string>>;
 }
 
+/** What a stack's program generator keeps between updates (program.ts builds one per stack). */
+export interface ProgramBuilder {
+  readonly project: string;
+  readonly stack: string;
+  readonly region: string;
+  readonly rng: Prng;
+  /** Provider references, fixed for the stack's life. */
+  readonly awsProviderRef: string;
+  readonly randomProviderRef: string;
+  /** A new serial number: keeps generated names and edited values unique per stack. */
+  next(): number;
+}
+
 export interface SimStack {
   readonly org: string;
   readonly project: string;
@@ -132,4 +144,41 @@ export interface SimStack {
   readonly builder?: ProgramBuilder;
   /** Roughly how many custom resources the program keeps. */
   readonly targetSize?: number;
+}
+
+/** What planUpdate needs to plan one update (or preview) of a stack. */
+export interface PlanInput {
+  readonly project: string;
+  readonly stack: string;
+  readonly kind: PlanKind;
+  readonly preview: boolean;
+  readonly result: PlannedResult;
+  readonly failureMode?: FailureMode;
+  readonly program: readonly SimResource[];
+  readonly state: StackState;
+  readonly rng: Prng;
+  readonly startTime: number;
+  readonly policyPack: boolean;
+  /** `fast` keeps every step to a couple of seconds (live mode). */
+  readonly timing: 'normal' | 'fast';
+  readonly preludeConfig: Readonly<Record<string, string>>;
+  /** Refresh: make at least one resource drift. */
+  readonly forceDrift?: boolean;
+  /** Cancellations and program failures strike no earlier than a third of the way in (live updates). */
+  readonly lateStops?: boolean;
+  /** Serial numbers for drift values. */
+  readonly serial: () => number;
+  readonly buildLabel: string;
+}
+
+export interface PlannedUpdate {
+  readonly events: WireEvent[];
+  readonly endTime: number;
+  readonly operations: OperationRecord[];
+  readonly policyViolations: ViolationRecord[];
+  /** Non-zero counts only. */
+  readonly resourceChanges: Record<string, number>;
+  /** The state after the update (unchanged for previews). */
+  readonly state: StackState;
+  readonly maybeCorrupt: boolean;
 }

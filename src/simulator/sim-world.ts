@@ -1,5 +1,5 @@
 import type { StackRef } from '../domain/stack.js';
-import { ExporterError } from '../errors.js';
+import { SimulatorError } from './simulator-error.js';
 import { ORG_NAMES, PEOPLE, POLICY_PACK, PROJECT_NAMES, STACK_NAMES } from './catalog.js';
 import { FIXTURE_PROJECT, loadFixtureStack } from './fixture-stack.js';
 import { defaultFixturesDir } from './package-root.js';
@@ -7,7 +7,7 @@ import { planUpdate } from './plan-update.js';
 import { createPrng, hashString, type Prng } from './prng.js';
 import { buildInitialProgram, createProgramBuilder, mutateProgram, type MutationRequest } from './program.js';
 import type { FailureMode, PlanKind, PlannedResult, SimStack, SimUpdate, StackContext, UserInfo } from './sim-model.js';
-import type { SimulatorTruth, TruthUpdate } from './simulator.js';
+import type { SimulatorTruth, TruthUpdate } from './simulator-truth.js';
 import { updateMetadata } from './update-metadata.js';
 
 export interface SimulatorScale {
@@ -129,7 +129,7 @@ export class SimWorld {
       if (o === 0) {
         const dir = options.fixturesDir ?? defaultFixturesDir();
         if (options.fixtures === true && dir === undefined) {
-          throw new ExporterError('SIMULATOR_INVALID', 'simulator fixtures requested but fixtures/pulumi-samples was not found next to package.json');
+          throw new SimulatorError('SIMULATOR_FIXTURES_MISSING', 'simulator fixtures requested but fixtures/pulumi-samples was not found next to package.json');
         }
         if (options.fixtures !== false && dir !== undefined) {
           const rng = orgRng.fork('fixtures');
@@ -329,7 +329,7 @@ export class SimWorld {
 
   private requireStack(ref: StackRef): SimStack {
     const s = this.findStack(ref);
-    if (!s) throw new ExporterError('SIMULATOR_INVALID', `simulator has no stack ${ref.org}/${ref.project}/${ref.stack}`);
+    if (!s) throw new SimulatorError('SIMULATOR_CONTROL_INVALID', `simulator has no stack ${ref.org}/${ref.project}/${ref.stack}`);
     return s;
   }
 
@@ -354,9 +354,9 @@ export class SimWorld {
   }
 
   private begin(stack: SimStack, spec: UpdateSpec, preview: boolean, timing: 'normal' | 'fast'): SimUpdate {
-    if (stack.isFixture) throw new ExporterError('SIMULATOR_INVALID', 'the fixture stack replays recorded updates only; start updates on a generated stack');
+    if (stack.isFixture) throw new SimulatorError('SIMULATOR_CONTROL_INVALID', 'the fixture stack replays recorded updates only; start updates on a generated stack');
     if (this.running.some((r) => r.stack === stack)) {
-      throw new ExporterError('SIMULATOR_INVALID', `an update is already running on ${stack.org}/${stack.project}/${stack.stack}`);
+      throw new SimulatorError('SIMULATOR_CONTROL_INVALID', `an update is already running on ${stack.org}/${stack.project}/${stack.stack}`);
     }
     const startTime = Math.max(this.clock, this.lastEnd(stack) + 30);
     const update = this.planNext(stack, { force: 'update', ...spec }, { startTime, timing, preview, earlyStopsAvoided: true });
@@ -370,8 +370,8 @@ export class SimWorld {
   startUpdate(ref: StackRef, opts: StartOptions = {}): string {
     const kind = opts.kind ?? 'update';
     const result = opts.result ?? 'succeeded';
-    if (!['update', 'refresh', 'destroy'].includes(kind)) throw new ExporterError('SIMULATOR_INVALID', `unknown update kind "${String(kind)}"`);
-    if (!['succeeded', 'failed', 'cancelled'].includes(result)) throw new ExporterError('SIMULATOR_INVALID', `unknown update result "${String(result)}"`);
+    if (!['update', 'refresh', 'destroy'].includes(kind)) throw new SimulatorError('SIMULATOR_CONTROL_INVALID', `unknown update kind "${String(kind)}"`);
+    if (!['succeeded', 'failed', 'cancelled'].includes(result)) throw new SimulatorError('SIMULATOR_CONTROL_INVALID', `unknown update result "${String(result)}"`);
     const stack = this.requireStack(ref);
     const rng = stack.rng;
     const failureMode = rng ? rng.weighted<FailureMode>([['resource', 0.7], ['program', 0.15], ['policy', 0.15]]) : 'resource';
@@ -419,7 +419,7 @@ export class SimWorld {
   completeUpdate(ref: StackRef, updateId: string): void {
     const stack = this.requireStack(ref);
     const known = [...stack.updates, ...stack.previews].find((u) => u.updateId === updateId);
-    if (!known) throw new ExporterError('SIMULATOR_INVALID', `stack ${ref.org}/${ref.project}/${ref.stack} has no update ${updateId}`);
+    if (!known) throw new SimulatorError('SIMULATOR_CONTROL_INVALID', `stack ${ref.org}/${ref.project}/${ref.stack} has no update ${updateId}`);
     const i = this.running.findIndex((r) => r.update === known);
     if (i >= 0) this.finish(i);
   }

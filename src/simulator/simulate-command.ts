@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
-import { isExporterError } from '../errors.js';
-import { ENDPOINTS, FAULT_KINDS, validateFaultRule } from './fault-injector.js';
+import { ENDPOINTS, FAULT_KINDS, validateFaultRule, type Endpoint, type FaultRule } from './fault-injector.js';
 import { SimWorld } from './sim-world.js';
-import { startSimulator, type Endpoint, type FaultRule, type RunningSimulator, type SimulatorOptions } from './simulator.js';
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from './simulator.js';
 
 const USAGE = `Usage: pulumi-update-exporter simulate --port N [options]
 
@@ -106,7 +105,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   try {
     sim = await startSimulator(options);
   } catch (err) {
-    const reason = isExporterError(err) || err instanceof Error ? err.message : String(err);
+    const reason = err instanceof Error ? err.message : String(err);
     out(`simulate: cannot start the simulator on ${options.host}:${options.port}: ${reason}`);
     return 1;
   }

@@ -2,10 +2,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import type { StackRef } from '../domain/stack.js';
-import { ExporterError } from '../errors.js';
-import { ENDPOINTS, FaultInjector } from './fault-injector.js';
+import { ENDPOINTS, FaultInjector, type Endpoint, type FaultRule } from './fault-injector.js';
 import type { SimStack, SimUpdate } from './sim-model.js';
 import { SimWorld, type SimulatorScale } from './sim-world.js';
+import { SimulatorError } from './simulator-error.js';
+import type { SimulatorTruth } from './simulator-truth.js';
 import {
   decodeEventToken,
   decodeStackToken,
@@ -41,22 +42,6 @@ export interface SimulatorOptions {
   tickEvents?: number;
 }
 
-export interface FaultRule {
-  kind: '429' | '500' | '502' | '503' | '504' | 'slow' | 'malformed' | '401';
-  /** Restrict to one endpoint; default all. */
-  endpoint?: Endpoint;
-  /** Apply to the next `count` matching requests, then the rule is spent. */
-  count?: number;
-  /** Or: apply to every Nth matching request. */
-  everyNth?: number;
-  /** For 429 (sent as Retry-After; default 1). */
-  retryAfterSeconds?: number;
-  /** For slow (default 1000). */
-  delayMs?: number;
-}
-
-export type Endpoint = 'listStacks' | 'getStack' | 'listUpdates' | 'latestPreviews' | 'updateStatus' | 'engineEvents';
-
 export type UpdateKindOption = 'update' | 'refresh' | 'destroy';
 export type UpdateResultOption = 'succeeded' | 'failed' | 'cancelled';
 
@@ -83,40 +68,6 @@ export interface RunningSimulator {
     /** Advances the simulator clock (seconds) used for new updates' timestamps. */
     advanceClock(seconds: number): void;
   };
-}
-
-export interface SimulatorTruth {
-  stacks: TruthStack[];
-}
-
-export interface TruthStack {
-  org: string;
-  project: string;
-  stack: string;
-  resourceCount: number;
-  /** What the stack list reports. */
-  lastUpdate?: number;
-  /** Oldest first, history updates only. */
-  updates: TruthUpdate[];
-  /** Previews of the latest version (what latest/previews serves), oldest first. */
-  previews: TruthUpdate[];
-}
-
-export interface TruthUpdate {
-  updateId: string;
-  version: number;
-  kind: string;
-  historyResult: 'succeeded' | 'failed' | 'in-progress';
-  result: 'succeeded' | 'failed' | 'cancelled' | 'in-progress';
-  startTime: number;
-  endTime?: number;
-  /** Only non-zero keys, per pulumi-api.md 4.4. */
-  resourceChanges: Record<string, number>;
-  /** One entry per resourcePreEvent; null for the fixture stack. */
-  resourceOperations: Array<{ op: string; type: string; result: 'succeeded' | 'failed' | 'interrupted' }> | null;
-  policyViolations: Array<{ policyPack: string; policy: string; enforcementLevel: string }>;
-  /** Events served by /events once complete. */
-  eventCount: number;
 }
 
 const KIND_SEGMENTS = new Set(['update', 'preview', 'refresh', 'destroy']);
@@ -176,7 +127,7 @@ function paginate<T>(items: readonly T[], q: URLSearchParams): { page: T[]; item
 }
 
 function eventMatches(e: Readonly<Record<string, unknown>> & { type: string }, urn: string | null, types: string[]): boolean {
-  // Numeric type codes are undocumented (pulumi-api.md 2.7); only payload names filter here.
+  // Numeric type codes are undocumented (shared pulumi-api.md 2.7); only payload names filter here.
   const named = types.filter((t) => !/^\d+$/.test(t));
   if (named.length > 0 && !named.includes(e.type)) return false;
   if (urn === null) return true;
@@ -192,13 +143,13 @@ export async function startSimulator(options: SimulatorOptions & { host?: string
     ['stackPageSize', stackPageSize],
     ['eventPageSize', eventPageSize],
   ] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new ExporterError('SIMULATOR_INVALID', `simulator ${name} must be a positive integer`);
+    if (!Number.isInteger(v) || v < 1) throw new SimulatorError('SIMULATOR_OPTION_INVALID', `simulator ${name} must be a positive integer`);
   }
   if (options.live && (!Number.isFinite(options.live.intervalMs) || options.live.intervalMs < 10)) {
-    throw new ExporterError('SIMULATOR_INVALID', 'simulator live.intervalMs must be at least 10');
+    throw new SimulatorError('SIMULATOR_OPTION_INVALID', 'simulator live.intervalMs must be at least 10');
   }
   if (options.acceptedToken !== undefined && options.acceptedToken.length === 0) {
-    throw new ExporterError('SIMULATOR_INVALID', 'simulator acceptedToken must not be empty');
+    throw new SimulatorError('SIMULATOR_OPTION_INVALID', 'simulator acceptedToken must not be empty');
   }
   const world = new SimWorld({
     seed: options.seed ?? 1,

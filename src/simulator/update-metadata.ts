@@ -11,7 +11,7 @@ export interface UpdateMetadata {
 }
 
 /**
- * The `environment` keys the CLI writes (pulumi-api.md 5.1). Committer/author e-mails are
+ * The `environment` keys the CLI writes (shared pulumi-api.md 5.1). Committer/author e-mails are
  * fake `@example.com` addresses: the exporter must never export them, and tests check that.
  */
 export function updateMetadata(ctx: StackContext, rng: Prng): UpdateMetadata {

@@ -2,7 +2,7 @@ import type { SimStack, SimUpdate } from './sim-model.js';
 import { historyResult, type SimWorld } from './sim-world.js';
 
 /**
- * The JSON bodies the simulator serves, in Pulumi Cloud's shapes (pulumi-api.md sections
+ * The JSON bodies the simulator serves, in Pulumi Cloud's shapes (shared pulumi-api.md sections
  * 2 and 5). Only this file decides what goes on the wire.
  */
 
@@ -45,7 +45,7 @@ export function stackDetail(world: SimWorld, s: SimStack): Record<string, unknow
   };
 }
 
-/** UpdateInfoLegacy (pulumi-api.md 5.1); `endTime` is 0 while the update runs. */
+/** UpdateInfoLegacy (shared pulumi-api.md 5.1); `endTime` is 0 while the update runs. */
 export function legacyInfo(u: SimUpdate): Record<string, unknown> {
   return {
     kind: u.kind,
@@ -61,7 +61,7 @@ export function legacyInfo(u: SimUpdate): Record<string, unknown> {
   };
 }
 
-/** UpdateInfoService (pulumi-api.md 5.2). */
+/** UpdateInfoService (shared pulumi-api.md 5.2). */
 export function serviceEntry(world: SimWorld, s: SimStack, u: SimUpdate): Record<string, unknown> {
   return {
     info: legacyInfo(u),

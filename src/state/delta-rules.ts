@@ -5,8 +5,8 @@ import { stackKey } from '../domain/stack.js';
 import { ExporterError } from '../errors.js';
 import type { UpdateCommit } from './state-store.js';
 
-// Rules every StateStore implementation applies the same way, so the SQLite, PostgreSQL
-// and in-memory stores cannot drift apart on what they accept or how they bucket.
+// Rules every StateStore implementation applies the same way, so stores cannot drift apart
+// on what they accept or how they bucket.
 
 function invalid(message: string, details: Record<string, string | number> = {}): ExporterError {
   return new ExporterError('STATE_ERROR', message, { details });

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { createApp, type App } from '../../src/app.js';
 import { defaultConfig, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/logging/logger.js';
-import { startSimulator, type RunningSimulator, type SimulatorOptions, type SimulatorTruth } from '../../src/simulator/simulator.js';
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/simulator.js';
+import type { SimulatorTruth } from '../../src/simulator/simulator-truth.js';
 import { parseExposition, type Sample } from './exposition.js';
 
 export const TEST_TOKEN = 'e2e-secret-token-1234';

@@ -9,11 +9,14 @@ interface KubeObject {
 
 type ModelClass = new (data: unknown) => { validate(): void };
 
-function modelModule(apiVersion: string): string {
-  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
-  if (group === 'monitoring.coreos.com') return `@kubernetes-models/prometheus-operator/${apiVersion}`;
-  return `kubernetes-models/${apiVersion}`;
-}
+/** The API groups the deploy files use, each with the module of its models. */
+const MODELS: Readonly<Record<string, () => Promise<Record<string, unknown>>>> = {
+  v1: () => import('kubernetes-models/v1'),
+  'apps/v1': () => import('kubernetes-models/apps/v1'),
+  'policy/v1': () => import('kubernetes-models/policy/v1'),
+  'networking.k8s.io/v1': () => import('kubernetes-models/networking.k8s.io/v1'),
+  'monitoring.coreos.com/v1': () => import('@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1'),
+};
 
 /**
  * The schema violations of one object, each prefixed with its kind and name; an object
@@ -23,13 +26,8 @@ function modelModule(apiVersion: string): string {
 export async function schemaProblems(object: KubeObject): Promise<string[]> {
   const where = `${object.kind ?? '?'}/${object.metadata?.name ?? '?'}`;
   if (object.apiVersion === undefined || object.kind === undefined) return [`${where}: no apiVersion or kind`];
-  let Model: ModelClass | undefined;
-  try {
-    const mod = (await import(modelModule(object.apiVersion))) as Record<string, ModelClass | undefined>;
-    Model = mod[object.kind];
-  } catch {
-    Model = undefined;
-  }
+  const load = MODELS[object.apiVersion];
+  const Model = load === undefined ? undefined : ((await load())[object.kind] as ModelClass | undefined);
   if (Model === undefined) return [`${where}: no schema for ${object.apiVersion} ${object.kind}`];
   try {
     new Model(object).validate();

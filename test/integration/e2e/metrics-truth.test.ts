@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/app.js';
-import type { RunningSimulator, SimulatorTruth } from '../../../src/simulator/simulator.js';
+import type { RunningSimulator } from '../../../src/simulator/simulator.js';
+import type { SimulatorTruth } from '../../../src/simulator/simulator-truth.js';
 import { dataSamples, sumOf, type Sample } from '../../helpers/exposition.js';
 import { buildApp, configFor, scrape, startTestSimulator, tempDir } from '../../helpers/e2e.js';
 

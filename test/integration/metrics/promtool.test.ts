@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
 import { updateMetricDeltas } from '../../../src/metrics/update-deltas.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { memoryStore } from '../../helpers/memory-store.js';
 import { requireTool } from '../../helpers/processes.js';
 import { exerciseSelfMetrics, PROD, seedStore } from '../../unit/metrics/seed-store.js';
 
@@ -15,7 +15,7 @@ function promtool(exposition: string): { status: number | null; output: string }
 }
 
 async function realisticExposition(durationByStack: boolean): Promise<string> {
-  const store = new MemoryStateStore();
+  const store = await memoryStore();
   await seedStore(store);
   // One more update with a per-stack resource step histogram when configured.
   await store.commitUpdate({
@@ -49,7 +49,7 @@ describe.runIf(havePromtool)('promtool check metrics', () => {
   });
 
   it('accepts the exposition of an empty store (families without samples)', async () => {
-    const body = (await new ExporterMetrics({ store: new MemoryStateStore(), version: 'v', revision: 'r' }).render()).body;
+    const body = (await new ExporterMetrics({ store: await memoryStore(), version: 'v', revision: 'r' }).render()).body;
     expect(promtool(body)).toEqual({ status: 0, output: '' });
   });
 

@@ -3,12 +3,8 @@ import type { EngineEvent } from '../../../src/domain/engine-event.js';
 import { stackKey, type StackRef } from '../../../src/domain/stack.js';
 import type { EventsPage } from '../../../src/pulumi/pulumi-api.js';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
-import {
-  startSimulator,
-  type RunningSimulator,
-  type TruthStack,
-  type TruthUpdate,
-} from '../../../src/simulator/simulator.js';
+import { startSimulator, type RunningSimulator } from '../../../src/simulator/simulator.js';
+import type { TruthStack, TruthUpdate } from '../../../src/simulator/simulator-truth.js';
 import { collect, recordingObserver, rejection } from '../../helpers/pulumi-client.js';
 
 const TOKEN = 'pul-integration-0123456789abcdef0123456789';

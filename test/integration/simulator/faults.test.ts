@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ExporterError } from '../../../src/errors.js';
+import { SimulatorError } from '../../../src/simulator/simulator-error.js';
 import { startSimulator, type RunningSimulator } from '../../../src/simulator/simulator.js';
 import { get } from './http.js';
 
@@ -115,7 +115,7 @@ describe('simulator fault injection', () => {
   });
 
   it('rejects invalid fault rules with a coded error', () => {
-    expect(() => sim.faults.add({ kind: '418' as '429' })).toThrow(ExporterError);
+    expect(() => sim.faults.add({ kind: '418' as '429' })).toThrow(SimulatorError);
     expect(() => sim.faults.add({ kind: '429', count: 0 })).toThrow(/count must be a positive integer/);
     expect(() => sim.faults.add({ kind: '429', count: 1, everyNth: 2 })).toThrow(/not both/);
     expect(() => sim.faults.add({ kind: '429', endpoint: 'nope' as 'getStack' })).toThrow(/unknown fault endpoint/);

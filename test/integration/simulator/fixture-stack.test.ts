@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPackageRoot } from '../../../src/simulator/package-root.js';
-import { startSimulator, type RunningSimulator, type TruthStack } from '../../../src/simulator/simulator.js';
+import { startSimulator, type RunningSimulator } from '../../../src/simulator/simulator.js';
+import type { TruthStack } from '../../../src/simulator/simulator-truth.js';
 import { fixtureNames, loadFixtureRaw } from '../../helpers/fixtures.js';
 import { allEvents, getJson, stackPath } from './http.js';
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { startSimulator, type RunningSimulator, type TruthStack } from '../../../src/simulator/simulator.js';
+import { startSimulator, type RunningSimulator } from '../../../src/simulator/simulator.js';
+import type { TruthStack } from '../../../src/simulator/simulator-truth.js';
 import { allEvents, getJson, stackPath } from './http.js';
 
 const NOW = 1_750_000_000;

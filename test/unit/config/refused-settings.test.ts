@@ -112,7 +112,7 @@ describe('a URL as the state location', () => {
 
   it('makes validate exit 2 naming EXPORTER_STATE, without the password and without creating a file', () => {
     const lines: string[] = [];
-    const code = validateCommand([], { EXPORTER_STATE: `mysql://user:${PASSWORD}@db/state` }, (l) => lines.push(l));
+    const code = validateCommand(undefined, { EXPORTER_STATE: `mysql://user:${PASSWORD}@db/state` }, (l) => lines.push(l));
     expect(code).toBe(2);
     expect(lines.join('\n')).toContain('(from EXPORTER_STATE)');
     expect(lines.join('\n')).not.toContain(PASSWORD);
@@ -134,7 +134,7 @@ describe('a URL as the state location', () => {
 describe('credentials in URL-valued settings', () => {
   it('are hidden by validate, which keeps the rest of the URL', () => {
     const lines: string[] = [];
-    const code = validateCommand([], { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://tenant:c0llect0r-pw@otel.example.com/v1/traces' }, (l) =>
+    const code = validateCommand(undefined, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://tenant:c0llect0r-pw@otel.example.com/v1/traces' }, (l) =>
       lines.push(l),
     );
     expect(code).toBe(0);
@@ -166,7 +166,7 @@ describe('a misspelled EXPORTER_ variable', () => {
 
   it('is reported by validate, which still succeeds', () => {
     const lines: string[] = [];
-    expect(validateCommand([], { EXPORTER_BACKFIL_DAYS: '3' }, (l) => lines.push(l))).toBe(0);
+    expect(validateCommand(undefined, { EXPORTER_BACKFIL_DAYS: '3' }, (l) => lines.push(l))).toBe(0);
     expect(lines).toContain(
       'warning: unknown environment variable EXPORTER_BACKFIL_DAYS is ignored; did you mean "EXPORTER_BACKFILL_DAYS"?',
     );

@@ -21,9 +21,9 @@ afterEach(() => {
   clearSecretsForTests();
 });
 
-function run(argv: string[], env: Record<string, string> = {}): { code: number; lines: string[] } {
+function run(configPath: string | undefined, env: Record<string, string> = {}): { code: number; lines: string[] } {
   const lines: string[] = [];
-  const code = validateCommand(argv, env, (line) => lines.push(line));
+  const code = validateCommand(configPath, env, (line) => lines.push(line));
   return { code, lines };
 }
 
@@ -31,7 +31,7 @@ describe('validateCommand', () => {
   it('prints "configuration OK" and the redacted effective config as YAML, and returns 0', () => {
     const file = join(dir, 'ok.yaml');
     writeFileSync(file, 'server:\n  port: 9100\n');
-    const { code, lines } = run(['--config', file], { PULUMI_ACCESS_TOKEN: TOKEN, EXPORTER_ORGS: 'acme' });
+    const { code, lines } = run(file, { PULUMI_ACCESS_TOKEN: TOKEN, EXPORTER_ORGS: 'acme' });
     expect(code).toBe(0);
     expect(lines[0]).toBe('configuration OK');
     expect(lines.join('\n')).not.toContain(TOKEN);
@@ -40,10 +40,10 @@ describe('validateCommand', () => {
     expect(printed.pulumi.accessToken).toBe('[REDACTED]');
   });
 
-  it('accepts --config=FILE and notes a missing token without failing', () => {
+  it('notes a missing token without failing', () => {
     const file = join(dir, 'eq.yaml');
     writeFileSync(file, 'log:\n  level: warn\n');
-    const { code, lines } = run([`--config=${file}`]);
+    const { code, lines } = run(file);
     expect(code).toBe(0);
     expect(lines[0]).toBe('configuration OK');
     expect(lines.some((line) => line.startsWith('note: no Pulumi access token'))).toBe(true);
@@ -52,7 +52,7 @@ describe('validateCommand', () => {
   it('prints every problem and returns 2 for an invalid config', () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'server:\n  prot: 1\n');
-    const { code, lines } = run(['--config', file], { EXPORTER_PORT: 'abc' });
+    const { code, lines } = run(file, { EXPORTER_PORT: 'abc' });
     expect(code).toBe(2);
     expect(lines[0]).toBe('CONFIG_INVALID: invalid configuration (2 problems):');
     expect(lines).toContain(`  - server.prot: unknown key; did you mean "port"? (in ${file})`);
@@ -61,19 +61,14 @@ describe('validateCommand', () => {
 
   it('returns 2 naming the file when it cannot be read', () => {
     const missing = join(dir, 'missing.yaml');
-    const { code, lines } = run(['--config', missing]);
+    const { code, lines } = run(missing);
     expect(code).toBe(2);
     expect(lines).toEqual([`CONFIG_FILE_UNREADABLE: cannot read config file ${missing}: ENOENT`]);
   });
 
-  it('returns 2 with the usage for an unknown argument or a missing file path', () => {
-    expect(run(['--verbose']).code).toBe(2);
-    expect(run(['--config']).lines).toContain('usage: pulumi-update-exporter validate [--config FILE]');
-  });
-
   it('accepts a PostgreSQL URL for EXPORTER_STATE and prints it without its password', () => {
     const url = 'postgresql://exporter:pg-pass-5678@db.internal:5432/exporter?sslmode=require';
-    const { code, lines } = run([], { PULUMI_ACCESS_TOKEN: TOKEN, EXPORTER_ORGS: 'acme', EXPORTER_STATE: url, EXPORTER_STATE_LEASE_SECONDS: '20' });
+    const { code, lines } = run(undefined, { PULUMI_ACCESS_TOKEN: TOKEN, EXPORTER_ORGS: 'acme', EXPORTER_STATE: url, EXPORTER_STATE_LEASE_SECONDS: '20' });
     expect(code).toBe(0);
     expect(lines.join('\n')).not.toContain('pg-pass-5678');
     const printed = parse(lines.slice(1).join('\n')) as { state: { path: string; leaseSeconds: number } };
@@ -83,7 +78,7 @@ describe('validateCommand', () => {
   it('reads the PostgreSQL URL from EXPORTER_STATE_FILE and never prints it', () => {
     const file = join(dir, 'state-url');
     writeFileSync(file, 'postgres://exporter:file-pass-9012@db/exporter\n');
-    const { code, lines } = run([], { PULUMI_ACCESS_TOKEN: TOKEN, EXPORTER_ORGS: 'acme', EXPORTER_STATE: 'ignored.db', EXPORTER_STATE_FILE: file });
+    const { code, lines } = run(undefined, { PULUMI_ACCESS_TOKEN: TOKEN, EXPORTER_ORGS: 'acme', EXPORTER_STATE: 'ignored.db', EXPORTER_STATE_FILE: file });
     expect(code).toBe(0);
     expect(lines.join('\n')).not.toContain('file-pass-9012');
     expect(lines.join('\n')).not.toContain('ignored.db');

@@ -41,7 +41,7 @@ function convert(events: EngineEvent[], overrides: Parameters<typeof update>[0] 
   return convertUpdate(update(overrides), events, options);
 }
 
-describe('pairing resource steps (pulumi-api.md 6.5)', () => {
+describe('pairing resource steps (shared pulumi-api.md 6.5)', () => {
   it('pairs a refresh pre with an outputs event carrying the result op and records that result', () => {
     const r = convert([pre('refresh', BUCKET, T0 + 1), outputs('update', BUCKET, T0 + 3, { diffs: ['tags'] })]);
     const span = only(r, BUCKET);
@@ -228,6 +228,64 @@ describe('span tree shape', () => {
       ...step('delete', COMPONENT, T0 + 3, T0 + 3, { custom: false, type: COMPONENT_TYPE }),
     ]);
     expect(only(r, CHILD).parentSpanId).toBe(only(r, COMPONENT).spanId);
+  });
+
+  it('parents a resource moved out of a component (new.parent empty, old.parent the component) to the root', () => {
+    const moved = urn('moved');
+    const events = [
+      ...step('same', COMPONENT, T0 + 1, T0 + 1, { custom: false, type: COMPONENT_TYPE }),
+      ...step('update', moved, T0 + 2, T0 + 4, { parent: '', oldParent: COMPONENT, diffs: ['tags'] }),
+    ];
+    const r = convert(events);
+    expect(only(r, moved).parentSpanId).toBe(root(r).spanId);
+    // The component's same step parents nothing kept, so it is dropped.
+    expect(spansOf(r, COMPONENT)).toEqual([]);
+    // A kept same step follows the same rule.
+    const sameMoved = convert(
+      [...step('same', COMPONENT, T0 + 1, T0 + 1, { custom: false, type: COMPONENT_TYPE }), ...step('same', moved, T0 + 2, T0 + 2, { parent: '', oldParent: COMPONENT })],
+      {},
+      { ...OPTIONS, keepSameSteps: true },
+    );
+    expect(only(sameMoved, moved).parentSpanId).toBe(root(sameMoved).spanId);
+  });
+
+  it('parents a step without new state (a delete) by old.parent', () => {
+    const r = convert([
+      ...step('create', COMPONENT, T0 + 1, T0 + 1, { custom: false, type: COMPONENT_TYPE }),
+      ...step('delete', CHILD, T0 + 2, T0 + 3, { parent: COMPONENT }),
+    ]);
+    expect(only(r, CHILD).parentSpanId).toBe(only(r, COMPONENT).spanId);
+  });
+
+  it("parents a child to its parent URN's latest step that started before it, even one that never finished", () => {
+    // An update that destroys a component: its same step never finishes (components get no
+    // outputs in an update), a child is deleted, then the component itself.
+    const events = [
+      pre('same', COMPONENT, T0 + 1, { custom: false, type: COMPONENT_TYPE }),
+      ...step('delete', CHILD, T0 + 2, T0 + 3, { parent: COMPONENT }),
+      ...step('delete', COMPONENT, T0 + 4, T0 + 4, { custom: false, type: COMPONENT_TYPE }),
+    ];
+    const r = convert(events);
+    const [same, del] = spansOf(r, COMPONENT);
+    expect(same?.attributes['pulumi.resource.operation']).toBe('same');
+    expect(same?.attributes['pulumi.resource.interrupted']).toBe(true);
+    expect(del?.attributes['pulumi.resource.operation']).toBe('delete');
+    expect(only(r, CHILD).parentSpanId).toBe(same?.spanId);
+    // The same rule when every same step is kept.
+    const all = convert(events, {}, { ...OPTIONS, keepSameSteps: true });
+    expect(only(all, CHILD).parentSpanId).toBe(spansOf(all, COMPONENT)[0]?.spanId);
+  });
+
+  it('parents a refresh step that moves a resource by its new parent, not its old one', () => {
+    const other = urn('api', 'acme:index:Api');
+    const moved = urn('moved');
+    const r = convert([
+      ...step('create', COMPONENT, T0 + 1, T0 + 1, { custom: false, type: COMPONENT_TYPE }),
+      ...step('create', other, T0 + 1, T0 + 1, { custom: false, type: 'acme:index:Api' }),
+      pre('refresh', moved, T0 + 2, { parent: other, oldParent: COMPONENT }),
+      outputs('same', moved, T0 + 3, { parent: other, oldParent: COMPONENT }),
+    ]);
+    expect(only(r, moved).parentSpanId).toBe(only(r, other).spanId);
   });
 
   it('never builds a parent cycle from steps that name each other as parent', () => {

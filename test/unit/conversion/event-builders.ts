@@ -47,6 +47,8 @@ export function update(overrides: Partial<UpdateInfo> = {}): UpdateInfo {
 export interface StepOptions {
   readonly type?: string;
   readonly parent?: string;
+  /** The parent in the old state when it differs from `parent` (a resource moved by an alias, a refresh). */
+  readonly oldParent?: string;
   readonly custom?: boolean;
   readonly diffs?: readonly string[];
   readonly keys?: readonly string[];
@@ -70,7 +72,7 @@ export function metadata(op: string, u: string, o: StepOptions = {}): StepMetada
     op,
     urn: u,
     type,
-    old: op === 'create' ? null : state,
+    old: op === 'create' ? null : o.oldParent === undefined ? state : { ...state, parent: o.oldParent },
     new: deleting ? null : state,
     keys: o.keys ?? [],
     diffs: o.diffs ?? [],

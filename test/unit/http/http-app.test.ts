@@ -9,7 +9,7 @@ import { startHttpServer, type RunningHttpServer } from '../../../src/http/http-
 import { ExporterError } from '../../../src/errors.js';
 import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
 import { clearSecretsForTests, registerSecret } from '../../../src/secrets.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { memoryStore } from '../../helpers/memory-store.js';
 
 const running: RunningHttpServer[] = [];
 
@@ -39,7 +39,7 @@ function captureLogger(): { logger: HttpAppDeps['logger']; lines: () => Record<s
 async function serve(overrides: Partial<HttpAppDeps> = {}): Promise<{ url: string; logs: () => Record<string, unknown>[] }> {
   const { logger, lines } = captureLogger();
   const deps: HttpAppDeps = {
-    metrics: new ExporterMetrics({ store: new MemoryStateStore(), version: '1.2.3', revision: 'abc' }),
+    metrics: new ExporterMetrics({ store: await memoryStore(), version: '1.2.3', revision: 'abc' }),
     readiness: () => Promise.resolve({ ready: true }),
     status: () => Promise.resolve(report()),
     logger,

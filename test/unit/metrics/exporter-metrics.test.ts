@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { ExporterError, type ErrorCode } from '../../../src/errors.js';
 import type { ApiEndpoint, RetryReason } from '../../../src/pulumi/api-observer.js';
 import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { memoryStore } from '../../helpers/memory-store.js';
+import type { SqliteStateStore } from '../../../src/state/sqlite-store.js';
 import type { StateStore } from '../../../src/state/state-store.js';
 import { familyLines, openMetricsProblems } from './exposition-checks.js';
 import { exerciseSelfMetrics, PROD, seedStore } from './seed-store.js';
@@ -11,8 +12,8 @@ import { exerciseSelfMetrics, PROD, seedStore } from './seed-store.js';
 const OPENMETRICS = 'application/openmetrics-text; version=1.0.0; charset=utf-8';
 const PROMETHEUS = 'text/plain; version=0.0.4; charset=utf-8';
 
-async function seeded(): Promise<{ store: MemoryStateStore; metrics: ExporterMetrics }> {
-  const store = new MemoryStateStore();
+async function seeded(): Promise<{ store: SqliteStateStore; metrics: ExporterMetrics }> {
+  const store = await memoryStore();
   await seedStore(store);
   return { store, metrics: new ExporterMetrics({ store, version: '1.2.3', revision: 'abc1234' }) };
 }
@@ -175,7 +176,7 @@ describe('ExporterMetrics exposition of stored metrics', () => {
   });
 
   it('escapes label values that contain quotes, backslashes or newlines', async () => {
-    const store = new MemoryStateStore();
+    const store = await memoryStore();
     await store.commitUpdate({
       update: { stack: PROD, updateId: 'u1', kind: 'update', version: 1, result: 'succeeded', startTime: 1, endTime: 2 },
       deltas: {
@@ -197,7 +198,7 @@ describe('ExporterMetrics exposition of stored metrics', () => {
   });
 
   it('leaves out stored rows of metrics it does not define', async () => {
-    const store = new MemoryStateStore();
+    const store = await memoryStore();
     await store.commitUpdate({
       update: { stack: PROD, updateId: 'u1', kind: 'update', version: 1, result: 'succeeded', startTime: 1, endTime: 2 },
       deltas: { counters: [{ name: 'pulumi_retired_metric_total', labels: { ...PROD }, value: 1 }], histograms: [] },
@@ -250,7 +251,7 @@ describe('ExporterMetrics content negotiation', () => {
 
 describe('ExporterMetrics self-metrics', () => {
   it('records what the observers and the scheduler report', async () => {
-    const metrics = new ExporterMetrics({ store: new MemoryStateStore(), version: '1.2.3', revision: 'abc1234' });
+    const metrics = new ExporterMetrics({ store: await memoryStore(), version: '1.2.3', revision: 'abc1234' });
     exerciseSelfMetrics(metrics);
     const { body } = await metrics.render();
     const expected = [
@@ -288,7 +289,7 @@ describe('ExporterMetrics self-metrics', () => {
   });
 
   it('keeps the last successful poll time when a later poll fails, and reports the last poll', async () => {
-    const metrics = new ExporterMetrics({ store: new MemoryStateStore(), version: 'v', revision: 'r' });
+    const metrics = new ExporterMetrics({ store: await memoryStore(), version: 'v', revision: 'r' });
     expect(metrics.lastPoll()).toBeUndefined();
     metrics.pollFinished('success', 3, 1_700_000_000_000);
     metrics.pollFinished('failure', 7, 1_700_000_060_000);
@@ -300,7 +301,7 @@ describe('ExporterMetrics self-metrics', () => {
   });
 
   it('starts every error code and both poll results at 0, and the leader gauge at 0', async () => {
-    const { body } = await new ExporterMetrics({ store: new MemoryStateStore(), version: 'v', revision: 'r' }).render();
+    const { body } = await new ExporterMetrics({ store: await memoryStore(), version: 'v', revision: 'r' }).render();
     expect(samples(body, 'pulumi_exporter_errors_total').every((l) => l.endsWith(' 0'))).toBe(true);
     expect(samples(body, 'pulumi_exporter_errors_total')).toContain('pulumi_exporter_errors_total{code="INTERNAL"} 0');
     expect(body).toContain('pulumi_exporter_leader 0');
@@ -308,8 +309,8 @@ describe('ExporterMetrics self-metrics', () => {
   });
 
   it('uses its own registry: nothing lands in the global one and instances do not share values', async () => {
-    const a = new ExporterMetrics({ store: new MemoryStateStore(), version: 'v', revision: 'r' });
-    const b = new ExporterMetrics({ store: new MemoryStateStore(), version: 'v', revision: 'r' });
+    const a = new ExporterMetrics({ store: await memoryStore(), version: 'v', revision: 'r' });
+    const b = new ExporterMetrics({ store: await memoryStore(), version: 'v', revision: 'r' });
     a.spansExported(5);
     expect(globalRegistry.getMetricsAsArray()).toHaveLength(0);
     expect((await a.render()).body).toContain('pulumi_exporter_spans_exported_total 5');
@@ -318,7 +319,7 @@ describe('ExporterMetrics self-metrics', () => {
   });
 
   it('keeps labels bounded: anything outside the known values or a short word is folded', async () => {
-    const metrics = new ExporterMetrics({ store: new MemoryStateStore(), version: 'v', revision: 'r' });
+    const metrics = new ExporterMetrics({ store: await memoryStore(), version: 'v', revision: 'r' });
     const urn = 'urn:pulumi:prod::web::aws:s3/bucket:Bucket::site';
     metrics.request('listStacks', 'ECONNRESET while reading', 0.1);
     metrics.request(urn as ApiEndpoint, '200', 0.1);
@@ -340,7 +341,7 @@ describe('ExporterMetrics self-metrics', () => {
   });
 
   it('ignores non-finite and negative values instead of corrupting a series', async () => {
-    const metrics = new ExporterMetrics({ store: new MemoryStateStore(), version: 'v', revision: 'r' });
+    const metrics = new ExporterMetrics({ store: await memoryStore(), version: 'v', revision: 'r' });
     metrics.spansExported(Number.NaN);
     metrics.spansExported(-3);
     metrics.setBacklog(Number.POSITIVE_INFINITY);
@@ -369,7 +370,7 @@ describe('ExporterMetrics when the store fails', () => {
   }
 
   it('fails the whole scrape with the store error, counts it and reports it until a scrape reads the store again', async () => {
-    const store = new MemoryStateStore();
+    const store = await memoryStore();
     await seedStore(store);
     const all: (keyof StateStore)[] = ['readCounters', 'readHistograms', 'listStacks', 'readLastUpdates', 'readLastSuccesses', 'listInProgress'];
     let broken = true;
@@ -391,7 +392,7 @@ describe('ExporterMetrics when the store fails', () => {
   });
 
   it('fails the scrape when only one of the reads fails, rather than serving a partial exposition', async () => {
-    const store = new MemoryStateStore();
+    const store = await memoryStore();
     await seedStore(store);
     const metrics = new ExporterMetrics({ store: failing(store, ['readHistograms']), version: 'v', revision: 'r' });
     await expect(metrics.render()).rejects.toMatchObject({ code: 'STATE_ERROR' });

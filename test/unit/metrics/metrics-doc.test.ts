@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { METRIC_DEFINITIONS } from '../../../src/metrics/definitions.js';
 import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
+import { memoryStore } from '../../helpers/memory-store.js';
 import { exerciseSelfMetrics, seedStore } from './seed-store.js';
 
 interface Described {
@@ -61,7 +61,7 @@ describe('docs/metrics.md', () => {
 
 describe('metric definitions against the served exposition', () => {
   it('serves exactly the defined families, with the defined types and label names', async () => {
-    const store = new MemoryStateStore();
+    const store = await memoryStore();
     await seedStore(store);
     const metrics = new ExporterMetrics({ store, version: '1.0.0', revision: 'abc' });
     exerciseSelfMetrics(metrics);
@@ -81,8 +81,8 @@ describe('metric definitions against the served exposition', () => {
     }
   });
 
-  it('registers each self-metric in the private registry with the defined labels', () => {
-    const metrics = new ExporterMetrics({ store: new MemoryStateStore(), version: '1.0.0', revision: 'abc' });
+  it('registers each self-metric in the private registry with the defined labels', async () => {
+    const metrics = new ExporterMetrics({ store: await memoryStore(), version: '1.0.0', revision: 'abc' });
     const registered = metrics.registry
       .getMetricsAsArray()
       .map((m) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExporterError } from '../../../src/errors.js';
+import { SimulatorError } from '../../../src/simulator/simulator-error.js';
 import type { SimStack, SimUpdate } from '../../../src/simulator/sim-model.js';
 import { SimWorld } from '../../../src/simulator/sim-world.js';
 import { legacyInfo } from '../../../src/simulator/wire-format.js';
@@ -125,7 +125,7 @@ describe('the simulator data generator', () => {
     expect(payload(summary as RawEvent)['result']).toBe('canceled');
   });
 
-  it('shows every engine-event semantic of pulumi-api.md section 6', () => {
+  it('shows every engine-event semantic of shared pulumi-api.md section 6', () => {
     const all = allUpdates(world(1)).map((x) => x.update);
     const history = all.filter((u) => !u.isPreview);
     const steps = (u: SimUpdate) => pairSteps(events(u));
@@ -278,7 +278,7 @@ describe('the simulator world controls', () => {
     const stack = w.findStack(r) as SimStack;
     const u = stack.updates.at(-1) as SimUpdate;
     expect(u.startTime).toBeGreaterThanOrEqual(NOW + 3_600);
-    expect(() => w.startUpdate(r)).toThrow(ExporterError);
+    expect(() => w.startUpdate(r)).toThrow(SimulatorError);
     w.completeUpdate(r, id);
     const fixture = w.stacks.find((s) => s.isFixture) as SimStack;
     expect(() => w.startUpdate({ org: fixture.org, project: fixture.project, stack: fixture.stack })).toThrow(/fixture stack/);

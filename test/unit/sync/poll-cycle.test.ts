@@ -8,8 +8,8 @@ import { ExporterError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging/logger.js';
 import type { EngineEventsOptions, EventsPage, HistoryPage, HistorySinceOptions, PulumiCloudApi, UpdateStatus } from '../../../src/pulumi/pulumi-api.js';
 import type { Coordinator } from '../../../src/state/coordinator.js';
-import { MemoryStateStore } from '../../../src/state/memory-store.js';
 import type { StackRecord, UpdateCommit } from '../../../src/state/state-store.js';
+import { memoryStore } from '../../helpers/memory-store.js';
 import { needsSync, runPollCycle, type PollCycleDeps } from '../../../src/sync/poll-cycle.js';
 import { backfillFloorSeconds } from '../../../src/sync/stack-sync.js';
 import { noopSyncMetrics } from '../../../src/sync/sync-metrics.js';
@@ -112,9 +112,9 @@ class RecordingSink implements SpanSink {
   async shutdown(): Promise<void> {}
 }
 
-function setup(backfillDays = 0) {
+async function setup(backfillDays = 0) {
   const api = new FakeApi();
-  const store = new MemoryStateStore();
+  const store = await memoryStore();
   const sink = new RecordingSink();
   let nowMs = NOW_S * 1000;
   const cfg = defaultConfig();
@@ -142,7 +142,7 @@ const api2: StackRef = { org: 'acme', project: 'api', stack: 'dev' };
 
 describe('poll cycle', () => {
   it('exports new terminal updates oldest first and advances the cursor', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200, result: 'failed' });
@@ -154,7 +154,7 @@ describe('poll cycle', () => {
   });
 
   it('skips history calls for stacks whose lastUpdate did not move', async () => {
-    const { api, deps } = setup();
+    const { api, deps } = await setup();
     api.addStack(web);
     api.addStack(api2);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
@@ -169,7 +169,7 @@ describe('poll cycle', () => {
   });
 
   it('revisits a stack with an update in progress every cycle until it is terminal, then counts it once', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300, result: 'in-progress', endTime: undefined });
     await runPollCycle(deps);
@@ -189,7 +189,7 @@ describe('poll cycle', () => {
   });
 
   it('stops at the first update whose spans were not accepted and resumes there next cycle', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200 });
@@ -204,7 +204,7 @@ describe('poll cycle', () => {
   });
 
   it('stops sending traces for the rest of a cycle once the collector failed, keeping the updates in the backlog', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     for (const stack of ['a', 'b', 'c', 'd', 'e']) {
       const ref = { org: 'acme', project: 'p', stack };
       api.addStack(ref);
@@ -221,7 +221,7 @@ describe('poll cycle', () => {
   });
 
   it('keeps syncing other stacks when one fails, and retries the failed one', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addStack(api2);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
@@ -236,7 +236,7 @@ describe('poll cycle', () => {
   });
 
   it('reads a re-created stack from the start when its versions restart below the cursor', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'old1', startTime: NOW_S - 500 });
     api.addUpdate(web, { updateId: 'old2', startTime: NOW_S - 400 });
@@ -252,7 +252,7 @@ describe('poll cycle', () => {
   });
 
   it('counts unknown engine-event types and still exports the update', async () => {
-    const { api, deps } = setup();
+    const { api, deps } = await setup();
     const counts: Record<string, number>[] = [];
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
@@ -268,7 +268,7 @@ describe('poll cycle', () => {
   });
 
   it('does not lose an update first seen running when the cycle in which it completes fails', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300, result: 'in-progress', endTime: undefined });
     await runPollCycle(deps);
@@ -282,7 +282,7 @@ describe('poll cycle', () => {
   });
 
   it('exports every update of a re-created stack even when its new versions pass the old cursor', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     for (const id of ['old1', 'old2', 'old3']) api.addUpdate(web, { updateId: id, startTime: NOW_S - 900 });
     await runPollCycle(deps);
@@ -295,7 +295,7 @@ describe('poll cycle', () => {
   });
 
   it('exports an update whose engine events do not exist (404) from its history entry', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'imp', startTime: NOW_S - 300, kind: 'import' });
     api.eventErrors.set('imp', new ExporterError('API_NOT_FOUND', '404'));
@@ -306,7 +306,7 @@ describe('poll cycle', () => {
   });
 
   it('counts an update whose events stay malformed after the allowed attempts, so later updates are not blocked', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'bad', startTime: NOW_S - 300 });
     api.addUpdate(web, { updateId: 'good', startTime: NOW_S - 200 });
@@ -321,7 +321,7 @@ describe('poll cycle', () => {
   });
 
   it('retries an outage without limit: retryable errors never give up on an update', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     api.failEventsFor.add('u1');
@@ -333,7 +333,7 @@ describe('poll cycle', () => {
   });
 
   it('counts an update without its trace when the collector keeps rejecting it', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     sink.reject = true;
@@ -345,7 +345,7 @@ describe('poll cycle', () => {
   });
 
   it('starts counting the attempts of an update again after a failure of another, retryable kind', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     const malformed = new ExporterError('API_MALFORMED_RESPONSE', 'broken page');
@@ -363,7 +363,7 @@ describe('poll cycle', () => {
   });
 
   it('does not count the history of a renamed stack again, and moves its cursor past it', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
     api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200 });
@@ -381,7 +381,7 @@ describe('poll cycle', () => {
   });
 
   it('forgets the stacks of an org that is no longer configured', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     await runPollCycle(deps);
     expect(await store.listStacks()).toHaveLength(1);
@@ -390,7 +390,7 @@ describe('poll cycle', () => {
   });
 
   it('ignores stacks matching the exclude pattern', async () => {
-    const { api, store, deps } = setup();
+    const { api, store, deps } = await setup();
     api.addStack(web);
     api.addStack({ org: 'acme', project: 'x', stack: 'ignored' });
     await runPollCycle(deps);
@@ -398,7 +398,7 @@ describe('poll cycle', () => {
   });
 
   it('bounds the first backfill by the configured number of days', async () => {
-    const { api, store, deps } = setup(7);
+    const { api, store, deps } = await setup(7);
     api.addStack(web);
     api.addUpdate(web, { updateId: 'old', startTime: NOW_S - 10 * 86_400 });
     api.addUpdate(web, { updateId: 'new', startTime: NOW_S - 86_400 });
@@ -408,7 +408,7 @@ describe('poll cycle', () => {
   });
 
   it('reports failure without throwing when an org cannot be listed', async () => {
-    const { deps } = setup();
+    const { deps } = await setup();
     const failing = { ...deps, api: { ...deps.api, listStacks: () => Promise.reject(new ExporterError('API_UNAUTHORIZED', '401')) } as PulumiCloudApi };
     const r = await runPollCycle(failing);
     expect(r.result).toBe('failure');
@@ -449,7 +449,7 @@ class FakeCoordinator implements Coordinator {
 
 describe('poll cycle with several replicas', () => {
   it('syncs only the stacks whose lease this replica holds, committing under its lease owner', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     const coordinator = new FakeCoordinator();
     coordinator.held.add(stackKey(web));
     const owners: (string | undefined)[] = [];
@@ -471,7 +471,7 @@ describe('poll cycle with several replicas', () => {
   });
 
   it('stops exporting a stack as soon as its lease is gone and leaves it unsynced for the next holder', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     const coordinator = new FakeCoordinator();
     coordinator.held.add(stackKey(web));
     api.addStack(web);
@@ -491,7 +491,7 @@ describe('poll cycle with several replicas', () => {
 
 describe('poll cycle with several replicas, lease lost while reading events', () => {
   it('sends no trace for an update whose stack lease went away while its events were read', async () => {
-    const { api, store, sink, deps } = setup();
+    const { api, store, sink, deps } = await setup();
     const coordinator = new FakeCoordinator();
     coordinator.held.add(stackKey(web));
     api.addStack(web);
