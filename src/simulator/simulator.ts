@@ -234,7 +234,8 @@ export async function startSimulator(options: SimulatorOptions & { host?: string
       case 'listStacks': {
         const org = q.get('organization');
         const project = q.get('project');
-        const all = world.stacks.filter((s) => (org === null || s.org === org) && (project === null || s.project === project));
+        const inOrg = org === null ? world.stacks : world.stacksOf(org);
+        const all = project === null ? inOrg : inOrg.filter((s) => s.project === project);
         const token = q.get('continuationToken');
         const offset = token === null || token === '' ? 0 : decodeStackToken(token);
         if (offset === undefined) throw new HttpError(400, 'Bad Request: invalid continuationToken');
