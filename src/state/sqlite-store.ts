@@ -166,14 +166,17 @@ export class SqliteStateStore implements StateStore {
       for (const s of stacks) checkOrg(org, s);
       db.transaction(() => {
         // A relisted stack keeps its cursor and first-seen time (its backfill window does not
-        // move) but is synced again: its gauge facts were dropped while it was unlisted.
+        // move) but is synced again: its gauge facts were dropped while it was unlisted. An
+        // unchanged row is not rewritten, so a cycle over 10,000 idle stacks writes nothing.
         const upsert = this.stmt(
           `INSERT INTO stacks (org, project, stack, last_update, resource_count, cursor_version, first_seen_ms, listed)
            VALUES (?, ?, ?, ?, ?, 0, ?, 1)
            ON CONFLICT (org, project, stack) DO UPDATE SET
              last_update = excluded.last_update, resource_count = excluded.resource_count,
              synced_last_update = CASE WHEN stacks.listed = 1 THEN stacks.synced_last_update END,
-             listed = 1`,
+             listed = 1
+           WHERE stacks.listed = 0 OR stacks.last_update IS NOT excluded.last_update
+             OR stacks.resource_count IS NOT excluded.resource_count`,
         );
         const listed = new Set<string>();
         for (const s of stacks) {
