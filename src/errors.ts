@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   API_NETWORK: 'a request to Pulumi Cloud failed at the network level after every allowed retry',
   API_MALFORMED_RESPONSE: 'a Pulumi Cloud response body was not JSON or did not match the expected shape',
   API_PAGING_LOOP: 'a completed resource returned the same continuation token twice',
+  API_ABORTED: 'a call to Pulumi Cloud was abandoned because the exporter is stopping',
   TRACE_EXPORT_FAILED: 'the trace sink did not accept the spans of an update',
   STATE_ERROR: 'the state store failed a read or write',
   STATE_MIGRATION_FAILED: 'the state store schema could not be migrated',

@@ -19,7 +19,8 @@ export interface ApiTransportOptions {
   readonly maxConcurrentRequests: number;
   readonly observer: ApiObserver;
   readonly logger: Logger;
-  readonly sleep: (ms: number) => Promise<void>;
+  /** Rejects (with anything) when `signal` aborts before `ms` have passed. */
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly now: () => number;
   readonly random: () => number;
 }
@@ -36,6 +37,8 @@ export interface GetRequest<T> {
   /** What the request is about (`org/project/stack`), for messages. */
   readonly subject?: string;
   readonly parse: (body: unknown) => ParseResult<T>;
+  /** Aborts the request and every wait of it (API_ABORTED). */
+  readonly signal?: AbortSignal;
 }
 
 type Attempt<T> =
@@ -111,6 +114,7 @@ export class ApiTransport {
   async get<T>(req: GetRequest<T>): Promise<T> {
     const url = this.urlOf(req);
     for (let attempt = 1; ; attempt += 1) {
+      if (req.signal?.aborted) throw this.abortedError(req);
       const result = await this.slots.run(async () => {
         await this.bucket.take();
         return this.attemptOnce(req, url, attempt);
@@ -150,8 +154,21 @@ export class ApiTransport {
         },
         'Pulumi Cloud request failed; retrying',
       );
-      await this.o.sleep(delayMs);
+      try {
+        await this.o.sleep(delayMs, req.signal);
+      } catch (err) {
+        if (req.signal?.aborted) throw this.abortedError(req);
+        throw err;
+      }
     }
+  }
+
+  private abortedError(req: GetRequest<unknown>): ExporterError {
+    const where = `${req.endpoint} (GET ${req.pathTemplate})${req.subject === undefined ? '' : ` for ${req.subject}`}`;
+    return new ExporterError('API_ABORTED', `${where} was abandoned: the exporter is stopping`, {
+      retryable: true,
+      details: { endpoint: req.endpoint, path: req.pathTemplate },
+    });
   }
 
   private urlOf(req: GetRequest<unknown>): string {
@@ -161,14 +178,16 @@ export class ApiTransport {
 
   private async attemptOnce<T>(req: GetRequest<T>, url: string, attempt: number): Promise<Attempt<T>> {
     const started = this.o.now();
-    const signal = AbortSignal.timeout(this.o.requestTimeoutMillis);
+    const timeout = AbortSignal.timeout(this.o.requestTimeoutMillis);
+    const signal = req.signal === undefined ? timeout : AbortSignal.any([req.signal, timeout]);
     let outcome: Attempt<T>;
     try {
       const res = await fetch(url, { method: 'GET', headers: this.headers, signal });
       const text = await res.text();
       outcome = this.interpret(req, res, text);
     } catch (err) {
-      outcome = signal.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
+      if (req.signal?.aborted) throw this.abortedError(req);
+      outcome = timeout.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
     }
     const seconds = Math.max(0, (this.o.now() - started) / 1000);
     const code = outcome.kind === 'ok' || outcome.kind === 'http' ? String(outcome.status) : outcome.kind;

@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import type { z } from 'zod';
 import type { EngineEvent } from '../domain/engine-event.js';
 import { stackKey, type StackRef, type StackSummary } from '../domain/stack.js';
@@ -7,6 +8,7 @@ import { silentLogger, type Logger } from '../logging/logger.js';
 import { noopApiObserver, type ApiObserver } from './api-observer.js';
 import { ApiTransport, type ParseResult } from './api-transport.js';
 import type {
+  CallOptions,
   EngineEventsOptions,
   EventsPage,
   HistoryPage,
@@ -50,7 +52,7 @@ export interface PulumiClientOptions {
   readonly observer?: ApiObserver;
   readonly logger?: Logger;
   /** Injected for tests: backoff and rate-limit waits. */
-  readonly sleep?: (ms: number) => Promise<void>;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Injected for tests: Unix milliseconds. */
   readonly now?: () => number;
   /** Injected for tests: the jitter source, uniform in [0, 1). */
@@ -82,8 +84,8 @@ function parseWith<S extends z.ZodType, T>(schema: S, map: (data: z.infer<S>) =>
   };
 }
 
-function defaultSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return setTimeout(ms, undefined, { signal });
 }
 
 /**
@@ -157,7 +159,7 @@ export class PulumiClient implements PulumiCloudApi {
     });
   }
 
-  async listStacks(org: string): Promise<StackSummary[]> {
+  async listStacks(org: string, options: CallOptions = {}): Promise<StackSummary[]> {
     const byKey = new Map<string, StackSummary>();
     const seen = new Set<string>();
     let token: string | null = null;
@@ -171,6 +173,7 @@ export class PulumiClient implements PulumiCloudApi {
         query,
         subject: `org ${org}`,
         parse: parseWith(wireListStacksResponse, (d) => ({ ok: true, value: d })),
+        signal: options.signal,
       });
       const rows = page.stacks ?? [];
       for (const row of rows) {
@@ -193,8 +196,8 @@ export class PulumiClient implements PulumiCloudApi {
     return [...byKey.values()];
   }
 
-  async listUpdates(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage> {
-    return (await this.updatesPage(ref, page, pageSize)).page;
+  async listUpdates(ref: StackRef, page: number, pageSize: number, options: CallOptions = {}): Promise<HistoryPage> {
+    return (await this.updatesPage(ref, page, pageSize, options)).page;
   }
 
   async historySince(ref: StackRef, options: HistorySinceOptions): Promise<UpdateInfo[]> {
@@ -202,7 +205,7 @@ export class PulumiClient implements PulumiCloudApi {
     const ids = new Set<string>();
     const floor = options.notBeforeSeconds;
     for (let page = 1; ; page += 1) {
-      const { page: hp, totalReported } = await this.updatesPage(ref, page, this.historyPageSize);
+      const { page: hp, totalReported } = await this.updatesPage(ref, page, this.historyPageSize, options);
       for (const u of hp.updates) {
         if (options.afterVersion > 0 && u.version <= options.afterVersion) return out;
         if (floor !== undefined && u.startTime < floor) return out;
@@ -234,6 +237,7 @@ export class PulumiClient implements PulumiCloudApi {
         path,
         query,
         subject,
+        signal: options.signal,
         parse: parseWith(wireEventsResponse, (d) => {
           const events: EngineEvent[] = [];
           for (const [i, raw] of (d.events ?? []).entries()) {
@@ -263,7 +267,7 @@ export class PulumiClient implements PulumiCloudApi {
     }
   }
 
-  async latestPreviews(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage> {
+  async latestPreviews(ref: StackRef, page: number, pageSize: number, options: CallOptions = {}): Promise<HistoryPage> {
     positiveInt('page', page);
     positiveInt('pageSize', pageSize);
     return this.transport.get({
@@ -276,6 +280,7 @@ export class PulumiClient implements PulumiCloudApi {
         ['pageSize', String(pageSize)],
       ],
       subject: stackKey(ref),
+      signal: options.signal,
       parse: parseWith(wireUpdatesResponse, (d) => {
         const r = toHistoryPage(ref, d, page, pageSize);
         return r.ok ? { ok: true, value: r.page } : r;
@@ -283,12 +288,13 @@ export class PulumiClient implements PulumiCloudApi {
     });
   }
 
-  async updateStatus(ref: StackRef, kind: string, updateId: string): Promise<UpdateStatus> {
+  async updateStatus(ref: StackRef, kind: string, updateId: string, options: CallOptions = {}): Promise<UpdateStatus> {
     return this.transport.get({
       endpoint: 'updateStatus',
       pathTemplate: PATHS.updateStatus,
       path: `${stackPath(ref)}/${statusPathKind(kind)}/${enc(updateId)}`,
       subject: `${stackKey(ref)} update ${updateId}`,
+      signal: options.signal,
       parse: parseWith(wireUpdateStatus, (d) => ({ ok: true, value: toUpdateStatus(d) })),
     });
   }
@@ -297,6 +303,7 @@ export class PulumiClient implements PulumiCloudApi {
     ref: StackRef,
     page: number,
     pageSize: number,
+    options: CallOptions,
   ): Promise<{ page: HistoryPage; totalReported: boolean }> {
     positiveInt('page', page);
     positiveInt('pageSize', pageSize);
@@ -310,6 +317,7 @@ export class PulumiClient implements PulumiCloudApi {
         ['pageSize', String(pageSize)],
       ],
       subject: stackKey(ref),
+      signal: options.signal,
       parse: parseWith(wireUpdatesResponse, (d) => {
         const r = toHistoryPage(ref, d, page, pageSize);
         return r.ok ? { ok: true, value: { page: r.page, totalReported: typeof d.total === 'number' } } : r;

@@ -76,9 +76,9 @@ function markIncomplete(trace: TraceRecord, reason: string): TraceRecord {
  * history no longer holds that exported update at that version, the stack was deleted and
  * created again (versions restart at 1), so its cursor is reset and it is read from the start.
  */
-async function newHistory(deps: StackSyncDeps, stack: StackRecord, log: Logger): Promise<UpdateInfo[]> {
+async function newHistory(deps: StackSyncDeps, stack: StackRecord, log: Logger, signal?: AbortSignal): Promise<UpdateInfo[]> {
   const floor = backfillFloorSeconds(stack, deps.backfillDays);
-  const bounds = floor === undefined ? {} : { notBeforeSeconds: floor };
+  const bounds = { ...(floor === undefined ? {} : { notBeforeSeconds: floor }), signal };
   const cursor = stack.cursorVersion;
   const history = await deps.api.historySince(stack, { afterVersion: Math.max(0, cursor - 1), ...bounds });
   if (cursor > 0) {
@@ -112,7 +112,7 @@ export async function syncStack(
   let skipped = 0;
   let inProgress = 0;
   try {
-    const history = await newHistory(deps, stack, log);
+    const history = await newHistory(deps, stack, log, signal);
     const running: InProgressRecord[] = history
       .filter((u) => !isTerminal(u.result))
       .map((u) => ({ stack, updateId: u.updateId, kind: u.kind, version: u.version, startTime: u.startTime }));
@@ -167,7 +167,7 @@ async function readEvents(
 ): Promise<{ events: EngineEvent[]; incomplete?: string }> {
   const events: EngineEvent[] = [];
   try {
-    for await (const page of deps.api.engineEvents(stack, update.updateId)) {
+    for await (const page of deps.api.engineEvents(stack, update.updateId, { signal })) {
       events.push(...page.events);
       progress.eventsRead(page.events.length);
       if (signal?.aborted) throw new Error('stopping: the remaining event pages are read after the restart');
