@@ -1,10 +1,9 @@
 import { ExporterError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { redact, registerSecret } from '../secrets.js';
+import { AdaptiveLimiter, type Permit } from './adaptive-limiter.js';
 import type { ApiEndpoint, ApiObserver, RetryReason } from './api-observer.js';
 import { RETRYABLE_STATUSES, parseRetryAfterMillis, planRetry } from './retry-policy.js';
-import { Semaphore } from './semaphore.js';
-import { TokenBucket } from './token-bucket.js';
 import { wireErrorResponse } from './wire-schema.js';
 
 export interface ApiTransportOptions {
@@ -15,7 +14,9 @@ export interface ApiTransportOptions {
   readonly maxAttempts: number;
   readonly retryBaseDelayMillis: number;
   readonly retryMaxDelayMillis: number;
+  /** Optional hard cap; 0 = only the adaptive limit. */
   readonly requestsPerSecond: number;
+  /** Where the adaptive concurrency limit starts and its ceiling. */
   readonly maxConcurrentRequests: number;
   readonly observer: ApiObserver;
   readonly logger: Logger;
@@ -87,14 +88,14 @@ function retryReason(a: Attempt<unknown>): RetryReason | undefined {
  * auth and content headers, a per-attempt timeout, bounded retries with jittered
  * exponential backoff that honours Retry-After (never retrying earlier than asked: a
  * longer wait than `retryMaxDelayMillis` fails the call so the next poll cycle retries),
- * one client-wide token bucket and concurrency cap, coded errors that never carry the
+ * one client-wide adaptive limiter (AIMD on 429 / Retry-After, optional hard rate cap),
+ * an abort signal reaching every request and wait, coded errors that never carry the
  * token, and observer/log reports.
  */
 export class ApiTransport {
   private readonly baseUrl: string;
   private readonly headers: Readonly<Record<string, string>>;
-  private readonly bucket: TokenBucket;
-  private readonly slots: Semaphore;
+  private readonly limiter: AdaptiveLimiter;
   private readonly seenWarnings = new Set<string>();
 
   constructor(private readonly o: ApiTransportOptions) {
@@ -107,18 +108,18 @@ export class ApiTransport {
       'Content-Type': 'application/json',
       'User-Agent': o.userAgent,
     };
-    this.bucket = new TokenBucket(o.requestsPerSecond, o.now, o.sleep);
-    this.slots = new Semaphore(o.maxConcurrentRequests);
+    this.limiter = new AdaptiveLimiter({
+      maxConcurrency: o.maxConcurrentRequests,
+      requestsPerSecond: o.requestsPerSecond,
+      now: o.now,
+      sleep: o.sleep,
+    });
   }
 
   async get<T>(req: GetRequest<T>): Promise<T> {
     const url = this.urlOf(req);
     for (let attempt = 1; ; attempt += 1) {
-      if (req.signal?.aborted) throw this.abortedError(req);
-      const result = await this.slots.run(async () => {
-        await this.bucket.take();
-        return this.attemptOnce(req, url, attempt);
-      });
+      const result = await this.limited(req, url, attempt);
       if (result.kind === 'ok') return result.value;
       const reason = retryReason(result);
       if (reason === undefined || attempt >= this.o.maxAttempts) throw this.finalError(req, result, attempt);
@@ -159,6 +160,34 @@ export class ApiTransport {
       } catch (err) {
         if (req.signal?.aborted) throw this.abortedError(req);
         throw err;
+      }
+    }
+  }
+
+  /** One attempt inside the limiter; its answer adjusts the limit. */
+  private async limited<T>(req: GetRequest<T>, url: string, attempt: number): Promise<Attempt<T>> {
+    let permit: Permit;
+    try {
+      permit = await this.limiter.acquire(req.signal);
+    } catch (err) {
+      if (req.signal?.aborted) throw this.abortedError(req);
+      throw err;
+    }
+    let result: Attempt<T> | undefined;
+    const before = this.limiter.limit;
+    try {
+      result = await this.attemptOnce(req, url, attempt);
+      return result;
+    } finally {
+      const retryAfterMs = result?.kind === 'http' ? result.retryAfterMs : undefined;
+      const throttled = result?.kind === 'http' && (result.status === 429 || retryAfterMs !== undefined);
+      permit.release(throttled ? 'throttled' : result?.kind === 'ok' ? 'ok' : 'failed', retryAfterMs);
+      const after = this.limiter.limit;
+      if (after < before) {
+        this.o.logger.info(
+          { endpoint: req.endpoint, concurrencyLimit: after, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+          'Pulumi Cloud is throttling; lowered the request concurrency limit',
+        );
       }
     }
   }

@@ -43,9 +43,9 @@ export interface PulumiClientOptions {
   readonly retryBaseDelayMillis?: number;
   /** Cap of every backoff and of Retry-After. Default 30000. */
   readonly retryMaxDelayMillis?: number;
-  /** Client-wide token bucket (burst = one second's worth). Default 10. */
+  /** Optional client-wide hard cap on request starts per second. Default 0 = none (adaptive only). */
   readonly requestsPerSecond?: number;
-  /** Client-wide cap on requests in flight. Default 8. */
+  /** Client-wide cap on requests in flight, where the adaptive limit starts. Default 8. */
   readonly maxConcurrentRequests?: number;
   /** Page size historySince requests. Default 100. */
   readonly historyPageSize?: number;
@@ -129,12 +129,12 @@ export class PulumiClient implements PulumiCloudApi {
       maxAttempts: options.maxAttempts ?? 4,
       retryBaseDelayMillis: options.retryBaseDelayMillis ?? 1_000,
       retryMaxDelayMillis: options.retryMaxDelayMillis ?? 30_000,
-      requestsPerSecond: options.requestsPerSecond ?? 10,
+      requestsPerSecond: options.requestsPerSecond ?? 0,
       maxConcurrentRequests: options.maxConcurrentRequests ?? 8,
       historyPageSize: options.historyPageSize ?? 100,
     };
     const bad = Object.entries(numbers).filter(([k, v]) =>
-      k === 'retryBaseDelayMillis' || k === 'retryMaxDelayMillis' ? !(v >= 0) : !(v > 0),
+      k === 'retryBaseDelayMillis' || k === 'retryMaxDelayMillis' || k === 'requestsPerSecond' ? !(v >= 0) : !(v > 0),
     );
     if (bad.length > 0 || !Number.isInteger(numbers.maxAttempts) || !Number.isInteger(numbers.maxConcurrentRequests)) {
       throw new ExporterError('CONFIG_INVALID', `invalid Pulumi client options: ${JSON.stringify(numbers)}`);

@@ -23,7 +23,6 @@ function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): Pulum
     baseUrl: url,
     accessToken: TOKEN,
     version: '1.2.3',
-    requestsPerSecond: 1e6,
     retryBaseDelayMillis: 1,
     retryMaxDelayMillis: 5,
     sleep: async () => undefined,
