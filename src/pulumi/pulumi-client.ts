@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { EngineEvent } from '../domain/engine-event.js';
 import { stackKey, type StackRef, type StackSummary } from '../domain/stack.js';
 import { isPreviewKind, type UpdateInfo } from '../domain/update.js';
-import { ExporterError } from '../errors.js';
+import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
 import { noopApiObserver, type ApiObserver } from './api-observer.js';
 import { ApiTransport, type ParseResult } from './api-transport.js';
@@ -70,6 +70,12 @@ const PATHS = {
 
 const STATUS_KINDS = new Set(['update', 'preview', 'refresh', 'destroy']);
 
+/**
+ * Stacks asked for per /api/user/stacks page (`maxResults`). pulumi-api.md 2.1 lists the
+ * parameter but names no maximum; a server that refuses it (400) is asked without it.
+ */
+export const STACK_PAGE_MAX_RESULTS = 500;
+
 const enc = encodeURIComponent;
 
 function stackPath(ref: StackRef): string {
@@ -110,6 +116,8 @@ export class PulumiClient implements PulumiCloudApi {
   private readonly transport: ApiTransport;
   private readonly logger: Logger;
   private readonly historyPageSize: number;
+  /** Cleared when the server answers 400 to a listing that sent maxResults. */
+  private sendMaxResults = true;
 
   constructor(options: PulumiClientOptions) {
     if (options.accessToken.trim() === '') {
@@ -164,17 +172,7 @@ export class PulumiClient implements PulumiCloudApi {
     const seen = new Set<string>();
     let token: string | null = null;
     for (;;) {
-      const query: Array<[string, string]> = [['organization', org]];
-      if (token !== null) query.push(['continuationToken', token]);
-      const page = await this.transport.get({
-        endpoint: 'listStacks',
-        pathTemplate: PATHS.listStacks,
-        path: PATHS.listStacks,
-        query,
-        subject: `org ${org}`,
-        parse: parseWith(wireListStacksResponse, (d) => ({ ok: true, value: d })),
-        signal: options.signal,
-      });
+      const page = await this.stacksPage(org, token, options);
       const rows = page.stacks ?? [];
       for (const row of rows) {
         const s = toStackSummary(row);
@@ -194,6 +192,32 @@ export class PulumiClient implements PulumiCloudApi {
       token = next;
     }
     return [...byKey.values()];
+  }
+
+  /** One stack-list page, with maxResults unless the server refused it before. */
+  private async stacksPage(org: string, token: string | null, options: CallOptions): Promise<z.infer<typeof wireListStacksResponse>> {
+    const withMax = this.sendMaxResults;
+    const query: Array<[string, string]> = [['organization', org]];
+    if (withMax) query.push(['maxResults', String(STACK_PAGE_MAX_RESULTS)]);
+    if (token !== null) query.push(['continuationToken', token]);
+    try {
+      return await this.transport.get({
+        endpoint: 'listStacks',
+        pathTemplate: PATHS.listStacks,
+        path: PATHS.listStacks,
+        query,
+        subject: `org ${org}`,
+        parse: parseWith(wireListStacksResponse, (d) => ({ ok: true, value: d })),
+        signal: options.signal,
+      });
+    } catch (err) {
+      if (!withMax || !isExporterError(err) || err.code !== 'API_HTTP_ERROR' || err.details['status'] !== 400) throw err;
+      if (this.sendMaxResults) {
+        this.sendMaxResults = false;
+        this.logger.warn({ endpoint: 'listStacks', org, maxResults: STACK_PAGE_MAX_RESULTS, error: err.message }, 'Pulumi Cloud refused maxResults; listing stacks with its default page size from now on');
+      }
+      return this.stacksPage(org, token, options);
+    }
   }
 
   async listUpdates(ref: StackRef, page: number, pageSize: number, options: CallOptions = {}): Promise<HistoryPage> {
