@@ -49,6 +49,8 @@ export const configSchema = z
         requestsPerSecond: z.number().min(0).default(0),
         maxConcurrentRequests: z.number().int().positive().default(8),
         historyPageSize: z.number().int().min(1).max(1000).default(100),
+        maxResponseBytes: z.number().int().min(65_536).default(8_388_608),
+        maxPagesPerListing: z.number().int().min(1).default(1000),
       })
       .strict()
       .prefault({}),

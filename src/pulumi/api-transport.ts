@@ -18,6 +18,8 @@ export interface ApiTransportOptions {
   readonly requestsPerSecond: number;
   /** Where the adaptive concurrency limit starts and its ceiling. */
   readonly maxConcurrentRequests: number;
+  /** A (decoded) response body larger than this fails the call with API_RESPONSE_TOO_LARGE. */
+  readonly maxResponseBytes: number;
   readonly observer: ApiObserver;
   readonly logger: Logger;
   /** Rejects (with anything) when `signal` aborts before `ms` have passed. */
@@ -53,12 +55,47 @@ type Attempt<T> =
     }
   | { readonly kind: 'timeout' }
   | { readonly kind: 'network'; readonly detail: string; readonly cause: unknown }
-  | { readonly kind: 'malformed'; readonly status: number; readonly problem: string; readonly requestId?: string };
+  | { readonly kind: 'malformed'; readonly status: number; readonly problem: string; readonly requestId?: string }
+  | { readonly kind: 'too_large'; readonly status: number; readonly requestId?: string }
+  /** A redirect to another origin (or a redirect chain too long), not followed. */
+  | { readonly kind: 'redirect'; readonly status: number; readonly target: string };
+
+/** Redirects followed within the backend's own origin. */
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 const MAX_SERVER_MESSAGE = 500;
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}...`;
+}
+
+/** The body as text, or undefined once it grows past `maxBytes` (the rest is not read). */
+async function readCapped(res: Response, maxBytes: number): Promise<string | undefined> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+  if (declared > maxBytes || res.body === null) {
+    await res.body?.cancel();
+    return declared > maxBytes ? undefined : '';
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  // Leaving the loop early cancels the stream, which closes the connection.
+  for await (const chunk of res.body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
+/** The origin of `location` resolved against `base`, if it parses. */
+function resolveLocation(location: string | null, base: string): URL | undefined {
+  if (location === null) return undefined;
+  try {
+    return new URL(location, base);
+  } catch {
+    return undefined;
+  }
 }
 
 function networkDetail(err: unknown): string {
@@ -94,6 +131,7 @@ function retryReason(a: Attempt<unknown>): RetryReason | undefined {
  */
 export class ApiTransport {
   private readonly baseUrl: string;
+  private readonly origin: string;
   private readonly headers: Readonly<Record<string, string>>;
   private readonly limiter: AdaptiveLimiter;
   private readonly seenWarnings = new Set<string>();
@@ -101,6 +139,7 @@ export class ApiTransport {
   constructor(private readonly o: ApiTransportOptions) {
     registerSecret(o.accessToken);
     this.baseUrl = o.baseUrl.replace(/\/+$/, '');
+    this.origin = new URL(o.baseUrl).origin;
     this.headers = {
       Authorization: `token ${o.accessToken}`,
       Accept: 'application/vnd.pulumi+8',
@@ -211,9 +250,7 @@ export class ApiTransport {
     const signal = req.signal === undefined ? timeout : AbortSignal.any([req.signal, timeout]);
     let outcome: Attempt<T>;
     try {
-      const res = await fetch(url, { method: 'GET', headers: this.headers, signal });
-      const text = await res.text();
-      outcome = this.interpret(req, res, text);
+      outcome = await this.fetchOnce(req, url, signal);
     } catch (err) {
       if (req.signal?.aborted) throw this.abortedError(req);
       outcome = timeout.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
@@ -226,6 +263,38 @@ export class ApiTransport {
       'Pulumi Cloud request',
     );
     return outcome;
+  }
+
+  /**
+   * GET following redirects only within the backend's origin: the token must never reach
+   * another host, and a misconfigured or compromised backend must not make the exporter
+   * fetch arbitrary URLs. The body is read up to maxResponseBytes.
+   */
+  private async fetchOnce<T>(req: GetRequest<T>, url: string, signal: AbortSignal): Promise<Attempt<T>> {
+    let current = url;
+    for (let hop = 0; ; hop += 1) {
+      const res = await fetch(current, { method: 'GET', headers: this.headers, signal, redirect: 'manual' });
+      if (REDIRECT_STATUSES.has(res.status)) {
+        await res.body?.cancel();
+        const target = resolveLocation(res.headers.get('location'), current);
+        if (target !== undefined && target.origin === this.origin && hop < MAX_REDIRECTS) {
+          current = target.href;
+          continue;
+        }
+        const where = target === undefined ? 'an unreadable Location' : target.origin === this.origin ? `${this.origin} (more than ${MAX_REDIRECTS} redirects)` : target.origin;
+        this.o.logger.warn(
+          { endpoint: req.endpoint, path: req.pathTemplate, status: res.status, target: redact(where), backend: this.origin },
+          'Pulumi Cloud answered with a redirect to another origin; not following it',
+        );
+        return { kind: 'redirect', status: res.status, target: redact(where) };
+      }
+      const text = await readCapped(res, this.o.maxResponseBytes);
+      if (text === undefined) {
+        const requestId = res.headers.get('x-pulumi-request-id') ?? undefined;
+        return { kind: 'too_large', status: res.status, ...(requestId === undefined ? {} : { requestId }) };
+      }
+      return this.interpret(req, res, text);
+    }
   }
 
   private interpret<T>(req: GetRequest<T>, res: Response, text: string): Attempt<T> {
@@ -308,6 +377,17 @@ export class ApiTransport {
         status = 'network';
         retryable = true;
         cause = a.cause;
+        break;
+      case 'too_large':
+        code = 'API_RESPONSE_TOO_LARGE';
+        what = `returned a response body larger than ${this.o.maxResponseBytes} bytes (pulumi.maxResponseBytes); the rest was not read`;
+        status = a.status;
+        requestId = a.requestId;
+        break;
+      case 'redirect':
+        code = 'API_REDIRECT_REFUSED';
+        what = `answered ${a.status} redirecting to ${a.target}; redirects are followed only within ${this.origin}`;
+        status = a.status;
         break;
       case 'malformed':
         code = 'API_MALFORMED_RESPONSE';

@@ -49,6 +49,10 @@ export interface PulumiClientOptions {
   readonly maxConcurrentRequests?: number;
   /** Page size historySince requests. Default 100. */
   readonly historyPageSize?: number;
+  /** Larger (decoded) response bodies fail with API_RESPONSE_TOO_LARGE. Default 8 MiB. */
+  readonly maxResponseBytes?: number;
+  /** Pages one stack listing, history read or update event stream may take (API_TOO_MANY_PAGES). Default 1000. */
+  readonly maxPagesPerListing?: number;
   readonly observer?: ApiObserver;
   readonly logger?: Logger;
   /** Injected for tests: backoff and rate-limit waits. */
@@ -116,6 +120,7 @@ export class PulumiClient implements PulumiCloudApi {
   private readonly transport: ApiTransport;
   private readonly logger: Logger;
   private readonly historyPageSize: number;
+  private readonly maxPages: number;
   /** Cleared when the server answers 400 to a listing that sent maxResults. */
   private sendMaxResults = true;
 
@@ -140,15 +145,19 @@ export class PulumiClient implements PulumiCloudApi {
       requestsPerSecond: options.requestsPerSecond ?? 0,
       maxConcurrentRequests: options.maxConcurrentRequests ?? 8,
       historyPageSize: options.historyPageSize ?? 100,
+      maxResponseBytes: options.maxResponseBytes ?? 8 * 1024 * 1024,
+      maxPagesPerListing: options.maxPagesPerListing ?? 1000,
     };
     const bad = Object.entries(numbers).filter(([k, v]) =>
       k === 'retryBaseDelayMillis' || k === 'retryMaxDelayMillis' || k === 'requestsPerSecond' ? !(v >= 0) : !(v > 0),
     );
-    if (bad.length > 0 || !Number.isInteger(numbers.maxAttempts) || !Number.isInteger(numbers.maxConcurrentRequests)) {
+    const integers = [numbers.maxAttempts, numbers.maxConcurrentRequests, numbers.maxPagesPerListing];
+    if (bad.length > 0 || !integers.every((n) => Number.isInteger(n))) {
       throw new ExporterError('CONFIG_INVALID', `invalid Pulumi client options: ${JSON.stringify(numbers)}`);
     }
     this.logger = options.logger ?? silentLogger();
     this.historyPageSize = numbers.historyPageSize;
+    this.maxPages = numbers.maxPagesPerListing;
     this.transport = new ApiTransport({
       baseUrl: base.href,
       accessToken: options.accessToken,
@@ -159,6 +168,7 @@ export class PulumiClient implements PulumiCloudApi {
       retryMaxDelayMillis: numbers.retryMaxDelayMillis,
       requestsPerSecond: numbers.requestsPerSecond,
       maxConcurrentRequests: numbers.maxConcurrentRequests,
+      maxResponseBytes: numbers.maxResponseBytes,
       observer: options.observer ?? noopApiObserver,
       logger: this.logger,
       sleep: options.sleep ?? defaultSleep,
@@ -171,7 +181,7 @@ export class PulumiClient implements PulumiCloudApi {
     const byKey = new Map<string, StackSummary>();
     const seen = new Set<string>();
     let token: string | null = null;
-    for (;;) {
+    for (let pages = 1; ; pages += 1) {
       const page = await this.stacksPage(org, token, options);
       const rows = page.stacks ?? [];
       for (const row of rows) {
@@ -188,6 +198,7 @@ export class PulumiClient implements PulumiCloudApi {
         this.logger.debug({ endpoint: 'listStacks', org }, 'empty stack page with a continuation token; stopping');
         break;
       }
+      if (pages >= this.maxPages) throw this.tooManyPages('listStacks', PATHS.listStacks, `org ${org}`);
       seen.add(next);
       token = next;
     }
@@ -241,6 +252,7 @@ export class PulumiClient implements PulumiCloudApi {
       const perPage = hp.itemsPerPage > 0 ? hp.itemsPerPage : this.historyPageSize;
       if (hp.updates.length === 0 || hp.updates.length < perPage) return out;
       if (totalReported && page * perPage >= hp.total) return out;
+      if (page >= this.maxPages) throw this.tooManyPages('listUpdates', PATHS.listUpdates, stackKey(ref));
     }
   }
 
@@ -250,7 +262,7 @@ export class PulumiClient implements PulumiCloudApi {
     const seen = new Set<string>();
     let token: string | null = nextToken(options.continuationToken);
     if (token !== null) seen.add(token);
-    for (;;) {
+    for (let pages = 1; ; pages += 1) {
       const query: Array<[string, string]> = [];
       if (token !== null) query.push(['continuationToken', token]);
       for (const t of options.types ?? []) query.push(['type', String(t)]);
@@ -285,6 +297,7 @@ export class PulumiClient implements PulumiCloudApi {
       if (seen.has(next)) {
         throw this.pagingLoop('engineEvents', PATHS.engineEvents, subject);
       }
+      if (pages >= this.maxPages) throw this.tooManyPages('engineEvents', PATHS.engineEvents, subject);
       seen.add(next);
       yield page;
       token = next;
@@ -347,6 +360,14 @@ export class PulumiClient implements PulumiCloudApi {
         return r.ok ? { ok: true, value: { page: r.page, totalReported: typeof d.total === 'number' } } : r;
       }),
     });
+  }
+
+  private tooManyPages(endpoint: string, pathTemplate: string, subject: string): ExporterError {
+    return new ExporterError(
+      'API_TOO_MANY_PAGES',
+      `${endpoint} (GET ${pathTemplate}) for ${subject} still had more pages after ${this.maxPages} (pulumi.maxPagesPerListing)`,
+      { retryable: false, details: { endpoint, path: pathTemplate, maxPagesPerListing: this.maxPages } },
+    );
   }
 
   private pagingLoop(endpoint: string, pathTemplate: string, subject: string): ExporterError {

@@ -53,7 +53,7 @@ export interface StackSyncResult {
  * maxUpdateAttempts cycles the update is counted without its trace instead of blocking
  * every later update of its stack. Outages (429, 5xx, network, auth) are retried forever.
  */
-const UPDATE_SPECIFIC: ReadonlySet<ErrorCode> = new Set(['API_MALFORMED_RESPONSE', 'API_PAGING_LOOP', 'INTERNAL']);
+const UPDATE_SPECIFIC: ReadonlySet<ErrorCode> = new Set(['API_MALFORMED_RESPONSE', 'API_PAGING_LOOP', 'API_RESPONSE_TOO_LARGE', 'API_TOO_MANY_PAGES', 'INTERNAL']);
 
 /**
  * The oldest update start time this stack's backfill looks at. Anchored to when the
