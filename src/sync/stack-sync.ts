@@ -53,7 +53,7 @@ export interface StackSyncResult {
  * maxUpdateAttempts cycles the update is counted without its trace instead of blocking
  * every later update of its stack. Outages (429, 5xx, network, auth) are retried forever.
  */
-const UPDATE_SPECIFIC: ReadonlySet<ErrorCode> = new Set(['API_MALFORMED_RESPONSE', 'API_PAGING_LOOP', 'INTERNAL']);
+const UPDATE_SPECIFIC: ReadonlySet<ErrorCode> = new Set(['API_MALFORMED_RESPONSE', 'API_PAGING_LOOP', 'API_RESPONSE_TOO_LARGE', 'API_TOO_MANY_PAGES', 'INTERNAL']);
 
 /**
  * The oldest update start time this stack's backfill looks at. Anchored to when the
@@ -76,9 +76,9 @@ function markIncomplete(trace: TraceRecord, reason: string): TraceRecord {
  * history no longer holds that exported update at that version, the stack was deleted and
  * created again (versions restart at 1), so its cursor is reset and it is read from the start.
  */
-async function newHistory(deps: StackSyncDeps, stack: StackRecord, log: Logger): Promise<UpdateInfo[]> {
+async function newHistory(deps: StackSyncDeps, stack: StackRecord, log: Logger, signal?: AbortSignal): Promise<UpdateInfo[]> {
   const floor = backfillFloorSeconds(stack, deps.backfillDays);
-  const bounds = floor === undefined ? {} : { notBeforeSeconds: floor };
+  const bounds = { ...(floor === undefined ? {} : { notBeforeSeconds: floor }), signal };
   const cursor = stack.cursorVersion;
   const history = await deps.api.historySince(stack, { afterVersion: Math.max(0, cursor - 1), ...bounds });
   if (cursor > 0) {
@@ -112,7 +112,7 @@ export async function syncStack(
   let skipped = 0;
   let inProgress = 0;
   try {
-    const history = await newHistory(deps, stack, log);
+    const history = await newHistory(deps, stack, log, signal);
     const running: InProgressRecord[] = history
       .filter((u) => !isTerminal(u.result))
       .map((u) => ({ stack, updateId: u.updateId, kind: u.kind, version: u.version, startTime: u.startTime }));
@@ -182,7 +182,7 @@ async function fetchEvents(
 ): Promise<EventsRead> {
   const events: EngineEvent[] = [];
   try {
-    for await (const page of deps.api.engineEvents(stack, update.updateId)) {
+    for await (const page of deps.api.engineEvents(stack, update.updateId, { signal })) {
       for (const event of page.events) events.push(event);
       progress.eventsRead(page.events.length);
       if (signal.aborted) throw new Error('stopping: the remaining event pages are read after the restart');

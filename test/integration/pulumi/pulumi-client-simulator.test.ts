@@ -39,7 +39,6 @@ function client(extra: Partial<PulumiClientOptions> = {}): PulumiClient {
     maxAttempts: 4,
     retryBaseDelayMillis: 5,
     retryMaxDelayMillis: 2_000,
-    requestsPerSecond: 1_000,
     maxConcurrentRequests: 8,
     historyPageSize: 7,
     ...extra,
@@ -270,11 +269,11 @@ describe('PulumiClient against the simulator: faults', () => {
   it('is refused by a simulator that expects another token', async () => {
     const strict = await startSimulator({ seed: 1, nowSeconds: NOW, acceptedToken: 'the-right-token', host: '127.0.0.1', port: 0 });
     try {
-      const c = new PulumiClient({ baseUrl: strict.url, accessToken: TOKEN, version: 'integration', requestsPerSecond: 1_000 });
+      const c = new PulumiClient({ baseUrl: strict.url, accessToken: TOKEN, version: 'integration' });
       const err = await rejection(c.listStacks(strict.truth().stacks[0]?.org ?? 'x'));
       expect(err.code).toBe('API_UNAUTHORIZED');
       expect(strict.stats().total).toBe(1);
-      const ok = new PulumiClient({ baseUrl: strict.url, accessToken: 'the-right-token', version: 'integration', requestsPerSecond: 1_000 });
+      const ok = new PulumiClient({ baseUrl: strict.url, accessToken: 'the-right-token', version: 'integration' });
       expect((await ok.listStacks(strict.truth().stacks[0]?.org ?? 'x')).length).toBeGreaterThan(0);
     } finally {
       await strict.close();

@@ -30,7 +30,6 @@ function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): Pulum
     baseUrl: url,
     accessToken: TOKEN,
     version: '0.0.1',
-    requestsPerSecond: 1e6,
     maxAttempts: 4,
     retryBaseDelayMillis: 100,
     retryMaxDelayMillis: 30_000,
@@ -277,7 +276,7 @@ describe('the access token', () => {
 });
 
 describe('rate limit and concurrency', () => {
-  it('spaces requests by the client-wide token bucket (injected clock)', async () => {
+  it('spaces request starts by the optional hard cap, without a burst (injected clock)', async () => {
     const time = fakeTime(0);
     const arrivals: number[] = [];
     const s = await serve((_req, res) => {
@@ -286,11 +285,11 @@ describe('rate limit and concurrency', () => {
     });
     const c = clientFor(s.url, { requestsPerSecond: 2, sleep: time.sleep, now: time.now });
     // One call after the other: the fake sleep returns at once, so only sequential calls
-    // reach the server at the fake time their token was granted.
+    // reach the server at the fake time they were admitted.
     await c.listUpdates(ref, 1, 10);
     await c.latestPreviews(ref, 1, 10);
     for (let page = 2; page <= 5; page += 1) await c.listUpdates(ref, page, 10);
-    expect(arrivals).toEqual([0, 0, 500, 1_000, 1_500, 2_000]);
+    expect(arrivals).toEqual([0, 500, 1_000, 1_500, 2_000, 2_500]);
   });
 
   it('counts retries against the rate limit too', async () => {
@@ -323,7 +322,7 @@ describe('rate limit and concurrency', () => {
         setTimeout(() => batch.forEach((r) => sendJson(r, 200, EMPTY_HISTORY)), 20);
       }
     });
-    const c = new PulumiClient({ baseUrl: s.url, accessToken: TOKEN, version: '0', maxConcurrentRequests: cap, requestsPerSecond: 1e6 });
+    const c = new PulumiClient({ baseUrl: s.url, accessToken: TOKEN, version: '0', maxConcurrentRequests: cap });
     await Promise.all(Array.from({ length: 4 * cap }, (_, i) => c.listUpdates(ref, i + 1, 10)));
     expect(s.requests).toHaveLength(4 * cap);
     expect(maxInFlight).toBe(cap);
