@@ -125,8 +125,8 @@ async function main(args: readonly string[]): Promise<void> {
   }
   console.log(
     `node ${process.version}, ${warmup} warm-up + ${iterations} timed iterations per case (cases of a group take turns), median reported;` +
-      ' CPU ms is this process only (servers started by a suite run in a child process)' +
-      (gc ? ', full GC before each iteration' : ' (NODE_OPTIONS=--expose-gc for a GC before each iteration)') +
+      ' CPU ms is this process only (servers started by a suite run in a child process);' +
+      (gc ? ' full GC before each iteration' : ' NODE_OPTIONS=--expose-gc adds a GC before each iteration') +
       '\n',
   );
   for (const suite of suites) {
