@@ -256,7 +256,14 @@ export class ApiTransport {
       outcome = timeout.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
     }
     const seconds = Math.max(0, (this.o.now() - started) / 1000);
-    const code = outcome.kind === 'ok' || outcome.kind === 'http' ? String(outcome.status) : outcome.kind;
+    // A refused redirect is reported by its status; an oversized body as `malformed` (a failed
+    // request), keeping the label to its documented values.
+    const code =
+      outcome.kind === 'ok' || outcome.kind === 'http' || outcome.kind === 'redirect'
+        ? String(outcome.status)
+        : outcome.kind === 'too_large'
+          ? 'malformed'
+          : outcome.kind;
     this.o.observer.request(req.endpoint, code, seconds);
     this.o.logger.debug(
       { endpoint: req.endpoint, path: req.pathTemplate, code, attempt, durationMs: Math.round(seconds * 1000) },

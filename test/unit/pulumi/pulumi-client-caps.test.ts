@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
-import { collect, rejection } from '../../helpers/pulumi-client.js';
+import { collect, recordingObserver, rejection } from '../../helpers/pulumi-client.js';
 import { sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
 
 const TOKEN = 'pul-9999888877776666555544443333222211110000';
@@ -47,7 +47,10 @@ describe('response body cap', () => {
     const s = await serve(endlessBody(sent));
     const rssBefore = process.memoryUsage().rss;
     const started = Date.now();
-    const err = await rejection(client(s.url, { maxResponseBytes: 2 * MiB }).listStacks('acme'));
+    const observer = recordingObserver();
+    const err = await rejection(client(s.url, { maxResponseBytes: 2 * MiB, observer }).listStacks('acme'));
+    // Counted as a failed request in pulumi_exporter_api_requests_total.
+    expect(observer.requests).toEqual(['listStacks:malformed']);
     expect(err.code).toBe('API_RESPONSE_TOO_LARGE');
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('pulumi.maxResponseBytes');
@@ -122,9 +125,11 @@ describe('redirects', () => {
       res.writeHead(302, { Location: `${elsewhere.url}/steal?x=1` });
       res.end();
     });
-    const err = await rejection(client(s.url).listStacks('acme'));
+    const observer = recordingObserver();
+    const err = await rejection(client(s.url, { observer }).listStacks('acme'));
     expect(err.code).toBe('API_REDIRECT_REFUSED');
     expect(err.retryable).toBe(false);
+    expect(observer.requests).toEqual(['listStacks:302']);
     expect(err.message).toContain(new URL(elsewhere.url).origin);
     expect(err.message).not.toContain(TOKEN);
     expect(elsewhere.requests).toHaveLength(0);
