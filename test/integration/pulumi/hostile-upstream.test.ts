@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../../src/app.js';
 import { defaultConfig, type ConfigInput } from '../../../src/config/schema.js';
-import { createLogger } from '../../../src/logging/logger.js';
+import { createLogger, silentLogger } from '../../../src/logging/logger.js';
 import { SqliteStateStore } from '../../../src/state/sqlite-store.js';
 import { tempDir } from '../../helpers/e2e.js';
 import { sendJson, startLocalServer, type LocalServer } from '../../unit/pulumi/local-server.js';
@@ -108,47 +108,51 @@ describe('a hostile upstream', () => {
   });
 
   it('stops within seconds while Pulumi Cloud accepts connections and never answers, committing nothing', async () => {
-    const tmp = tempDir();
-    cleanups.push(tmp.cleanup);
-    const held: ServerResponse[] = [];
-    cleanups.push(() => held.forEach((r) => r.destroy()));
     // Listing and history answer; every engine-event call hangs.
-    const s = await upstream((_stack, res) => void held.push(res));
-    const { lines, logger } = logs();
-    const statePath = join(tmp.dir, 'state.db');
-    // The shipped request timeout and attempts: 4 x 30 s if the stop signal did not reach the requests.
-    const app = appFor(s.url, statePath, { requestTimeoutMillis: 30_000, maxAttempts: 4 }, logger);
-    await app.start();
-    while (held.length < 2) await new Promise((r) => setTimeout(r, 10));
+    const run = await stopWhileHanging((held) => upstream((_stack, res) => void held.push(res)), 2);
+    expect(run.stopMs).toBeLessThan(3_000);
+    expect(run.lines.filter((l) => Number(l['level']) >= 50)).toEqual([]);
+    expect(run.lines.some((l) => JSON.stringify(l).includes('state store is closed'))).toBe(false);
 
-    const started = Date.now();
-    await app.stop();
-    const stopMs = Date.now() - started;
-    expect(stopMs).toBeLessThan(3_000);
-    expect(lines.filter((l) => Number(l['level']) >= 50)).toEqual([]);
-    expect(lines.some((l) => JSON.stringify(l).includes('state store is closed'))).toBe(false);
-
-    const reopened = new SqliteStateStore({ path: statePath, logger });
+    const reopened = new SqliteStateStore({ path: run.statePath, logger: silentLogger() });
     cleanups.push(() => reopened.close());
     await reopened.migrate();
     for (const stack of ['good', 'bad']) expect(await reopened.isExported({ org: 'acme', project: 'web', stack }, `${stack}-u1`)).toBe(false);
   });
 
   it('stops within seconds while the stack listing itself never answers, logging no failure', async () => {
-    const tmp = tempDir();
-    cleanups.push(tmp.cleanup);
-    const held: ServerResponse[] = [];
-    cleanups.push(() => held.forEach((r) => r.destroy()));
-    const s = await startLocalServer((_req, res) => void held.push(res));
-    cleanups.push(() => s.close());
-    const { lines, logger } = logs();
-    const app = appFor(s.url, join(tmp.dir, 'state.db'), { requestTimeoutMillis: 30_000, maxAttempts: 4 }, logger);
-    await app.start();
-    while (held.length < 1) await new Promise((r) => setTimeout(r, 10));
-    const started = Date.now();
-    await app.stop();
-    expect(Date.now() - started).toBeLessThan(3_000);
-    expect(lines.filter((l) => Number(l['level']) >= 40)).toEqual([]);
-    expect(s.requests).toHaveLength(1);
+    let server: LocalServer | undefined;
+    const run = await stopWhileHanging(async (held) => {
+      server = await startLocalServer((_req, res) => void held.push(res));
+      cleanups.push(() => server?.close());
+      return server;
+    }, 1);
+    expect(run.stopMs).toBeLessThan(3_000);
+    expect(run.lines.filter((l) => Number(l['level']) >= 40)).toEqual([]);
+    expect(server?.requests).toHaveLength(1);
   });
 });
+
+/**
+ * Starts an exporter (shipped request timeout and attempts: 4 x 30 s if the stop signal did
+ * not reach the requests) against `upstreamWith`, waits until `hanging` requests are held
+ * unanswered, then times app.stop().
+ */
+async function stopWhileHanging(
+  upstreamWith: (held: ServerResponse[]) => Promise<LocalServer>,
+  hanging: number,
+): Promise<{ stopMs: number; lines: Array<Record<string, unknown>>; statePath: string }> {
+  const tmp = tempDir();
+  cleanups.push(tmp.cleanup);
+  const held: ServerResponse[] = [];
+  cleanups.push(() => held.forEach((r) => r.destroy()));
+  const s = await upstreamWith(held);
+  const { lines, logger } = logs();
+  const statePath = join(tmp.dir, 'state.db');
+  const app = appFor(s.url, statePath, { requestTimeoutMillis: 30_000, maxAttempts: 4 }, logger);
+  await app.start();
+  while (held.length < hanging) await new Promise((r) => setTimeout(r, 10));
+  const started = Date.now();
+  await app.stop();
+  return { stopMs: Date.now() - started, lines, statePath };
+}

@@ -1,24 +1,14 @@
 import type { ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
 import { collect, recordingObserver, rejection } from '../../helpers/pulumi-client.js';
-import { sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
+import { sendJson, serversPerTest, type Handler } from './local-server.js';
 
 const TOKEN = 'pul-9999888877776666555544443333222211110000';
 const ref = { org: 'acme', project: 'web', stack: 'prod' };
 const MiB = 1024 * 1024;
 
-let servers: LocalServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-
-async function serve(handler: Handler): Promise<LocalServer> {
-  const s = await startLocalServer(handler);
-  servers.push(s);
-  return s;
-}
+const { serve } = serversPerTest();
 
 function client(url: string, extra: Partial<PulumiClientOptions> = {}): PulumiClient {
   return new PulumiClient({ baseUrl: url, accessToken: TOKEN, version: '0', retryBaseDelayMillis: 1, ...extra });
