@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
 import { collect, recordingObserver, rejection } from '../../helpers/pulumi-client.js';
@@ -56,6 +57,18 @@ describe('response body cap', () => {
     const s = await serve((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(512 * MiB) });
       res.write('{');
+    });
+    const err = await rejection(client(s.url, { maxResponseBytes: MiB }).listUpdates(ref, 1, 10));
+    expect(err.code).toBe('API_RESPONSE_TOO_LARGE');
+  });
+
+  it('counts decoded bytes, so a small gzip body that inflates past the cap is refused', async () => {
+    const inflated = Buffer.concat([Buffer.from('{"updates":[],"pad":"'), Buffer.alloc(8 * MiB, 'a'), Buffer.from('"}')]);
+    const gz = gzipSync(inflated);
+    expect(gz.length).toBeLessThan(MiB / 8);
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip', 'Content-Length': String(gz.length) });
+      res.end(gz);
     });
     const err = await rejection(client(s.url, { maxResponseBytes: MiB }).listUpdates(ref, 1, 10));
     expect(err.code).toBe('API_RESPONSE_TOO_LARGE');
