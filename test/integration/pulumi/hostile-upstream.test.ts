@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../../src/app.js';
 import { defaultConfig, type ConfigInput } from '../../../src/config/schema.js';
@@ -8,6 +11,7 @@ import { SqliteStateStore } from '../../../src/state/sqlite-store.js';
 import { tempDir } from '../../helpers/e2e.js';
 import { sendJson, startLocalServer, type LocalServer } from '../../unit/pulumi/local-server.js';
 
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TOKEN = 'pul-hostile0000111122223333444455556666777';
 const NOW_S = Math.floor(Date.now() / 1000);
 
@@ -131,6 +135,37 @@ describe('a hostile upstream', () => {
     expect(run.lines.filter((l) => Number(l['level']) >= 40)).toEqual([]);
     expect(server?.requests).toHaveLength(1);
   });
+});
+
+describe('the exporter process against a Pulumi Cloud that never answers', () => {
+  it('exits 0 within the 10 s target after SIGTERM, with the shipped timeouts', async () => {
+    const tmp = tempDir();
+    cleanups.push(tmp.cleanup);
+    const held: ServerResponse[] = [];
+    cleanups.push(() => held.forEach((r) => r.destroy()));
+    const s = await startLocalServer((_req, res) => void held.push(res));
+    cleanups.push(() => s.close());
+    const configPath = join(tmp.dir, 'config.yaml');
+    writeFileSync(configPath, 'poll:\n  initialJitterSeconds: 0\n');
+    const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '' };
+    Object.assign(env, {
+      PULUMI_BACKEND_URL: s.url,
+      PULUMI_ACCESS_TOKEN: TOKEN,
+      EXPORTER_ORGS: 'acme',
+      EXPORTER_STATE: join(tmp.dir, 'state.db'),
+      EXPORTER_HOST: '127.0.0.1',
+      EXPORTER_PORT: '0',
+      OTEL_TRACES_EXPORTER: 'none',
+    });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'run', '--config', configPath], { cwd: ROOT, env, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    cleanups.push(() => void child.kill('SIGKILL'));
+    while (held.length < 1) await new Promise((r) => setTimeout(r, 20));
+    const started = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 30_000);
 });
 
 /**
