@@ -88,7 +88,7 @@ async function readCapped(res: Response, maxBytes: number): Promise<string | und
   return Buffer.concat(chunks, size).toString('utf8');
 }
 
-/** The origin of `location` resolved against `base`, if it parses. */
+/** `location` resolved against `base`, if it parses. */
 function resolveLocation(location: string | null, base: string): URL | undefined {
   if (location === null) return undefined;
   try {
@@ -96,6 +96,11 @@ function resolveLocation(location: string | null, base: string): URL | undefined
   } catch {
     return undefined;
   }
+}
+
+/** `endpoint (GET /path/template) for subject`, for messages. */
+function describeRequest(req: GetRequest<unknown>): string {
+  return `${req.endpoint} (GET ${req.pathTemplate})${req.subject === undefined ? '' : ` for ${req.subject}`}`;
 }
 
 function networkDetail(err: unknown): string {
@@ -232,8 +237,7 @@ export class ApiTransport {
   }
 
   private abortedError(req: GetRequest<unknown>): ExporterError {
-    const where = `${req.endpoint} (GET ${req.pathTemplate})${req.subject === undefined ? '' : ` for ${req.subject}`}`;
-    return new ExporterError('API_ABORTED', `${where} was abandoned: the exporter is stopping`, {
+    return new ExporterError('API_ABORTED', `${describeRequest(req)} was abandoned: the exporter is stopping`, {
       retryable: true,
       details: { endpoint: req.endpoint, path: req.pathTemplate },
     });
@@ -256,7 +260,14 @@ export class ApiTransport {
       outcome = timeout.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
     }
     const seconds = Math.max(0, (this.o.now() - started) / 1000);
-    const code = outcome.kind === 'ok' || outcome.kind === 'http' ? String(outcome.status) : outcome.kind;
+    // A refused redirect is reported by its status; an oversized body as `malformed` (a failed
+    // request), keeping the label to its documented values.
+    const code =
+      outcome.kind === 'ok' || outcome.kind === 'http' || outcome.kind === 'redirect'
+        ? String(outcome.status)
+        : outcome.kind === 'too_large'
+          ? 'malformed'
+          : outcome.kind;
     this.o.observer.request(req.endpoint, code, seconds);
     this.o.logger.debug(
       { endpoint: req.endpoint, path: req.pathTemplate, code, attempt, durationMs: Math.round(seconds * 1000) },
@@ -284,7 +295,7 @@ export class ApiTransport {
         const where = target === undefined ? 'an unreadable Location' : target.origin === this.origin ? `${this.origin} (more than ${MAX_REDIRECTS} redirects)` : target.origin;
         this.o.logger.warn(
           { endpoint: req.endpoint, path: req.pathTemplate, status: res.status, target: redact(where), backend: this.origin },
-          'Pulumi Cloud answered with a redirect to another origin; not following it',
+          'Pulumi Cloud redirected to another origin (or in a loop); not following it',
         );
         return { kind: 'redirect', status: res.status, target: redact(where) };
       }
@@ -355,7 +366,7 @@ export class ApiTransport {
     attempts: number,
     deferred = false,
   ): ExporterError {
-    const where = `${req.endpoint} (GET ${req.pathTemplate})${req.subject === undefined ? '' : ` for ${req.subject}`}`;
+    const where = describeRequest(req);
     const tries = attempts === 1 ? '' : ` after ${attempts} attempts`;
     let code: ErrorCode;
     let what: string;

@@ -72,6 +72,8 @@ const PATHS = {
   engineEvents: `${STACK_PATH}/update/{updateID}/events`,
 } as const;
 
+type WireStacksPage = z.infer<typeof wireListStacksResponse>;
+
 const STATUS_KINDS = new Set(['update', 'preview', 'refresh', 'destroy']);
 
 /**
@@ -205,30 +207,39 @@ export class PulumiClient implements PulumiCloudApi {
     return [...byKey.values()];
   }
 
-  /** One stack-list page, with maxResults unless the server refused it before. */
-  private async stacksPage(org: string, token: string | null, options: CallOptions): Promise<z.infer<typeof wireListStacksResponse>> {
-    const withMax = this.sendMaxResults;
-    const query: Array<[string, string]> = [['organization', org]];
-    if (withMax) query.push(['maxResults', String(STACK_PAGE_MAX_RESULTS)]);
-    if (token !== null) query.push(['continuationToken', token]);
+  /**
+   * One stack-list page, with maxResults unless the server refused it before: a 400 to a
+   * page with maxResults is asked again without it, and only if that works does the client
+   * stop sending it (a 400 for another reason fails the same way both times).
+   */
+  private async stacksPage(org: string, token: string | null, options: CallOptions): Promise<WireStacksPage> {
+    if (!this.sendMaxResults) return this.stacksRequest(org, token, options, false);
     try {
-      return await this.transport.get({
-        endpoint: 'listStacks',
-        pathTemplate: PATHS.listStacks,
-        path: PATHS.listStacks,
-        query,
-        subject: `org ${org}`,
-        parse: parseWith(wireListStacksResponse, (d) => ({ ok: true, value: d })),
-        signal: options.signal,
-      });
+      return await this.stacksRequest(org, token, options, true);
     } catch (err) {
-      if (!withMax || !isExporterError(err) || err.code !== 'API_HTTP_ERROR' || err.details['status'] !== 400) throw err;
+      if (!isExporterError(err) || err.code !== 'API_HTTP_ERROR' || err.details['status'] !== 400) throw err;
+      const page = await this.stacksRequest(org, token, options, false);
       if (this.sendMaxResults) {
         this.sendMaxResults = false;
         this.logger.warn({ endpoint: 'listStacks', org, maxResults: STACK_PAGE_MAX_RESULTS, error: err.message }, 'Pulumi Cloud refused maxResults; listing stacks with its default page size from now on');
       }
-      return this.stacksPage(org, token, options);
+      return page;
     }
+  }
+
+  private stacksRequest(org: string, token: string | null, options: CallOptions, withMax: boolean): Promise<WireStacksPage> {
+    const query: Array<[string, string]> = [['organization', org]];
+    if (withMax) query.push(['maxResults', String(STACK_PAGE_MAX_RESULTS)]);
+    if (token !== null) query.push(['continuationToken', token]);
+    return this.transport.get({
+      endpoint: 'listStacks',
+      pathTemplate: PATHS.listStacks,
+      path: PATHS.listStacks,
+      query,
+      subject: `org ${org}`,
+      parse: parseWith(wireListStacksResponse, (d) => ({ ok: true, value: d })),
+      signal: options.signal,
+    });
   }
 
   async listUpdates(ref: StackRef, page: number, pageSize: number, options: CallOptions = {}): Promise<HistoryPage> {

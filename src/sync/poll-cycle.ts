@@ -65,6 +65,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
       listedOrgs.add(org.name);
     } catch (err) {
       listedAllOrgs = false;
+      if (signal?.aborted) break;
       const code = errorCodeOf(err);
       deps.metrics.error(code);
       log.warn({ err, code, org: org.name }, 'listing the stacks of an org failed');

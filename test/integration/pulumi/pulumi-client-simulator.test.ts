@@ -88,7 +88,7 @@ function expectMatchesTruth(got: { updateId: string; version: number; kind: stri
 }
 
 describe('PulumiClient against the simulator: paging', () => {
-  it('lists every stack of every org across stack pages', async () => {
+  it('lists every stack of every org, one maxResults page per org', async () => {
     const c = client();
     const truth = sim.truth().stacks;
     const got = (await Promise.all(orgs().map((o) => c.listStacks(o)))).flat();
@@ -100,8 +100,9 @@ describe('PulumiClient against the simulator: paging', () => {
       expect(s?.resourceCount).toBe(t.resourceCount);
       expect(s?.lastUpdate).toBe(t.lastUpdate);
     }
-    // stackPageSize 4 forces several pages for at least one org.
-    expect(sim.stats().byEndpoint.listStacks).toBeGreaterThan(orgs().length);
+    // stackPageSize 4 is only the server's default page: the client asks for maxResults=500,
+    // so each org's few stacks come in one page (paging itself: pulumi-client-listing.test.ts).
+    expect(sim.stats().byEndpoint.listStacks).toBe(orgs().length);
   });
 
   it('reads the full history of every stack, newest first, exactly as generated', async () => {

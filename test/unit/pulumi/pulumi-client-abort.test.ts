@@ -1,25 +1,12 @@
-import type { ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PulumiClient } from '../../../src/pulumi/pulumi-client.js';
 import { collect, rejection } from '../../helpers/pulumi-client.js';
-import { sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
+import { sendJson, serversPerTest, type Handler, type LocalServer } from './local-server.js';
 
 const TOKEN = 'pul-0123456789abcdef0123456789abcdef01234567';
 const ref = { org: 'acme', project: 'web', stack: 'prod' };
 
-let servers: LocalServer[] = [];
-const held: ServerResponse[] = [];
-afterEach(async () => {
-  for (const r of held.splice(0)) r.destroy();
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-
-async function serve(handler: Handler): Promise<LocalServer> {
-  const s = await startLocalServer(handler);
-  servers.push(s);
-  return s;
-}
+const { serve, held } = serversPerTest();
 
 /** Accepts every request and never answers. */
 const silent: Handler = (_req, res) => {

@@ -1,24 +1,15 @@
 import type { ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
-import { collect, rejection } from '../../helpers/pulumi-client.js';
-import { sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
+import { collect, recordingObserver, rejection } from '../../helpers/pulumi-client.js';
+import { sendJson, serversPerTest, type Handler } from './local-server.js';
 
 const TOKEN = 'pul-9999888877776666555544443333222211110000';
 const ref = { org: 'acme', project: 'web', stack: 'prod' };
 const MiB = 1024 * 1024;
 
-let servers: LocalServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-
-async function serve(handler: Handler): Promise<LocalServer> {
-  const s = await startLocalServer(handler);
-  servers.push(s);
-  return s;
-}
+const { serve } = serversPerTest();
 
 function client(url: string, extra: Partial<PulumiClientOptions> = {}): PulumiClient {
   return new PulumiClient({ baseUrl: url, accessToken: TOKEN, version: '0', retryBaseDelayMillis: 1, ...extra });
@@ -47,7 +38,10 @@ describe('response body cap', () => {
     const s = await serve(endlessBody(sent));
     const rssBefore = process.memoryUsage().rss;
     const started = Date.now();
-    const err = await rejection(client(s.url, { maxResponseBytes: 2 * MiB }).listStacks('acme'));
+    const observer = recordingObserver();
+    const err = await rejection(client(s.url, { maxResponseBytes: 2 * MiB, observer }).listStacks('acme'));
+    // Counted as a failed request in pulumi_exporter_api_requests_total.
+    expect(observer.requests).toEqual(['listStacks:malformed']);
     expect(err.code).toBe('API_RESPONSE_TOO_LARGE');
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('pulumi.maxResponseBytes');
@@ -63,6 +57,18 @@ describe('response body cap', () => {
     const s = await serve((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(512 * MiB) });
       res.write('{');
+    });
+    const err = await rejection(client(s.url, { maxResponseBytes: MiB }).listUpdates(ref, 1, 10));
+    expect(err.code).toBe('API_RESPONSE_TOO_LARGE');
+  });
+
+  it('counts decoded bytes, so a small gzip body that inflates past the cap is refused', async () => {
+    const inflated = Buffer.concat([Buffer.from('{"updates":[],"pad":"'), Buffer.alloc(8 * MiB, 'a'), Buffer.from('"}')]);
+    const gz = gzipSync(inflated);
+    expect(gz.length).toBeLessThan(MiB / 8);
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip', 'Content-Length': String(gz.length) });
+      res.end(gz);
     });
     const err = await rejection(client(s.url, { maxResponseBytes: MiB }).listUpdates(ref, 1, 10));
     expect(err.code).toBe('API_RESPONSE_TOO_LARGE');
@@ -122,9 +128,11 @@ describe('redirects', () => {
       res.writeHead(302, { Location: `${elsewhere.url}/steal?x=1` });
       res.end();
     });
-    const err = await rejection(client(s.url).listStacks('acme'));
+    const observer = recordingObserver();
+    const err = await rejection(client(s.url, { observer }).listStacks('acme'));
     expect(err.code).toBe('API_REDIRECT_REFUSED');
     expect(err.retryable).toBe(false);
+    expect(observer.requests).toEqual(['listStacks:302']);
     expect(err.message).toContain(new URL(elsewhere.url).origin);
     expect(err.message).not.toContain(TOKEN);
     expect(elsewhere.requests).toHaveLength(0);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { PulumiClient, STACK_PAGE_MAX_RESULTS } from '../../../src/pulumi/pulumi-client.js';
+import { rejection } from '../../helpers/pulumi-client.js';
 import { queryOf, sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
 
 const TOKEN = 'pul-1111222233334444555566667777888899990000';
@@ -59,5 +60,14 @@ describe('stack listing page size', () => {
     expect(await c.listStacks('acme')).toHaveLength(25);
     expect(server.requests.slice(4).every((r) => !queryOf(r).has('maxResults'))).toBe(true);
     expect(server.requests).toHaveLength(7);
+  });
+
+  it('keeps sending maxResults when a 400 has another cause (the same call fails without it too)', async () => {
+    server = await startLocalServer((_req, res) => sendJson(res, 400, { code: 400, message: 'bad organization' }));
+    const c = client(server.url);
+    const err = await rejection(c.listStacks('acme'));
+    expect(err.code).toBe('API_HTTP_ERROR');
+    await rejection(c.listStacks('acme'));
+    expect(server.requests.map((r) => queryOf(r).has('maxResults'))).toEqual([true, false, true, false]);
   });
 });

@@ -1,28 +1,16 @@
 import type { ServerResponse } from 'node:http';
 import { inspect } from 'node:util';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
 import { recordingObserver, rejection } from '../../helpers/pulumi-client.js';
-import { fakeTime, sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
+import { fakeTime, sendJson, serversPerTest, startLocalServer, type Handler } from './local-server.js';
 
 const TOKEN = 'pul-fedcba9876543210fedcba9876543210fedcba98';
 const ref = { org: 'acme', project: 'web', stack: 'prod' };
 const EMPTY_HISTORY = { updates: [], itemsPerPage: 10, total: 0 };
 
-let servers: LocalServer[] = [];
-const held: ServerResponse[] = [];
-afterEach(async () => {
-  for (const r of held.splice(0)) r.destroy();
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-
-async function serve(handler: Handler): Promise<LocalServer> {
-  const s = await startLocalServer(handler);
-  servers.push(s);
-  return s;
-}
+const { serve, held } = serversPerTest();
 
 function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): PulumiClient {
   const time = fakeTime();
