@@ -137,7 +137,10 @@ export async function syncStack(
     // read-ahead stops when the stack does: it only ever reads, and its outcome counts
     // (attempts, errors) only once its update's turn comes.
     const readAhead = new AbortController();
-    const reading = signal === undefined ? readAhead.signal : AbortSignal.any([signal, readAhead.signal]);
+    const stop = (): void => readAhead.abort();
+    signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted) stop();
+    const reading = readAhead.signal;
     try {
       let next = fresh[0] === undefined ? undefined : fetchEvents(deps, stack, fresh[0], progress, reading);
       for (let i = 0; i < fresh.length; i++) {
@@ -152,6 +155,7 @@ export async function syncStack(
         progress.exported();
       }
     } finally {
+      signal?.removeEventListener('abort', stop);
       readAhead.abort();
     }
     if (inProgress === 0) await deps.store.markStackSynced(stack, stack.lastUpdate);
