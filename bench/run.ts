@@ -1,13 +1,18 @@
 import { performance } from 'node:perf_hooks';
+import { backfillSuite } from './backfill.js';
 import { conversionSuite } from './conversion.js';
-import { pipelineSuite } from './pipeline.js';
+import { idleCycleSuite } from './idle-cycle.js';
+import { memorySuite } from './memory.js';
+
+
 
 /*
  * Benchmark runner (`npm run bench [-- <suite>...] [--iterations=N] [--warmup=N]`).
  * A suite only declares workloads; this runner warms each case up, times several
- * iterations, reports the median and prints one table per group (items/s and the time
- * ratio against the group's baseline case). Register a new suite
- * by adding it to SUITES.
+ * iterations, reports the median and prints one table per group (items/s, this process's
+ * CPU time and both ratios against the group's baseline case). A group measuring `peak-rss` reports the
+ * bytes each call returns (the peak RSS of a process it ran) instead of its time. Register
+ * a new suite by adding it to SUITES.
  */
 
 export interface BenchCase {
@@ -15,7 +20,10 @@ export interface BenchCase {
   /** Work items one call processes (events, spans, ...), for the throughput column. */
   readonly items: number;
   readonly unit: string;
-  /** One unit of work; may be async (awaited inside the timing). */
+  /**
+   * One unit of work; may be async (awaited inside the timing). In a `peak-rss` group it
+   * resolves to the peak resident set size, in bytes, of the process it ran.
+   */
   readonly fn: () => unknown;
   /** Name of another case in the same group to report the time ratio against. */
   readonly baseline?: string;
@@ -25,6 +33,13 @@ export interface BenchGroup {
   readonly title: string;
   readonly notes?: readonly string[];
   readonly cases: readonly BenchCase[];
+  /** What is reported per case: wall time (default) or the peak RSS each call returns. */
+  readonly measure?: 'time' | 'peak-rss';
+  /** Overrides --iterations / --warmup for slow cases (whole backfills in child processes). */
+  readonly iterations?: number;
+  readonly warmup?: number;
+  /** Runs after the group's cases (stops servers the group started). */
+  readonly done?: () => Promise<void>;
 }
 
 export interface BenchSuite {
@@ -33,12 +48,15 @@ export interface BenchSuite {
   groups(): BenchGroup[] | Promise<BenchGroup[]>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, pipelineSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite];
 
 interface Measured {
-  readonly medianMs: number;
-  readonly minMs: number;
-  readonly maxMs: number;
+  /** Milliseconds, or bytes in a peak-rss group. */
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  /** Median CPU time (user + system) of this process per call, in ms. */
+  readonly cpuMs: number;
 }
 
 // A trace of each result is kept so no call can be optimised away; the result itself is
@@ -46,20 +64,36 @@ interface Measured {
 let sink = 0;
 const gc = (globalThis as { gc?: () => void }).gc;
 
-async function measure(fn: () => unknown, warmup: number, iterations: number): Promise<Measured> {
-  for (let i = 0; i < warmup; i++) sink += (await fn()) === undefined ? 0 : 1;
-  const times: number[] = [];
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * Runs the cases of a group round-robin (every case once per round), so that a change in
+ * the machine's load during the group affects each case alike and the ratios stay fair.
+ */
+async function measureGroup(cases: readonly BenchCase[], warmup: number, iterations: number, what: 'time' | 'peak-rss'): Promise<Measured[]> {
+  for (let i = 0; i < warmup; i++) for (const c of cases) sink += (await c.fn()) === undefined ? 0 : 1;
+  const values = cases.map((): number[] => []);
+  const cpu = cases.map((): number[] => []);
   for (let i = 0; i < iterations; i++) {
-    gc?.();
-    const t = performance.now();
-    const result = await fn();
-    times.push(performance.now() - t);
-    sink += result === undefined ? 0 : 1;
+    for (const [k, c] of cases.entries()) {
+      gc?.();
+      const cpuBefore = process.cpuUsage();
+      const t = performance.now();
+      const result = await c.fn();
+      const ms = performance.now() - t;
+      const used = process.cpuUsage(cpuBefore);
+      cpu[k]!.push((used.user + used.system) / 1000);
+      if (what === 'time') values[k]!.push(ms);
+      else if (typeof result === 'number' && result > 0) values[k]!.push(result);
+      else throw new Error(`peak-rss case "${c.name}" returned ${String(result)} instead of a byte count`);
+      sink += result === undefined ? 0 : 1;
+    }
   }
-  times.sort((a, b) => a - b);
-  const mid = Math.floor(times.length / 2);
-  const median = times.length % 2 === 1 ? times[mid]! : (times[mid - 1]! + times[mid]!) / 2;
-  return { medianMs: median, minMs: times[0]!, maxMs: times[times.length - 1]! };
+  return values.map((v, k) => ({ median: median(v), min: Math.min(...v), max: Math.max(...v), cpuMs: median(cpu[k]!) }));
 }
 
 function fmt(n: number, digits = 1): string {
@@ -90,8 +124,9 @@ async function main(args: readonly string[]): Promise<void> {
     return;
   }
   console.log(
-    `node ${process.version}, ${warmup} warm-up + ${iterations} timed iterations per case, median reported` +
-      (gc ? ', full GC before each iteration' : ' (NODE_OPTIONS=--expose-gc for a GC before each iteration)') +
+    `node ${process.version}, ${warmup} warm-up + ${iterations} timed iterations per case (cases of a group take turns), median reported;` +
+      ' CPU ms is this process only (servers started by a suite run in a child process);' +
+      (gc ? ' full GC before each iteration' : ' NODE_OPTIONS=--expose-gc adds a GC before each iteration') +
       '\n',
   );
   for (const suite of suites) {
@@ -99,22 +134,36 @@ async function main(args: readonly string[]): Promise<void> {
     for (const group of await suite.groups()) {
       console.log(`### ${group.title}`);
       for (const note of group.notes ?? []) console.log(`  ${note}`);
-      const results = new Map<string, Measured>();
+      const what = group.measure ?? 'time';
+      const n = group.iterations ?? iterations;
+      const w = group.warmup ?? warmup;
+      if (group.iterations !== undefined || group.warmup !== undefined) console.log(`  (${w} warm-up + ${n} timed iterations per case in this group)`);
       const rows: string[][] = [];
-      for (const c of group.cases) {
-        const m = await measure(c.fn, warmup, iterations);
-        results.set(c.name, m);
-        const base = c.baseline ? results.get(c.baseline) : undefined;
-        rows.push([
-          c.name,
-          `${fmt(c.items, 0)} ${c.unit}`,
-          fmt(m.medianMs),
-          `${fmt(m.minMs)}..${fmt(m.maxMs)}`,
-          fmt((c.items / m.medianMs) * 1000, 0),
-          base ? `${fmt(m.medianMs / base.medianMs, 2)}x` : '',
-        ]);
+      try {
+        const measured = await measureGroup(group.cases, w, n, what);
+        const byName = new Map(group.cases.map((c, k) => [c.name, measured[k]!]));
+        for (const [k, c] of group.cases.entries()) {
+          const m = measured[k]!;
+          const base = c.baseline ? byName.get(c.baseline) : undefined;
+          const scale = what === 'time' ? 1 : 1024 * 1024;
+          rows.push([
+            c.name,
+            `${fmt(c.items, 0)} ${c.unit}`,
+            fmt(m.median / scale),
+            `${fmt(m.min / scale)}..${fmt(m.max / scale)}`,
+            ...(what === 'time' ? [fmt((c.items / m.median) * 1000, 0), fmt(m.cpuMs)] : []),
+            base ? `${fmt(m.median / base.median, 2)}x` : '',
+            ...(what === 'time' ? [base ? `${fmt(m.cpuMs / base.cpuMs, 2)}x` : ''] : []),
+          ]);
+        }
+      } finally {
+        await group.done?.();
       }
-      console.log(`\n${table(['case', 'work', 'median ms', 'min..max ms', 'items/s', 'vs baseline'], rows)}\n`);
+      const header =
+        what === 'time'
+          ? ['case', 'work', 'median ms', 'min..max ms', 'items/s', 'CPU ms', 'vs baseline', 'CPU vs baseline']
+          : ['case', 'work', 'median peak RSS MiB', 'min..max MiB', 'vs baseline'];
+      console.log(`\n${table(header, rows)}\n`);
     }
   }
   if (sink < 0) console.log('');

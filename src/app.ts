@@ -80,6 +80,8 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       requestsPerSecond: config.pulumi.requestsPerSecond,
       maxConcurrentRequests: config.pulumi.maxConcurrentRequests,
       historyPageSize: config.pulumi.historyPageSize,
+      maxResponseBytes: config.pulumi.maxResponseBytes,
+      maxPagesPerListing: config.pulumi.maxPagesPerListing,
       observer: metrics,
       logger: logger.child({ module: 'pulumi' }),
     });

@@ -86,8 +86,6 @@ export async function startDemo(
   const app = createApp(
     {
       ...config,
-      // The local simulator can take more than the conservative default meant for Pulumi Cloud.
-      pulumi: { ...config.pulumi, requestsPerSecond: Math.max(config.pulumi.requestsPerSecond, 200) },
       server: { ...config.server, host: env['EXPORTER_HOST'] ?? '127.0.0.1' },
       poll: { ...config.poll, initialJitterSeconds: 0 },
     },

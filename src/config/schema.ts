@@ -68,9 +68,11 @@ export const configSchema = z
         maxAttempts: z.number().int().min(1).max(10).default(4),
         retryBaseDelayMillis: duration('milliseconds', TEN_MINUTES_MS, '10 minutes').int().min(0).default(1_000),
         retryMaxDelayMillis: duration('milliseconds', TEN_MINUTES_MS, '10 minutes').int().min(0).default(30_000),
-        requestsPerSecond: z.number().positive().default(10),
+        requestsPerSecond: z.number().min(0).default(0),
         maxConcurrentRequests: z.number().int().positive().default(8),
         historyPageSize: z.number().int().min(1).max(1000).default(100),
+        maxResponseBytes: z.number().int().min(65_536).default(8_388_608),
+        maxPagesPerListing: z.number().int().min(1).default(1000),
       })
       .strict()
       .prefault({}),

@@ -1,10 +1,9 @@
 import { ExporterError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
 import { redact, registerSecret } from '../secrets.js';
+import { AdaptiveLimiter, type Permit } from './adaptive-limiter.js';
 import type { ApiEndpoint, ApiObserver, RetryReason } from './api-observer.js';
 import { RETRYABLE_STATUSES, parseRetryAfterMillis, planRetry } from './retry-policy.js';
-import { Semaphore } from './semaphore.js';
-import { TokenBucket } from './token-bucket.js';
 import { wireErrorResponse } from './wire-schema.js';
 
 export interface ApiTransportOptions {
@@ -15,11 +14,16 @@ export interface ApiTransportOptions {
   readonly maxAttempts: number;
   readonly retryBaseDelayMillis: number;
   readonly retryMaxDelayMillis: number;
+  /** Optional hard cap; 0 = only the adaptive limit. */
   readonly requestsPerSecond: number;
+  /** Where the adaptive concurrency limit starts and its ceiling. */
   readonly maxConcurrentRequests: number;
+  /** A (decoded) response body larger than this fails the call with API_RESPONSE_TOO_LARGE. */
+  readonly maxResponseBytes: number;
   readonly observer: ApiObserver;
   readonly logger: Logger;
-  readonly sleep: (ms: number) => Promise<void>;
+  /** Rejects (with anything) when `signal` aborts before `ms` have passed. */
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly now: () => number;
   readonly random: () => number;
 }
@@ -36,6 +40,8 @@ export interface GetRequest<T> {
   /** What the request is about (`org/project/stack`), for messages. */
   readonly subject?: string;
   readonly parse: (body: unknown) => ParseResult<T>;
+  /** Aborts the request and every wait of it (API_ABORTED). */
+  readonly signal?: AbortSignal;
 }
 
 type Attempt<T> =
@@ -49,12 +55,52 @@ type Attempt<T> =
     }
   | { readonly kind: 'timeout' }
   | { readonly kind: 'network'; readonly detail: string; readonly cause: unknown }
-  | { readonly kind: 'malformed'; readonly status: number; readonly problem: string; readonly requestId?: string };
+  | { readonly kind: 'malformed'; readonly status: number; readonly problem: string; readonly requestId?: string }
+  | { readonly kind: 'too_large'; readonly status: number; readonly requestId?: string }
+  /** A redirect to another origin (or a redirect chain too long), not followed. */
+  | { readonly kind: 'redirect'; readonly status: number; readonly target: string };
+
+/** Redirects followed within the backend's own origin. */
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 const MAX_SERVER_MESSAGE = 500;
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}...`;
+}
+
+/** The body as text, or undefined once it grows past `maxBytes` (the rest is not read). */
+async function readCapped(res: Response, maxBytes: number): Promise<string | undefined> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+  if (declared > maxBytes || res.body === null) {
+    await res.body?.cancel();
+    return declared > maxBytes ? undefined : '';
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  // Leaving the loop early cancels the stream, which closes the connection.
+  for await (const chunk of res.body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
+/** `location` resolved against `base`, if it parses. */
+function resolveLocation(location: string | null, base: string): URL | undefined {
+  if (location === null) return undefined;
+  try {
+    return new URL(location, base);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `endpoint (GET /path/template) for subject`, for messages. */
+function describeRequest(req: GetRequest<unknown>): string {
+  return `${req.endpoint} (GET ${req.pathTemplate})${req.subject === undefined ? '' : ` for ${req.subject}`}`;
 }
 
 function networkDetail(err: unknown): string {
@@ -84,19 +130,21 @@ function retryReason(a: Attempt<unknown>): RetryReason | undefined {
  * auth and content headers, a per-attempt timeout, bounded retries with jittered
  * exponential backoff that honours Retry-After (never retrying earlier than asked: a
  * longer wait than `retryMaxDelayMillis` fails the call so the next poll cycle retries),
- * one client-wide token bucket and concurrency cap, coded errors that never carry the
+ * one client-wide adaptive limiter (AIMD on 429 / Retry-After, optional hard rate cap),
+ * an abort signal reaching every request and wait, coded errors that never carry the
  * token, and observer/log reports.
  */
 export class ApiTransport {
   private readonly baseUrl: string;
+  private readonly origin: string;
   private readonly headers: Readonly<Record<string, string>>;
-  private readonly bucket: TokenBucket;
-  private readonly slots: Semaphore;
+  private readonly limiter: AdaptiveLimiter;
   private readonly seenWarnings = new Set<string>();
 
   constructor(private readonly o: ApiTransportOptions) {
     registerSecret(o.accessToken);
     this.baseUrl = o.baseUrl.replace(/\/+$/, '');
+    this.origin = new URL(o.baseUrl).origin;
     this.headers = {
       Authorization: `token ${o.accessToken}`,
       Accept: 'application/vnd.pulumi+8',
@@ -104,17 +152,18 @@ export class ApiTransport {
       'Content-Type': 'application/json',
       'User-Agent': o.userAgent,
     };
-    this.bucket = new TokenBucket(o.requestsPerSecond, o.now, o.sleep);
-    this.slots = new Semaphore(o.maxConcurrentRequests);
+    this.limiter = new AdaptiveLimiter({
+      maxConcurrency: o.maxConcurrentRequests,
+      requestsPerSecond: o.requestsPerSecond,
+      now: o.now,
+      sleep: o.sleep,
+    });
   }
 
   async get<T>(req: GetRequest<T>): Promise<T> {
     const url = this.urlOf(req);
     for (let attempt = 1; ; attempt += 1) {
-      const result = await this.slots.run(async () => {
-        await this.bucket.take();
-        return this.attemptOnce(req, url, attempt);
-      });
+      const result = await this.limited(req, url, attempt);
       if (result.kind === 'ok') return result.value;
       const reason = retryReason(result);
       if (reason === undefined || attempt >= this.o.maxAttempts) throw this.finalError(req, result, attempt);
@@ -150,8 +199,48 @@ export class ApiTransport {
         },
         'Pulumi Cloud request failed; retrying',
       );
-      await this.o.sleep(delayMs);
+      try {
+        await this.o.sleep(delayMs, req.signal);
+      } catch (err) {
+        if (req.signal?.aborted) throw this.abortedError(req);
+        throw err;
+      }
     }
+  }
+
+  /** One attempt inside the limiter; its answer adjusts the limit. */
+  private async limited<T>(req: GetRequest<T>, url: string, attempt: number): Promise<Attempt<T>> {
+    let permit: Permit;
+    try {
+      permit = await this.limiter.acquire(req.signal);
+    } catch (err) {
+      if (req.signal?.aborted) throw this.abortedError(req);
+      throw err;
+    }
+    let result: Attempt<T> | undefined;
+    const before = this.limiter.limit;
+    try {
+      result = await this.attemptOnce(req, url, attempt);
+      return result;
+    } finally {
+      const retryAfterMs = result?.kind === 'http' ? result.retryAfterMs : undefined;
+      const throttled = result?.kind === 'http' && (result.status === 429 || retryAfterMs !== undefined);
+      permit.release(throttled ? 'throttled' : result?.kind === 'ok' ? 'ok' : 'failed', retryAfterMs);
+      const after = this.limiter.limit;
+      if (after < before) {
+        this.o.logger.info(
+          { endpoint: req.endpoint, concurrencyLimit: after, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+          'Pulumi Cloud is throttling; lowered the request concurrency limit',
+        );
+      }
+    }
+  }
+
+  private abortedError(req: GetRequest<unknown>): ExporterError {
+    return new ExporterError('API_ABORTED', `${describeRequest(req)} was abandoned: the exporter is stopping`, {
+      retryable: true,
+      details: { endpoint: req.endpoint, path: req.pathTemplate },
+    });
   }
 
   private urlOf(req: GetRequest<unknown>): string {
@@ -161,23 +250,62 @@ export class ApiTransport {
 
   private async attemptOnce<T>(req: GetRequest<T>, url: string, attempt: number): Promise<Attempt<T>> {
     const started = this.o.now();
-    const signal = AbortSignal.timeout(this.o.requestTimeoutMillis);
+    const timeout = AbortSignal.timeout(this.o.requestTimeoutMillis);
+    const signal = req.signal === undefined ? timeout : AbortSignal.any([req.signal, timeout]);
     let outcome: Attempt<T>;
     try {
-      const res = await fetch(url, { method: 'GET', headers: this.headers, signal });
-      const text = await res.text();
-      outcome = this.interpret(req, res, text);
+      outcome = await this.fetchOnce(req, url, signal);
     } catch (err) {
-      outcome = signal.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
+      if (req.signal?.aborted) throw this.abortedError(req);
+      outcome = timeout.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
     }
     const seconds = Math.max(0, (this.o.now() - started) / 1000);
-    const code = outcome.kind === 'ok' || outcome.kind === 'http' ? String(outcome.status) : outcome.kind;
+    // A refused redirect is reported by its status; an oversized body as `malformed` (a failed
+    // request), keeping the label to its documented values.
+    const code =
+      outcome.kind === 'ok' || outcome.kind === 'http' || outcome.kind === 'redirect'
+        ? String(outcome.status)
+        : outcome.kind === 'too_large'
+          ? 'malformed'
+          : outcome.kind;
     this.o.observer.request(req.endpoint, code, seconds);
     this.o.logger.debug(
       { endpoint: req.endpoint, path: req.pathTemplate, code, attempt, durationMs: Math.round(seconds * 1000) },
       'Pulumi Cloud request',
     );
     return outcome;
+  }
+
+  /**
+   * GET following redirects only within the backend's origin: the token must never reach
+   * another host, and a misconfigured or compromised backend must not make the exporter
+   * fetch arbitrary URLs. The body is read up to maxResponseBytes.
+   */
+  private async fetchOnce<T>(req: GetRequest<T>, url: string, signal: AbortSignal): Promise<Attempt<T>> {
+    let current = url;
+    for (let hop = 0; ; hop += 1) {
+      const res = await fetch(current, { method: 'GET', headers: this.headers, signal, redirect: 'manual' });
+      if (REDIRECT_STATUSES.has(res.status)) {
+        await res.body?.cancel();
+        const target = resolveLocation(res.headers.get('location'), current);
+        if (target !== undefined && target.origin === this.origin && hop < MAX_REDIRECTS) {
+          current = target.href;
+          continue;
+        }
+        const where = target === undefined ? 'an unreadable Location' : target.origin === this.origin ? `${this.origin} (more than ${MAX_REDIRECTS} redirects)` : target.origin;
+        this.o.logger.warn(
+          { endpoint: req.endpoint, path: req.pathTemplate, status: res.status, target: redact(where), backend: this.origin },
+          'Pulumi Cloud redirected to another origin (or in a loop); not following it',
+        );
+        return { kind: 'redirect', status: res.status, target: redact(where) };
+      }
+      const text = await readCapped(res, this.o.maxResponseBytes);
+      if (text === undefined) {
+        const requestId = res.headers.get('x-pulumi-request-id') ?? undefined;
+        return { kind: 'too_large', status: res.status, ...(requestId === undefined ? {} : { requestId }) };
+      }
+      return this.interpret(req, res, text);
+    }
   }
 
   private interpret<T>(req: GetRequest<T>, res: Response, text: string): Attempt<T> {
@@ -238,7 +366,7 @@ export class ApiTransport {
     attempts: number,
     deferred = false,
   ): ExporterError {
-    const where = `${req.endpoint} (GET ${req.pathTemplate})${req.subject === undefined ? '' : ` for ${req.subject}`}`;
+    const where = describeRequest(req);
     const tries = attempts === 1 ? '' : ` after ${attempts} attempts`;
     let code: ErrorCode;
     let what: string;
@@ -260,6 +388,17 @@ export class ApiTransport {
         status = 'network';
         retryable = true;
         cause = a.cause;
+        break;
+      case 'too_large':
+        code = 'API_RESPONSE_TOO_LARGE';
+        what = `returned a response body larger than ${this.o.maxResponseBytes} bytes (pulumi.maxResponseBytes); the rest was not read`;
+        status = a.status;
+        requestId = a.requestId;
+        break;
+      case 'redirect':
+        code = 'API_REDIRECT_REFUSED';
+        what = `answered ${a.status} redirecting to ${a.target}; redirects are followed only within ${this.origin}`;
+        status = a.status;
         break;
       case 'malformed':
         code = 'API_MALFORMED_RESPONSE';

@@ -15,7 +15,16 @@ export interface EventsPage {
   readonly continuationToken: string | null;
 }
 
-export interface EngineEventsOptions {
+/** Accepted by every PulumiCloudApi method. */
+export interface CallOptions {
+  /**
+   * Aborts the call: in-flight requests, rate-limit and retry waits end at once and the
+   * call rejects with API_ABORTED. The exporter passes its stop signal here.
+   */
+  readonly signal?: AbortSignal;
+}
+
+export interface EngineEventsOptions extends CallOptions {
   /** Resume from a token returned earlier. */
   readonly continuationToken?: string;
   /** Numeric engine-event type codes (repeatable `type` query parameter). */
@@ -30,7 +39,7 @@ export interface EngineEventsOptions {
   readonly inProgress?: boolean;
 }
 
-export interface HistorySinceOptions {
+export interface HistorySinceOptions extends CallOptions {
   /** Stop paging once an update with version <= afterVersion is reached (0 = no floor). */
   readonly afterVersion: number;
   /** Stop paging once an update started before this Unix second is reached. */
@@ -49,15 +58,19 @@ export interface UpdateStatus {
  */
 export interface PulumiCloudApi {
   /** Every stack of the org, following continuation tokens. */
-  listStacks(org: string): Promise<StackSummary[]>;
+  listStacks(org: string, options?: CallOptions): Promise<StackSummary[]>;
   /** One page (1-based) of a stack's update history, newest first. */
-  listUpdates(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage>;
+  listUpdates(ref: StackRef, page: number, pageSize: number, options?: CallOptions): Promise<HistoryPage>;
   /** Updates newer than `afterVersion` (and not older than `notBeforeSeconds`), newest first. */
   historySince(ref: StackRef, options: HistorySinceOptions): Promise<UpdateInfo[]>;
-  /** Engine events of one update, page by page, in stream order. */
+  /**
+   * Engine events of one update, page by page, in stream order: each page is fetched only
+   * when the consumer asks for the next one, so a consumer that handles pages as they
+   * arrive holds one page at a time.
+   */
   engineEvents(ref: StackRef, updateId: string, options?: EngineEventsOptions): AsyncIterable<EventsPage>;
   /** Previews of the latest stack version, newest first. */
-  latestPreviews(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage>;
+  latestPreviews(ref: StackRef, page: number, pageSize: number, options?: CallOptions): Promise<HistoryPage>;
   /** Legacy status probe `GET .../{kind}/{updateID}`. */
-  updateStatus(ref: StackRef, kind: string, updateId: string): Promise<UpdateStatus>;
+  updateStatus(ref: StackRef, kind: string, updateId: string, options?: CallOptions): Promise<UpdateStatus>;
 }

@@ -1,12 +1,14 @@
+import { setTimeout } from 'node:timers/promises';
 import type { z } from 'zod';
 import type { EngineEvent } from '../domain/engine-event.js';
 import { stackKey, type StackRef, type StackSummary } from '../domain/stack.js';
 import { isPreviewKind, type UpdateInfo } from '../domain/update.js';
-import { ExporterError } from '../errors.js';
+import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger, type Logger } from '../logging/logger.js';
 import { noopApiObserver, type ApiObserver } from './api-observer.js';
 import { ApiTransport, type ParseResult } from './api-transport.js';
 import type {
+  CallOptions,
   EngineEventsOptions,
   EventsPage,
   HistoryPage,
@@ -41,16 +43,20 @@ export interface PulumiClientOptions {
   readonly retryBaseDelayMillis?: number;
   /** Cap of every backoff and of Retry-After. Default 30000. */
   readonly retryMaxDelayMillis?: number;
-  /** Client-wide token bucket (burst = one second's worth). Default 10. */
+  /** Optional client-wide hard cap on request starts per second. Default 0 = none (adaptive only). */
   readonly requestsPerSecond?: number;
-  /** Client-wide cap on requests in flight. Default 8. */
+  /** Client-wide cap on requests in flight, where the adaptive limit starts. Default 8. */
   readonly maxConcurrentRequests?: number;
   /** Page size historySince requests. Default 100. */
   readonly historyPageSize?: number;
+  /** Larger (decoded) response bodies fail with API_RESPONSE_TOO_LARGE. Default 8 MiB. */
+  readonly maxResponseBytes?: number;
+  /** Pages one stack listing, history read or update event stream may take (API_TOO_MANY_PAGES). Default 1000. */
+  readonly maxPagesPerListing?: number;
   readonly observer?: ApiObserver;
   readonly logger?: Logger;
   /** Injected for tests: backoff and rate-limit waits. */
-  readonly sleep?: (ms: number) => Promise<void>;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Injected for tests: Unix milliseconds. */
   readonly now?: () => number;
   /** Injected for tests: the jitter source, uniform in [0, 1). */
@@ -66,7 +72,15 @@ const PATHS = {
   engineEvents: `${STACK_PATH}/update/{updateID}/events`,
 } as const;
 
+type WireStacksPage = z.infer<typeof wireListStacksResponse>;
+
 const STATUS_KINDS = new Set(['update', 'preview', 'refresh', 'destroy']);
+
+/**
+ * Stacks asked for per /api/user/stacks page (`maxResults`). shared pulumi-api.md 2.1 lists the
+ * parameter but names no maximum; a server that refuses it (400) is asked without it.
+ */
+export const STACK_PAGE_MAX_RESULTS = 500;
 
 const enc = encodeURIComponent;
 
@@ -82,8 +96,8 @@ function parseWith<S extends z.ZodType, T>(schema: S, map: (data: z.infer<S>) =>
   };
 }
 
-function defaultSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return setTimeout(ms, undefined, { signal });
 }
 
 /**
@@ -108,6 +122,9 @@ export class PulumiClient implements PulumiCloudApi {
   private readonly transport: ApiTransport;
   private readonly logger: Logger;
   private readonly historyPageSize: number;
+  private readonly maxPages: number;
+  /** Cleared when the server answers 400 to a listing that sent maxResults. */
+  private sendMaxResults = true;
 
   constructor(options: PulumiClientOptions) {
     if (options.accessToken.trim() === '') {
@@ -127,18 +144,22 @@ export class PulumiClient implements PulumiCloudApi {
       maxAttempts: options.maxAttempts ?? 4,
       retryBaseDelayMillis: options.retryBaseDelayMillis ?? 1_000,
       retryMaxDelayMillis: options.retryMaxDelayMillis ?? 30_000,
-      requestsPerSecond: options.requestsPerSecond ?? 10,
+      requestsPerSecond: options.requestsPerSecond ?? 0,
       maxConcurrentRequests: options.maxConcurrentRequests ?? 8,
       historyPageSize: options.historyPageSize ?? 100,
+      maxResponseBytes: options.maxResponseBytes ?? 8 * 1024 * 1024,
+      maxPagesPerListing: options.maxPagesPerListing ?? 1000,
     };
     const bad = Object.entries(numbers).filter(([k, v]) =>
-      k === 'retryBaseDelayMillis' || k === 'retryMaxDelayMillis' ? !(v >= 0) : !(v > 0),
+      k === 'retryBaseDelayMillis' || k === 'retryMaxDelayMillis' || k === 'requestsPerSecond' ? !(v >= 0) : !(v > 0),
     );
-    if (bad.length > 0 || !Number.isInteger(numbers.maxAttempts) || !Number.isInteger(numbers.maxConcurrentRequests)) {
+    const integers = [numbers.maxAttempts, numbers.maxConcurrentRequests, numbers.maxPagesPerListing];
+    if (bad.length > 0 || !integers.every((n) => Number.isInteger(n))) {
       throw new ExporterError('CONFIG_INVALID', `invalid Pulumi client options: ${JSON.stringify(numbers)}`);
     }
     this.logger = options.logger ?? silentLogger();
     this.historyPageSize = numbers.historyPageSize;
+    this.maxPages = numbers.maxPagesPerListing;
     this.transport = new ApiTransport({
       baseUrl: base.href,
       accessToken: options.accessToken,
@@ -149,6 +170,7 @@ export class PulumiClient implements PulumiCloudApi {
       retryMaxDelayMillis: numbers.retryMaxDelayMillis,
       requestsPerSecond: numbers.requestsPerSecond,
       maxConcurrentRequests: numbers.maxConcurrentRequests,
+      maxResponseBytes: numbers.maxResponseBytes,
       observer: options.observer ?? noopApiObserver,
       logger: this.logger,
       sleep: options.sleep ?? defaultSleep,
@@ -157,21 +179,12 @@ export class PulumiClient implements PulumiCloudApi {
     });
   }
 
-  async listStacks(org: string): Promise<StackSummary[]> {
+  async listStacks(org: string, options: CallOptions = {}): Promise<StackSummary[]> {
     const byKey = new Map<string, StackSummary>();
     const seen = new Set<string>();
     let token: string | null = null;
-    for (;;) {
-      const query: Array<[string, string]> = [['organization', org]];
-      if (token !== null) query.push(['continuationToken', token]);
-      const page = await this.transport.get({
-        endpoint: 'listStacks',
-        pathTemplate: PATHS.listStacks,
-        path: PATHS.listStacks,
-        query,
-        subject: `org ${org}`,
-        parse: parseWith(wireListStacksResponse, (d) => ({ ok: true, value: d })),
-      });
+    for (let pages = 1; ; pages += 1) {
+      const page = await this.stacksPage(org, token, options);
       const rows = page.stacks ?? [];
       for (const row of rows) {
         const s = toStackSummary(row);
@@ -187,14 +200,50 @@ export class PulumiClient implements PulumiCloudApi {
         this.logger.debug({ endpoint: 'listStacks', org }, 'empty stack page with a continuation token; stopping');
         break;
       }
+      if (pages >= this.maxPages) throw this.tooManyPages('listStacks', PATHS.listStacks, `org ${org}`);
       seen.add(next);
       token = next;
     }
     return [...byKey.values()];
   }
 
-  async listUpdates(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage> {
-    return (await this.updatesPage(ref, page, pageSize)).page;
+  /**
+   * One stack-list page, with maxResults unless the server refused it before: a 400 to a
+   * page with maxResults is asked again without it, and only if that works does the client
+   * stop sending it (a 400 for another reason fails the same way both times).
+   */
+  private async stacksPage(org: string, token: string | null, options: CallOptions): Promise<WireStacksPage> {
+    if (!this.sendMaxResults) return this.stacksRequest(org, token, options, false);
+    try {
+      return await this.stacksRequest(org, token, options, true);
+    } catch (err) {
+      if (!isExporterError(err) || err.code !== 'API_HTTP_ERROR' || err.details['status'] !== 400) throw err;
+      const page = await this.stacksRequest(org, token, options, false);
+      if (this.sendMaxResults) {
+        this.sendMaxResults = false;
+        this.logger.warn({ endpoint: 'listStacks', org, maxResults: STACK_PAGE_MAX_RESULTS, error: err.message }, 'Pulumi Cloud refused maxResults; listing stacks with its default page size from now on');
+      }
+      return page;
+    }
+  }
+
+  private stacksRequest(org: string, token: string | null, options: CallOptions, withMax: boolean): Promise<WireStacksPage> {
+    const query: Array<[string, string]> = [['organization', org]];
+    if (withMax) query.push(['maxResults', String(STACK_PAGE_MAX_RESULTS)]);
+    if (token !== null) query.push(['continuationToken', token]);
+    return this.transport.get({
+      endpoint: 'listStacks',
+      pathTemplate: PATHS.listStacks,
+      path: PATHS.listStacks,
+      query,
+      subject: `org ${org}`,
+      parse: parseWith(wireListStacksResponse, (d) => ({ ok: true, value: d })),
+      signal: options.signal,
+    });
+  }
+
+  async listUpdates(ref: StackRef, page: number, pageSize: number, options: CallOptions = {}): Promise<HistoryPage> {
+    return (await this.updatesPage(ref, page, pageSize, options)).page;
   }
 
   async historySince(ref: StackRef, options: HistorySinceOptions): Promise<UpdateInfo[]> {
@@ -202,7 +251,7 @@ export class PulumiClient implements PulumiCloudApi {
     const ids = new Set<string>();
     const floor = options.notBeforeSeconds;
     for (let page = 1; ; page += 1) {
-      const { page: hp, totalReported } = await this.updatesPage(ref, page, this.historyPageSize);
+      const { page: hp, totalReported } = await this.updatesPage(ref, page, this.historyPageSize, options);
       for (const u of hp.updates) {
         if (options.afterVersion > 0 && u.version <= options.afterVersion) return out;
         if (floor !== undefined && u.startTime < floor) return out;
@@ -214,6 +263,7 @@ export class PulumiClient implements PulumiCloudApi {
       const perPage = hp.itemsPerPage > 0 ? hp.itemsPerPage : this.historyPageSize;
       if (hp.updates.length === 0 || hp.updates.length < perPage) return out;
       if (totalReported && page * perPage >= hp.total) return out;
+      if (page >= this.maxPages) throw this.tooManyPages('listUpdates', PATHS.listUpdates, stackKey(ref));
     }
   }
 
@@ -223,7 +273,7 @@ export class PulumiClient implements PulumiCloudApi {
     const seen = new Set<string>();
     let token: string | null = nextToken(options.continuationToken);
     if (token !== null) seen.add(token);
-    for (;;) {
+    for (let pages = 1; ; pages += 1) {
       const query: Array<[string, string]> = [];
       if (token !== null) query.push(['continuationToken', token]);
       for (const t of options.types ?? []) query.push(['type', String(t)]);
@@ -234,6 +284,7 @@ export class PulumiClient implements PulumiCloudApi {
         path,
         query,
         subject,
+        signal: options.signal,
         parse: parseWith(wireEventsResponse, (d) => {
           const events: EngineEvent[] = [];
           for (const [i, raw] of (d.events ?? []).entries()) {
@@ -257,13 +308,14 @@ export class PulumiClient implements PulumiCloudApi {
       if (seen.has(next)) {
         throw this.pagingLoop('engineEvents', PATHS.engineEvents, subject);
       }
+      if (pages >= this.maxPages) throw this.tooManyPages('engineEvents', PATHS.engineEvents, subject);
       seen.add(next);
       yield page;
       token = next;
     }
   }
 
-  async latestPreviews(ref: StackRef, page: number, pageSize: number): Promise<HistoryPage> {
+  async latestPreviews(ref: StackRef, page: number, pageSize: number, options: CallOptions = {}): Promise<HistoryPage> {
     positiveInt('page', page);
     positiveInt('pageSize', pageSize);
     return this.transport.get({
@@ -276,6 +328,7 @@ export class PulumiClient implements PulumiCloudApi {
         ['pageSize', String(pageSize)],
       ],
       subject: stackKey(ref),
+      signal: options.signal,
       parse: parseWith(wireUpdatesResponse, (d) => {
         const r = toHistoryPage(ref, d, page, pageSize);
         return r.ok ? { ok: true, value: r.page } : r;
@@ -283,12 +336,13 @@ export class PulumiClient implements PulumiCloudApi {
     });
   }
 
-  async updateStatus(ref: StackRef, kind: string, updateId: string): Promise<UpdateStatus> {
+  async updateStatus(ref: StackRef, kind: string, updateId: string, options: CallOptions = {}): Promise<UpdateStatus> {
     return this.transport.get({
       endpoint: 'updateStatus',
       pathTemplate: PATHS.updateStatus,
       path: `${stackPath(ref)}/${statusPathKind(kind)}/${enc(updateId)}`,
       subject: `${stackKey(ref)} update ${updateId}`,
+      signal: options.signal,
       parse: parseWith(wireUpdateStatus, (d) => ({ ok: true, value: toUpdateStatus(d) })),
     });
   }
@@ -297,6 +351,7 @@ export class PulumiClient implements PulumiCloudApi {
     ref: StackRef,
     page: number,
     pageSize: number,
+    options: CallOptions,
   ): Promise<{ page: HistoryPage; totalReported: boolean }> {
     positiveInt('page', page);
     positiveInt('pageSize', pageSize);
@@ -310,11 +365,20 @@ export class PulumiClient implements PulumiCloudApi {
         ['pageSize', String(pageSize)],
       ],
       subject: stackKey(ref),
+      signal: options.signal,
       parse: parseWith(wireUpdatesResponse, (d) => {
         const r = toHistoryPage(ref, d, page, pageSize);
         return r.ok ? { ok: true, value: { page: r.page, totalReported: typeof d.total === 'number' } } : r;
       }),
     });
+  }
+
+  private tooManyPages(endpoint: string, pathTemplate: string, subject: string): ExporterError {
+    return new ExporterError(
+      'API_TOO_MANY_PAGES',
+      `${endpoint} (GET ${pathTemplate}) for ${subject} still had more pages after ${this.maxPages} (pulumi.maxPagesPerListing)`,
+      { retryable: false, details: { endpoint, path: pathTemplate, maxPagesPerListing: this.maxPages } },
+    );
   }
 
   private pagingLoop(endpoint: string, pathTemplate: string, subject: string): ExporterError {

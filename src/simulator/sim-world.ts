@@ -97,6 +97,9 @@ function previewKind(kind: PlanKind, rng: Prng): string {
 export class SimWorld {
   readonly stacks: SimStack[] = [];
   readonly orgs: string[] = [];
+  /** Lookups by stack and by org, so a world of 10,000 stacks answers each request in O(1). */
+  private readonly byKey = new Map<string, SimStack>();
+  private readonly byOrg = new Map<string, SimStack[]>();
   private clock: number;
   private readonly running: Array<{ readonly stack: SimStack; readonly update: SimUpdate }> = [];
   private readonly liveRng: Prng;
@@ -138,8 +141,17 @@ export class SimWorld {
         }
       }
       orgStacks.sort((a, b) => (a.project === b.project ? (a.stack < b.stack ? -1 : 1) : a.project < b.project ? -1 : 1));
-      this.stacks.push(...orgStacks);
+      for (const s of orgStacks) {
+        this.stacks.push(s);
+        this.byKey.set(keyOf(s), s);
+      }
+      this.byOrg.set(org, orgStacks);
     }
+  }
+
+  /** The stacks of one org in list order (empty for an unknown org). */
+  stacksOf(org: string): readonly SimStack[] {
+    return this.byOrg.get(org) ?? [];
   }
 
   get nowSeconds(): number {
@@ -324,7 +336,7 @@ export class SimWorld {
   }
 
   findStack(ref: StackRef): SimStack | undefined {
-    return this.stacks.find((s) => s.org === ref.org && s.project === ref.project && s.stack === ref.stack);
+    return this.byKey.get(keyOf(ref));
   }
 
   private requireStack(ref: StackRef): SimStack {
@@ -462,6 +474,10 @@ export class SimWorld {
       }),
     };
   }
+}
+
+function keyOf(ref: StackRef): string {
+  return `${ref.org}\n${ref.project}\n${ref.stack}`;
 }
 
 export function historyResult(u: SimUpdate): 'succeeded' | 'failed' | 'in-progress' {

@@ -109,6 +109,9 @@ function route(pathname: string): Route | undefined {
   return undefined;
 }
 
+/** The largest /api/user/stacks page served, whatever maxResults asks for. */
+export const MAX_STACK_PAGE = 500;
+
 function intParam(q: URLSearchParams, name: string): number | undefined {
   const v = q.get(name);
   if (v === null || v === '') return undefined;
@@ -185,11 +188,12 @@ export async function startSimulator(options: SimulatorOptions & { host?: string
       case 'listStacks': {
         const org = q.get('organization');
         const project = q.get('project');
-        const all = world.stacks.filter((s) => (org === null || s.org === org) && (project === null || s.project === project));
+        const inOrg = org === null ? world.stacks : world.stacksOf(org);
+        const all = project === null ? inOrg : inOrg.filter((s) => s.project === project);
         const token = q.get('continuationToken');
         const offset = token === null || token === '' ? 0 : decodeStackToken(token);
         if (offset === undefined) throw new HttpError(400, 'Bad Request: invalid continuationToken');
-        const size = intParam(q, 'maxResults') || stackPageSize;
+        const size = Math.min(intParam(q, 'maxResults') || stackPageSize, MAX_STACK_PAGE);
         const page = all.slice(offset, offset + size);
         const next = offset + size < all.length ? encodeStackToken(offset + size) : undefined;
         return { stacks: page.map((s) => stackListItem(world, s)), ...(next ? { continuationToken: next } : {}) };

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { labelsKey } from '../domain/metric-delta.js';
-import type { Labels } from '../domain/metric-delta.js';
+import type { HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger } from '../logging/logger.js';
@@ -160,14 +160,17 @@ export class SqliteStateStore implements StateStore {
       for (const s of stacks) checkOrg(org, s);
       db.transaction(() => {
         // A relisted stack keeps its cursor and first-seen time (its backfill window does not
-        // move) but is synced again: its gauge facts were dropped while it was unlisted.
+        // move) but is synced again: its gauge facts were dropped while it was unlisted. An
+        // unchanged row is not rewritten, so a cycle over 10,000 idle stacks writes nothing.
         const upsert = this.stmt(
           `INSERT INTO stacks (org, project, stack, last_update, resource_count, cursor_version, first_seen_ms, listed)
            VALUES (?, ?, ?, ?, ?, 0, ?, 1)
            ON CONFLICT (org, project, stack) DO UPDATE SET
              last_update = excluded.last_update, resource_count = excluded.resource_count,
              synced_last_update = CASE WHEN stacks.listed = 1 THEN stacks.synced_last_update END,
-             listed = 1`,
+             listed = 1
+           WHERE stacks.listed = 0 OR stacks.last_update IS NOT excluded.last_update
+             OR stacks.resource_count IS NOT excluded.resource_count`,
         );
         const listed = new Set<string>();
         for (const s of stacks) {
@@ -284,32 +287,44 @@ export class SqliteStateStore implements StateStore {
           addCounter.run(delta.name, labelsKey(delta.labels), labelsJson(delta.labels), delta.value);
         }
 
+        // One read and one write per histogram series, however many of its observations
+        // the update brings (an update observes one duration per resource step).
+        const series = new Map<string, HistogramObservation[]>();
         for (const obs of deltas.histograms) {
           checkObservation(obs);
-          const key = labelsKey(obs.labels);
+          const key = `${obs.name}\n${labelsKey(obs.labels)}`;
+          const list = series.get(key);
+          if (list === undefined) series.set(key, [obs]);
+          else list.push(obs);
+        }
+        for (const observations of series.values()) {
+          const first = observations[0] as HistogramObservation;
+          const key = labelsKey(first.labels);
           const row = this.stmt(
             'SELECT buckets_json, bucket_counts_json FROM histograms WHERE name = ? AND labels_key = ?',
-          ).get(obs.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json'> | undefined;
-          const slot = bucketIndex(obs.buckets, obs.value);
+          ).get(first.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json'> | undefined;
+          const stored = row === undefined ? first.buckets : parseNumbers(row.buckets_json);
+          const counts = row === undefined ? new Array<number>(stored.length + 1).fill(0) : parseNumbers(row.bucket_counts_json);
+          if (counts.length !== stored.length + 1) {
+            throw new ExporterError('STATE_ERROR', `histogram ${first.name} has a corrupt bucket_counts row`);
+          }
+          let sum = 0;
+          for (const obs of observations) {
+            if (!sameBuckets(stored, obs.buckets)) throw bucketMismatch(obs, stored);
+            const slot = bucketIndex(obs.buckets, obs.value);
+            counts[slot] = (counts[slot] as number) + 1;
+            sum += obs.value;
+          }
           if (row === undefined) {
-            const counts = new Array<number>(obs.buckets.length + 1).fill(0);
-            counts[slot] = 1;
             this.stmt(
               `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count)
-               VALUES (?, ?, ?, ?, ?, ?, 1)`,
-            ).run(obs.name, key, labelsJson(obs.labels), JSON.stringify(obs.buckets), JSON.stringify(counts), obs.value);
+               VALUES (?, ?, ?, ?, ?, ?, ?)`,
+            ).run(first.name, key, labelsJson(first.labels), JSON.stringify(first.buckets), JSON.stringify(counts), sum, observations.length);
           } else {
-            const stored = parseNumbers(row.buckets_json);
-            if (!sameBuckets(stored, obs.buckets)) throw bucketMismatch(obs, stored);
-            const counts = parseNumbers(row.bucket_counts_json);
-            if (counts.length !== stored.length + 1) {
-              throw new ExporterError('STATE_ERROR', `histogram ${obs.name} has a corrupt bucket_counts row`);
-            }
-            counts[slot] = (counts[slot] as number) + 1;
             this.stmt(
-              `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + 1
+              `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + ?
                WHERE name = ? AND labels_key = ?`,
-            ).run(JSON.stringify(counts), obs.value, obs.name, key);
+            ).run(JSON.stringify(counts), sum, observations.length, first.name, key);
           }
         }
 
@@ -508,11 +523,14 @@ export class SqliteStateStore implements StateStore {
       db = new Database(this.path, { timeout: this.busyTimeoutMillis });
       if (!memory) {
         this.lockExclusively(db);
-        // WAL lets scrapes read while a sync writes; FULL keeps a committed update durable
-        // across a power cut, so it is never exported twice (the write rate is tiny).
+        // WAL lets scrapes read while a sync writes. NORMAL syncs the WAL only at checkpoints,
+        // not on every commit: the database stays consistent after a crash of the process or
+        // of the machine, and a power cut can only roll back the last commits, whose updates
+        // are then exported again under the same deterministic trace and span ids and counted
+        // once (the metrics roll back with them). FULL cost one fsync per exported update.
         const mode = db.pragma('journal_mode = WAL', { simple: true });
         if (mode !== 'wal') this.logger.warn({ path: this.path, mode }, 'SQLite refused WAL mode; continuing');
-        db.pragma('synchronous = FULL');
+        db.pragma(`synchronous = ${mode === 'wal' ? 'NORMAL' : 'FULL'}`);
       }
       // Reading the schema fails here, not later, when the file is not a SQLite database.
       db.prepare('SELECT count(*) FROM sqlite_schema').get();

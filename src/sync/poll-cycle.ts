@@ -68,13 +68,14 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   for (const org of deps.orgs) {
     try {
       const include = stackFilter(org);
-      const stacks = (await deps.api.listStacks(org.name)).filter((s) => include(s.project, s.stack));
+      const stacks = (await deps.api.listStacks(org.name, { signal })).filter((s) => include(s.project, s.stack));
       await deps.store.replaceOrgStacks(org.name, stacks, deps.clock.now());
       deps.metrics.setStacksWatched(org.name, stacks.length);
       listedOrgs.add(org.name);
       progress.orgListed(stacks.length);
     } catch (err) {
       listedAllOrgs = false;
+      if (signal?.aborted) break;
       const code = errorCodeOf(err);
       orgListingErrors.set(org.name, code);
       deps.metrics.error(code);

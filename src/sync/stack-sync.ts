@@ -56,7 +56,7 @@ export interface StackSyncResult {
  * maxUpdateAttempts cycles the update is counted without its trace instead of blocking
  * every later update of its stack. Outages (429, 5xx, network, auth) are retried forever.
  */
-const UPDATE_SPECIFIC: ReadonlySet<ErrorCode> = new Set(['API_MALFORMED_RESPONSE', 'API_PAGING_LOOP', 'INTERNAL']);
+const UPDATE_SPECIFIC: ReadonlySet<ErrorCode> = new Set(['API_MALFORMED_RESPONSE', 'API_PAGING_LOOP', 'API_RESPONSE_TOO_LARGE', 'API_TOO_MANY_PAGES', 'INTERNAL']);
 
 /**
  * The oldest update start time this stack's backfill looks at. Anchored to when the
@@ -79,9 +79,9 @@ function markIncomplete(trace: TraceRecord, reason: string): TraceRecord {
  * history no longer holds that exported update at that version, the stack was deleted and
  * created again (versions restart at 1), so its cursor is reset and it is read from the start.
  */
-async function newHistory(deps: StackSyncDeps, stack: StackRecord, log: Logger): Promise<UpdateInfo[]> {
+async function newHistory(deps: StackSyncDeps, stack: StackRecord, log: Logger, signal?: AbortSignal): Promise<UpdateInfo[]> {
   const floor = backfillFloorSeconds(stack, deps.backfillDays);
-  const bounds = floor === undefined ? {} : { notBeforeSeconds: floor };
+  const bounds = { ...(floor === undefined ? {} : { notBeforeSeconds: floor }), signal };
   const cursor = stack.cursorVersion;
   const history = await deps.api.historySince(stack, { afterVersion: Math.max(0, cursor - 1), ...bounds });
   if (cursor > 0) {
@@ -115,7 +115,7 @@ export async function syncStack(
   let skipped = 0;
   let inProgress = 0;
   try {
-    const history = await newHistory(deps, stack, log);
+    const history = await newHistory(deps, stack, log, signal);
     const running: InProgressRecord[] = history
       .filter((u) => !isTerminal(u.result))
       .map((u) => ({ stack, updateId: u.updateId, kind: u.kind, version: u.version, startTime: u.startTime }));
@@ -135,16 +135,36 @@ export async function syncStack(
     if (exportedPrefix > stack.cursorVersion) await deps.store.advanceCursor(stack, exportedPrefix);
     progress.historyRead(stack, fresh.length);
 
-    for (const update of fresh) {
-      if (signal?.aborted) return { stack, ok: false, exported, skipped, inProgress, error: new Error('aborted') };
-      if (deps.coordinator !== undefined && !deps.coordinator.holds(stack)) {
-        // Handed over (lease expired or above this replica's share): its holder goes on from the cursor.
-        log.debug({ exported }, 'this replica no longer holds the stack; leaving the rest to its new holder');
-        return { stack, ok: true, exported, skipped, inProgress };
+    // The next update's events are read while the current one is converted, exported and
+    // committed (one update ahead, so at most two updates' events are held per stack). The
+    // read-ahead stops when the stack does: it only ever reads, and its outcome counts
+    // (attempts, errors) only once its update's turn comes.
+    const readAhead = new AbortController();
+    const stop = (): void => readAhead.abort();
+    signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted) stop();
+    const reading = readAhead.signal;
+    try {
+      let next = fresh[0] === undefined ? undefined : fetchEvents(deps, stack, fresh[0], progress, reading);
+      for (let i = 0; i < fresh.length; i++) {
+        const update = fresh[i] as UpdateInfo;
+        if (signal?.aborted) return { stack, ok: false, exported, skipped, inProgress, error: new Error('aborted') };
+        if (deps.coordinator !== undefined && !deps.coordinator.holds(stack)) {
+          // Handed over (lease expired or above this replica's share): its holder goes on from the cursor.
+          log.debug({ exported }, 'this replica no longer holds the stack; leaving the rest to its new holder');
+          return { stack, ok: true, exported, skipped, inProgress };
+        }
+        const read = await (next as Promise<EventsRead>);
+        const following = fresh[i + 1];
+        next = following === undefined ? undefined : fetchEvents(deps, stack, following, progress, reading);
+        const updateLog = log.child({ updateId: update.updateId, version: update.version });
+        if (await exportUpdate(deps, stack, update, read, updateLog, signal, cycle)) exported += 1;
+        else skipped += 1;
+        progress.exported();
       }
-      if (await exportUpdate(deps, stack, update, progress, log.child({ updateId: update.updateId, version: update.version }), signal, cycle)) exported += 1;
-      else skipped += 1;
-      progress.exported();
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      readAhead.abort();
     }
     if (inProgress === 0) await deps.store.markStackSynced(stack, stack.lastUpdate);
     return { stack, ok: true, exported, skipped, inProgress };
@@ -161,41 +181,57 @@ export async function syncStack(
   }
 }
 
-/**
- * Reads the events of an update, or decides to go on without them: none exist (404, e.g.
- * a stack import), or they failed in an update-specific way maxUpdateAttempts cycles in a row.
- */
-async function readEvents(
+/** The engine events of one update as read, or why they could not be read. */
+type EventsRead = { readonly ok: true; readonly events: EngineEvent[] } | { readonly ok: false; readonly error: unknown };
+
+/** Reads every event page of an update; never rejects (the caller decides what a failure means). */
+async function fetchEvents(
   deps: StackSyncDeps,
   stack: StackRef,
   update: UpdateInfo,
   progress: BackfillProgress,
-  log: Logger,
-  signal?: AbortSignal,
-): Promise<{ events: EngineEvent[]; incomplete?: string }> {
+  signal: AbortSignal,
+): Promise<EventsRead> {
   const events: EngineEvent[] = [];
   try {
-    for await (const page of deps.api.engineEvents(stack, update.updateId)) {
-      events.push(...page.events);
+    for await (const page of deps.api.engineEvents(stack, update.updateId, { signal })) {
+      for (const event of page.events) events.push(event);
       progress.eventsRead(page.events.length);
-      if (signal?.aborted) throw new Error('stopping: the remaining event pages are read after the restart');
+      if (signal.aborted) throw new Error('stopping: the remaining event pages are read after the restart');
     }
-    return { events };
-  } catch (err) {
-    const code = errorCodeOf(err);
-    if (code === 'API_NOT_FOUND') {
-      log.info({ kind: update.kind }, 'the update has no engine events; exporting it from its history entry');
-      return { events: [], incomplete: 'no engine events' };
-    }
-    if (!UPDATE_SPECIFIC.has(code) || signal?.aborted) {
-      deps.attempts.clear(update.updateId);
-      throw err;
-    }
-    if (deps.attempts.fail(update.updateId, 'events') < deps.maxUpdateAttempts) throw err;
-    deps.metrics.error(code);
-    log.error({ err, code, attempts: deps.maxUpdateAttempts }, 'engine events of this update keep failing; counting it from its history entry without resource spans');
-    return { events: [], incomplete: `engine events unreadable: ${code}` };
+    return { ok: true, events };
+  } catch (error) {
+    return { ok: false, error };
   }
+}
+
+/**
+ * Takes the events read for an update, or decides to go on without them: none exist (404,
+ * e.g. a stack import), or they failed in an update-specific way maxUpdateAttempts cycles
+ * in a row. Otherwise the read's error stops the stack.
+ */
+function eventsOrFallback(
+  deps: StackSyncDeps,
+  update: UpdateInfo,
+  read: EventsRead,
+  log: Logger,
+  signal?: AbortSignal,
+): { events: EngineEvent[]; incomplete?: string } {
+  if (read.ok) return { events: read.events };
+  const err = read.error;
+  const code = errorCodeOf(err);
+  if (code === 'API_NOT_FOUND') {
+    log.info({ kind: update.kind }, 'the update has no engine events; exporting it from its history entry');
+    return { events: [], incomplete: 'no engine events' };
+  }
+  if (!UPDATE_SPECIFIC.has(code) || signal?.aborted) {
+    deps.attempts.clear(update.updateId);
+    throw err;
+  }
+  if (deps.attempts.fail(update.updateId, 'events') < deps.maxUpdateAttempts) throw err;
+  deps.metrics.error(code);
+  log.error({ err, code, attempts: deps.maxUpdateAttempts }, 'engine events of this update keep failing; counting it from its history entry without resource spans');
+  return { events: [], incomplete: `engine events unreadable: ${code}` };
 }
 
 /** Exports one terminal update; true when this call committed it. Throws to stop the stack. */
@@ -203,12 +239,12 @@ async function exportUpdate(
   deps: StackSyncDeps,
   stack: StackRef,
   update: UpdateInfo,
-  progress: BackfillProgress,
+  read: EventsRead,
   log: Logger,
   signal: AbortSignal | undefined,
   cycle: CycleContext,
 ): Promise<boolean> {
-  const { events, incomplete } = await readEvents(deps, stack, update, progress, log, signal);
+  const { events, incomplete } = eventsOrFallback(deps, update, read, log, signal);
   let conversion: ConversionResult;
   try {
     conversion = convertUpdate(update, events, deps.conversion);

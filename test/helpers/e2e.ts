@@ -32,7 +32,6 @@ export function configFor(sim: RunningSimulator, statePath: string, overrides: P
       orgs: orgsOf(sim.truth()).map((name) => ({ name })),
       retryBaseDelayMillis: 10,
       retryMaxDelayMillis: 1_500,
-      requestsPerSecond: 1_000,
       maxConcurrentRequests: 16,
       ...overrides.pulumi,
     },

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { startSimulator, type RunningSimulator } from '../../../src/simulator/simulator.js';
+import { MAX_STACK_PAGE, startSimulator, type RunningSimulator } from '../../../src/simulator/simulator.js';
 import type { TruthStack } from '../../../src/simulator/simulator-truth.js';
 import { allEvents, getJson, stackPath } from './http.js';
 
@@ -58,6 +58,20 @@ describe('simulator paging', () => {
       expect(s.lastUpdate).toBe(want[i]?.lastUpdate);
       expect(s.resourceCount).toBe(want[i]?.resourceCount);
     }
+  });
+
+  it('serves maxResults stacks per page, clamped to MAX_STACK_PAGE', async () => {
+    const sim = await simulator({ stackPageSize: 4, scale: { orgs: 1, projectsPerOrg: 3, stacksPerProject: 170, updatesPerStack: 1, resourcesPerStack: 1 }, fixtures: false });
+    const org = sim.truth().stacks[0]?.org ?? '';
+    const total = sim.truth().stacks.length;
+    expect(total).toBeGreaterThan(MAX_STACK_PAGE);
+    const seven = (await getJson(sim.url, `/api/user/stacks?organization=${org}&maxResults=7`)) as StacksPage;
+    expect(seven.stacks).toHaveLength(7);
+    const huge = (await getJson(sim.url, `/api/user/stacks?organization=${org}&maxResults=100000`)) as StacksPage;
+    expect(huge.stacks).toHaveLength(MAX_STACK_PAGE);
+    const rest = (await getJson(sim.url, `/api/user/stacks?organization=${org}&maxResults=100000&continuationToken=${encodeURIComponent(huge.continuationToken ?? '')}`)) as StacksPage;
+    expect(rest.stacks).toHaveLength(total - MAX_STACK_PAGE);
+    expect(rest.continuationToken ?? null).toBeNull();
   });
 
   it('pages history newest first by page number, and returns everything for page 0', async () => {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach } from 'vitest';
 
 export interface RecordedRequest {
   readonly method: string;
@@ -57,5 +58,26 @@ export function fakeTime(start = 1_700_000_000_000): { now: () => number; sleep:
       t += ms;
     },
     sleeps,
+  };
+}
+
+/**
+ * `serve` starts a local server that is closed after each test of the calling file; responses
+ * pushed to `held` (requests left unanswered) are destroyed first.
+ */
+export function serversPerTest(): { serve: (handler: Handler) => Promise<LocalServer>; held: ServerResponse[] } {
+  const servers: LocalServer[] = [];
+  const held: ServerResponse[] = [];
+  afterEach(async () => {
+    for (const r of held.splice(0)) r.destroy();
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+  return {
+    held,
+    serve: async (handler) => {
+      const s = await startLocalServer(handler);
+      servers.push(s);
+      return s;
+    },
   };
 }

@@ -1,28 +1,16 @@
 import type { ServerResponse } from 'node:http';
 import { inspect } from 'node:util';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PulumiClient, type PulumiClientOptions } from '../../../src/pulumi/pulumi-client.js';
 import { recordingObserver, rejection } from '../../helpers/pulumi-client.js';
-import { fakeTime, sendJson, startLocalServer, type Handler, type LocalServer } from './local-server.js';
+import { fakeTime, sendJson, serversPerTest, startLocalServer, type Handler } from './local-server.js';
 
 const TOKEN = 'pul-fedcba9876543210fedcba9876543210fedcba98';
 const ref = { org: 'acme', project: 'web', stack: 'prod' };
 const EMPTY_HISTORY = { updates: [], itemsPerPage: 10, total: 0 };
 
-let servers: LocalServer[] = [];
-const held: ServerResponse[] = [];
-afterEach(async () => {
-  for (const r of held.splice(0)) r.destroy();
-  await Promise.all(servers.map((s) => s.close()));
-  servers = [];
-});
-
-async function serve(handler: Handler): Promise<LocalServer> {
-  const s = await startLocalServer(handler);
-  servers.push(s);
-  return s;
-}
+const { serve, held } = serversPerTest();
 
 function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): PulumiClient {
   const time = fakeTime();
@@ -30,7 +18,6 @@ function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): Pulum
     baseUrl: url,
     accessToken: TOKEN,
     version: '0.0.1',
-    requestsPerSecond: 1e6,
     maxAttempts: 4,
     retryBaseDelayMillis: 100,
     retryMaxDelayMillis: 30_000,
@@ -277,7 +264,7 @@ describe('the access token', () => {
 });
 
 describe('rate limit and concurrency', () => {
-  it('spaces requests by the client-wide token bucket (injected clock)', async () => {
+  it('spaces request starts by the optional hard cap, without a burst (injected clock)', async () => {
     const time = fakeTime(0);
     const arrivals: number[] = [];
     const s = await serve((_req, res) => {
@@ -286,11 +273,11 @@ describe('rate limit and concurrency', () => {
     });
     const c = clientFor(s.url, { requestsPerSecond: 2, sleep: time.sleep, now: time.now });
     // One call after the other: the fake sleep returns at once, so only sequential calls
-    // reach the server at the fake time their token was granted.
+    // reach the server at the fake time they were admitted.
     await c.listUpdates(ref, 1, 10);
     await c.latestPreviews(ref, 1, 10);
     for (let page = 2; page <= 5; page += 1) await c.listUpdates(ref, page, 10);
-    expect(arrivals).toEqual([0, 0, 500, 1_000, 1_500, 2_000]);
+    expect(arrivals).toEqual([0, 500, 1_000, 1_500, 2_000, 2_500]);
   });
 
   it('counts retries against the rate limit too', async () => {
@@ -323,7 +310,7 @@ describe('rate limit and concurrency', () => {
         setTimeout(() => batch.forEach((r) => sendJson(r, 200, EMPTY_HISTORY)), 20);
       }
     });
-    const c = new PulumiClient({ baseUrl: s.url, accessToken: TOKEN, version: '0', maxConcurrentRequests: cap, requestsPerSecond: 1e6 });
+    const c = new PulumiClient({ baseUrl: s.url, accessToken: TOKEN, version: '0', maxConcurrentRequests: cap });
     await Promise.all(Array.from({ length: 4 * cap }, (_, i) => c.listUpdates(ref, i + 1, 10)));
     expect(s.requests).toHaveLength(4 * cap);
     expect(maxInFlight).toBe(cap);

@@ -23,7 +23,6 @@ function clientFor(url: string, extra: Partial<PulumiClientOptions> = {}): Pulum
     baseUrl: url,
     accessToken: TOKEN,
     version: '1.2.3',
-    requestsPerSecond: 1e6,
     retryBaseDelayMillis: 1,
     retryMaxDelayMillis: 5,
     sleep: async () => undefined,
@@ -81,7 +80,7 @@ describe('PulumiClient requests', () => {
   it('keeps the path prefix of a self-hosted backend URL', async () => {
     const s = await serve((_req, res) => sendJson(res, 200, { stacks: [] }));
     await clientFor(`${s.url}/pulumi/`).listStacks('acme');
-    expect(s.requests[0]?.url).toBe('/pulumi/api/user/stacks?organization=acme');
+    expect(s.requests[0]?.url).toBe('/pulumi/api/user/stacks?organization=acme&maxResults=500');
   });
 
   it('decodes a gzip-compressed response', async () => {

@@ -273,6 +273,36 @@ describe('SqliteStateStore on disk', () => {
     await after.migrate();
     expect(await after.schemaVersion()).toBe(SQLITE_SCHEMA_VERSION);
   }, 20_000);
+
+  it('counts every observation of a series that one commit brings several times, as separate commits would', async () => {
+    const stack = { org: 'acme', project: 'web', stack: 'dev' };
+    const buckets = [1, 10];
+    const observe = (value: number, labels: Record<string, string> = { op: 'create' }) => ({ name: 'h_seconds', labels, buckets, value });
+    const update = (updateId: string, version: number) => ({ stack, updateId, kind: 'update', version, result: 'succeeded', startTime: 10, endTime: 20 });
+    const values = [0.5, 3, 30, 7];
+    const together = open(join(dir, 'together.db'));
+    const apart = open(join(dir, 'apart.db'));
+    await together.migrate();
+    await apart.migrate();
+    await together.commitUpdate({
+      update: update('u1', 1),
+      deltas: { counters: [], histograms: [...values.map((v) => observe(v)), observe(2, { op: 'delete' })] },
+      exportedAtMs: 1,
+    });
+    await together.commitUpdate({ update: update('u2', 2), deltas: { counters: [], histograms: [observe(0.1), observe(0.2)] }, exportedAtMs: 2 });
+    for (const [i, v] of [...values, 2, 0.1, 0.2].entries()) {
+      const labels = i === 4 ? { op: 'delete' } : { op: 'create' };
+      await apart.commitUpdate({ update: update(`a${i}`, i + 1), deltas: { counters: [], histograms: [observe(v, labels)] }, exportedAtMs: i });
+    }
+    const create = { name: 'h_seconds', labels: { op: 'create' }, buckets, bucketCounts: [3, 2, 1], count: 6 };
+    // Sums are compared to the float rounding: the fold adds a commit's values before the row's sum.
+    const withoutSum = (rows: Awaited<ReturnType<SqliteStateStore['readHistograms']>>) => rows.map(({ sum: _sum, ...rest }) => rest);
+    const rows = await together.readHistograms();
+    expect(withoutSum(rows)).toEqual(withoutSum(await apart.readHistograms()));
+    expect(rows.find((r) => r.labels['op'] === 'create')).toMatchObject(create);
+    expect(rows.find((r) => r.labels['op'] === 'create')?.sum).toBeCloseTo(40.8, 9);
+    expect(rows.find((r) => r.labels['op'] === 'delete')).toMatchObject({ bucketCounts: [0, 1, 0], sum: 2, count: 1 });
+  });
 });
 
 describe('pendingMigrations', () => {

@@ -203,6 +203,43 @@ describe('poll cycle', () => {
     expect(sink.traces.map((t) => t.spans[0]!.attributes['cicd.pipeline.run.id'])).toEqual(['u1', 'u2']);
   });
 
+  it('reads the next update\'s events while the current update is exported', async () => {
+    const { api, sink, deps } = await setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200 });
+    api.addUpdate(web, { updateId: 'u3', startTime: NOW_S - 100 });
+    const callsAtExport: string[][] = [];
+    const exportTrace = sink.export.bind(sink);
+    sink.export = async (trace) => {
+      callsAtExport.push(api.calls.filter((c) => c.startsWith('events ')));
+      return exportTrace(trace);
+    };
+    expect((await runPollCycle(deps)).updatesExported).toBe(3);
+    // One update ahead, never more: u3's events are read only once u1 is committed.
+    expect(callsAtExport).toEqual([['events u1', 'events u2'], ['events u1', 'events u2', 'events u3'], ['events u1', 'events u2', 'events u3']]);
+  });
+
+  it('counts a failure of read-ahead events only when their update\'s turn comes', async () => {
+    const { api, store, sink, deps } = await setup();
+    api.addStack(web);
+    api.addUpdate(web, { updateId: 'u1', startTime: NOW_S - 300 });
+    api.addUpdate(web, { updateId: 'bad', startTime: NOW_S - 200 });
+    api.eventErrors.set('bad', new ExporterError('API_MALFORMED_RESPONSE', 'broken page'));
+    // The collector is down for more cycles than maxUpdateAttempts (3): 'bad' is read ahead
+    // every cycle but never reached, so none of those reads counts as an attempt.
+    sink.fail = true;
+    for (let i = 0; i < 4; i++) expect((await runPollCycle(deps)).result).toBe('failure');
+    expect(api.calls.filter((c) => c === 'events bad')).toHaveLength(4);
+    sink.fail = false;
+    expect((await runPollCycle(deps)).updatesExported).toBe(1);
+    expect(await store.isExported(web, 'bad')).toBe(false);
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'bad')).toBe(false);
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'bad')).toBe(true);
+  });
+
   it('stops sending traces for the rest of a cycle once the collector failed, keeping the updates in the backlog', async () => {
     const { api, store, sink, deps } = await setup();
     for (const stack of ['a', 'b', 'c', 'd', 'e']) {

@@ -1,0 +1,67 @@
+import type { ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PulumiClient } from '../../../src/pulumi/pulumi-client.js';
+import { sendJson, startLocalServer, type LocalServer } from './local-server.js';
+
+const TOKEN = 'pul-aaaabbbbccccddddeeeeffff0000111122223333';
+const ref = { org: 'acme', project: 'web', stack: 'prod' };
+const EMPTY_HISTORY = { updates: [], itemsPerPage: 10, total: 0 };
+
+let server: LocalServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+interface Arrival {
+  readonly at: number;
+  /** Requests in flight at the server when this one arrived, itself included. */
+  readonly inFlight: number;
+}
+
+describe('adaptive limit against a real server under a 429 storm', () => {
+  it('lowers concurrency on 429, starts nothing before Retry-After, then recovers to the cap', async () => {
+    const cap = 8;
+    const stormSize = cap;
+    const arrivals: Arrival[] = [];
+    const throttledAt: number[] = [];
+    let inFlight = 0;
+    server = await startLocalServer((_req, res: ServerResponse) => {
+      inFlight += 1;
+      res.on('close', () => {
+        inFlight -= 1;
+      });
+      const index = arrivals.length;
+      arrivals.push({ at: Date.now(), inFlight });
+      // The first window of requests is throttled together; the rest succeed after a short delay.
+      setTimeout(() => {
+        if (index < stormSize) {
+          throttledAt.push(Date.now());
+          sendJson(res, 429, { code: 429, message: 'slow down' }, { 'Retry-After': '1' });
+        } else sendJson(res, 200, EMPTY_HISTORY);
+      }, 15);
+    });
+    const client = new PulumiClient({
+      baseUrl: server.url,
+      accessToken: TOKEN,
+      version: '0',
+      maxConcurrentRequests: cap,
+      maxAttempts: 3,
+      retryBaseDelayMillis: 1,
+    });
+    const calls = 60;
+    await Promise.all(Array.from({ length: calls }, (_, i) => client.listUpdates(ref, i + 1, 10)));
+
+    expect(arrivals).toHaveLength(calls + stormSize);
+    // The storm window ran at the full cap.
+    expect(Math.max(...arrivals.slice(0, stormSize).map((a) => a.inFlight))).toBe(cap);
+    // No request at all arrived before Retry-After (1 s) had passed since the first 429 was sent.
+    const firstThrottle = Math.min(...throttledAt);
+    const after = arrivals.slice(stormSize);
+    expect(Math.min(...after.map((a) => a.at)) - firstThrottle).toBeGreaterThanOrEqual(1_000);
+    // The rate fell: the first requests after the pause ran at half the cap at most ...
+    expect(Math.max(...after.slice(0, cap).map((a) => a.inFlight))).toBeLessThanOrEqual(cap / 2);
+    // ... and recovered additively to the cap by the end.
+    expect(Math.max(...after.slice(-cap).map((a) => a.inFlight))).toBe(cap);
+  });
+});
