@@ -250,14 +250,26 @@ export class ApiTransport {
 
   private async attemptOnce<T>(req: GetRequest<T>, url: string, attempt: number): Promise<Attempt<T>> {
     const started = this.o.now();
-    const timeout = AbortSignal.timeout(this.o.requestTimeoutMillis);
-    const signal = req.signal === undefined ? timeout : AbortSignal.any([req.signal, timeout]);
+    // One controller per attempt, aborted by the timeout or the caller's signal. Not
+    // AbortSignal.any: on Node 20 it leaves a trace on the long-lived caller signal per call.
+    const attemptAbort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      attemptAbort.abort();
+    }, this.o.requestTimeoutMillis);
+    const onAbort = (): void => attemptAbort.abort();
+    if (req.signal?.aborted) onAbort();
+    req.signal?.addEventListener('abort', onAbort, { once: true });
     let outcome: Attempt<T>;
     try {
-      outcome = await this.fetchOnce(req, url, signal);
+      outcome = await this.fetchOnce(req, url, attemptAbort.signal);
     } catch (err) {
       if (req.signal?.aborted) throw this.abortedError(req);
-      outcome = timeout.aborted ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
+      outcome = timedOut ? { kind: 'timeout' } : { kind: 'network', detail: redact(networkDetail(err)), cause: err };
+    } finally {
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onAbort);
     }
     const seconds = Math.max(0, (this.o.now() - started) / 1000);
     // A refused redirect is reported by its status; an oversized body as `malformed` (a failed
