@@ -50,7 +50,6 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     store,
     version: VERSION,
     revision: REVISION,
-    durationByStack: config.metrics.resourceOperationDurationByStack,
     logger: logger.child({ module: 'metrics' }),
   });
   // With the embedded store one process owns exporting; replicas with leases come with the PostgreSQL store.
@@ -88,7 +87,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       consoleUrl: consoleUrlFor(config.pulumi.backendUrl),
       redact,
     },
-    durationByStack: config.metrics.resourceOperationDurationByStack,
+    metricDetail: config.metrics,
     backfillDays: config.poll.backfillDays,
     attempts: new UpdateAttempts(),
     maxUpdateAttempts: config.poll.maxUpdateAttempts,

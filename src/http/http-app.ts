@@ -25,8 +25,17 @@ export interface HttpStatus {
   };
 }
 
+export interface RenderedExposition {
+  readonly contentType: string;
+  readonly body: string;
+  /** The body as bytes, when the renderer keeps them (saves encoding a large body again). */
+  bytes?(): Buffer;
+  /** The body gzip-compressed, when the renderer can do it cheaper (e.g. from a cache). */
+  gzip?(): Promise<Buffer>;
+}
+
 export interface HttpAppDeps {
-  readonly metrics: { render(accept?: string): Promise<{ contentType: string; body: string }> };
+  readonly metrics: { render(accept?: string): Promise<RenderedExposition> };
   readonly readiness: () => Promise<Readiness>;
   readonly status: () => HttpStatus;
   readonly logger: Logger;
@@ -50,14 +59,14 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   app.get('/metrics', async (req, res) => {
-    const { contentType, body } = await deps.metrics.render(req.get('accept'));
+    const rendered = await deps.metrics.render(req.get('accept'));
     // res.send would re-format the content type (sorting its parameters); send it verbatim.
-    res.status(200).setHeader('Content-Type', contentType);
+    res.status(200).setHeader('Content-Type', rendered.contentType);
     res.setHeader('Vary', 'Accept, Accept-Encoding');
-    let payload = Buffer.from(body, 'utf8');
+    let payload = rendered.bytes?.() ?? Buffer.from(rendered.body, 'utf8');
     // Expositions of large orgs run to megabytes; Prometheus always accepts gzip.
     if (payload.length >= GZIP_MIN_BYTES && req.acceptsEncodings('gzip', 'identity') === 'gzip') {
-      payload = await gzipAsync(payload);
+      payload = rendered.gzip ? await rendered.gzip() : await gzipAsync(payload);
       res.setHeader('Content-Encoding', 'gzip');
     }
     res.setHeader('Content-Length', payload.length);

@@ -1,4 +1,4 @@
-import type { Labels } from '../domain/metric-delta.js';
+import type { Exemplar, Labels } from '../domain/metric-delta.js';
 import type { StackRef } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
 import type {
@@ -31,6 +31,8 @@ export interface Sample {
   readonly metricName?: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly value: number;
+  /** OpenMetrics only: the latest update that fell in this bucket. */
+  readonly exemplar?: Exemplar;
 }
 
 /**
@@ -61,13 +63,24 @@ export function storeSamples(snapshot: StoreSnapshot): Map<string, Sample[]> {
         return def?.source === 'store' && def.type === type ? [{ row, labels: ordered(def, row.labels) }] : [];
       }),
       // Series sort by their labels in convention order: org, project, stack, kind, ...
-      ({ labels }) => JSON.stringify(Object.entries(labels)),
+      ({ labels }) => {
+        let key = '';
+        for (const name in labels) key += `${name}\u0001${labels[name] as string}\u0000`;
+        return key;
+      },
     );
   for (const { row, labels } of series(snapshot.counters ?? [], 'counter')) {
     push(row.name, [{ labels, value: row.value }]);
   }
   for (const { row, labels } of series(snapshot.histograms ?? [], 'histogram')) {
     push(row.name, histogramSamples(row, labels));
+  }
+  // Summaries are stored as histograms without finite buckets: only sum and count.
+  for (const { row, labels } of series(snapshot.histograms ?? [], 'summary')) {
+    push(row.name, [
+      { metricName: `${row.name}_sum`, labels, value: row.sum },
+      { metricName: `${row.name}_count`, labels, value: row.count },
+    ]);
   }
   if (snapshot.stacks !== undefined) addStackState(snapshot, snapshot.stacks, push);
   return out;
@@ -76,12 +89,18 @@ export function storeSamples(snapshot: StoreSnapshot): Map<string, Sample[]> {
 function histogramSamples(row: HistogramRow, labels: Record<string, string>): Sample[] {
   const samples: Sample[] = [];
   let cumulative = 0;
-  row.buckets.forEach((bound, i) => {
+  const bucket = (i: number, le: string): void => {
     cumulative += row.bucketCounts[i] ?? 0;
-    samples.push({ metricName: `${row.name}_bucket`, labels: { ...labels, le: String(bound) }, value: cumulative });
-  });
-  cumulative += row.bucketCounts[row.buckets.length] ?? 0;
-  samples.push({ metricName: `${row.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: cumulative });
+    const exemplar = row.exemplars?.[i] ?? undefined;
+    samples.push({
+      metricName: `${row.name}_bucket`,
+      labels: { ...labels, le },
+      value: cumulative,
+      ...(exemplar === undefined ? {} : { exemplar }),
+    });
+  };
+  row.buckets.forEach((bound, i) => bucket(i, String(bound)));
+  bucket(row.buckets.length, '+Inf');
   samples.push({ metricName: `${row.name}_sum`, labels, value: row.sum });
   samples.push({ metricName: `${row.name}_count`, labels, value: row.count });
   return samples;
@@ -116,6 +135,9 @@ function addStackState(
       const labels = { ...stackLabels(row.stack), kind: row.kind };
       push(METRICS.stackLastUpdateTimestampSeconds.name, [{ labels, value: row.endTime }]);
       push(METRICS.stackLastUpdateSuccess.name, [{ labels, value: row.result === 'succeeded' ? 1 : 0 }]);
+      if (row.durationSeconds !== undefined) {
+        push(METRICS.stackLastUpdateDurationSeconds.name, [{ labels, value: row.durationSeconds }]);
+      }
       kinds.set(`${stackKey(row.stack)}\0${row.kind}`, { labels });
     }
   }
@@ -145,10 +167,13 @@ function addStackState(
   }
 }
 
-/** Labels in definition order (org, project, stack, ...), then any others sorted. */
+/** Stack identity first, as the conventions list labels; an opt-in `stack` joins it there. */
+const IDENTITY = ['org', 'project', 'stack'] as const;
+
+/** Labels in convention order (org, project, stack, then the definition's), then any others sorted. */
 function ordered(def: MetricDefinition, labels: Labels): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of [...def.labelNames, ...(def.optionalLabelNames ?? [])]) {
+  for (const name of [...IDENTITY, ...def.labelNames, ...(def.optionalLabelNames ?? [])]) {
     const v = labels[name];
     if (v !== undefined) out[name] = v;
   }

@@ -1,5 +1,5 @@
 import { labelsKey } from '../domain/metric-delta.js';
-import type { Labels } from '../domain/metric-delta.js';
+import type { Exemplar, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { ExporterError } from '../errors.js';
 import {
@@ -32,6 +32,7 @@ interface MutableHistogram {
   readonly bucketCounts: number[];
   sum: number;
   count: number;
+  readonly exemplars: (Exemplar | null)[];
 }
 
 function refKey(ref: StackRef): string {
@@ -72,6 +73,8 @@ export class MemoryStateStore implements StateStore {
   private readonly histograms = new Map<string, MutableHistogram>();
   private readonly lastUpdates = new Map<string, LastUpdateRow>();
   private readonly lastSuccess = new Map<string, LastSuccessRow>();
+  /** Bumped by every write that may change a scrape (more often than needed is still correct). */
+  private stamp = 1;
 
   async migrate(): Promise<void> {
     this.open();
@@ -88,6 +91,7 @@ export class MemoryStateStore implements StateStore {
   async replaceOrgStacks(org: string, stacks: readonly StackSummary[], nowMs: number): Promise<void> {
     this.open();
     for (const s of stacks) checkOrg(org, s);
+    this.stamp += 1;
     const listed = new Set<string>();
     for (const s of stacks) {
       const key = refKey(s);
@@ -205,6 +209,7 @@ export class MemoryStateStore implements StateStore {
           bucketCounts: new Array<number>(obs.buckets.length + 1).fill(0),
           sum: 0,
           count: 0,
+          exemplars: new Array<Exemplar | null>(obs.buckets.length + 1).fill(null),
         };
         this.histograms.set(key, h);
       }
@@ -212,14 +217,22 @@ export class MemoryStateStore implements StateStore {
       h.bucketCounts[slot] = (h.bucketCounts[slot] as number) + 1;
       h.sum += obs.value;
       h.count += 1;
+      if (obs.exemplar !== undefined) h.exemplars[slot] = { ...obs.exemplar, value: obs.value };
     }
+    this.stamp += 1;
 
     // An unlisted stack has no gauges, so it gets no last-update facts either.
     const listed = !this.unlisted.has(stackId);
     const lastKey = JSON.stringify([stackId, u.kind]);
     const last = this.lastUpdates.get(lastKey);
     if (listed && (last === undefined || u.endTime >= last.endTime)) {
-      this.lastUpdates.set(lastKey, { stack: refOf(u.stack), kind: u.kind, result: u.result, endTime: u.endTime });
+      this.lastUpdates.set(lastKey, {
+        stack: refOf(u.stack),
+        kind: u.kind,
+        result: u.result,
+        endTime: u.endTime,
+        durationSeconds: Math.max(0, u.endTime - u.startTime),
+      });
     }
     if (listed && u.result === 'succeeded') {
       const success = this.lastSuccess.get(stackId);
@@ -247,6 +260,7 @@ export class MemoryStateStore implements StateStore {
   async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {
     this.open();
     for (const u of updates) checkSameStack(ref, u.stack, `in-progress update ${u.updateId}`);
+    this.stamp += 1;
     const key = refKey(ref);
     if (updates.length === 0) {
       this.inProgress.delete(key);
@@ -268,6 +282,11 @@ export class MemoryStateStore implements StateStore {
       .map((r) => ({ ...r, stack: refOf(r.stack) }));
   }
 
+  async readMetricsStamp(): Promise<number> {
+    this.open();
+    return this.stamp;
+  }
+
   async readCounters(): Promise<CounterRow[]> {
     this.open();
     return [...this.counters.entries()]
@@ -286,6 +305,7 @@ export class MemoryStateStore implements StateStore {
         bucketCounts: [...h.bucketCounts],
         sum: h.sum,
         count: h.count,
+        ...(h.exemplars.some((e) => e !== null) ? { exemplars: h.exemplars.map((e) => (e === null ? null : { ...e })) } : {}),
       }));
   }
 

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { labelsKey } from '../domain/metric-delta.js';
-import type { Labels } from '../domain/metric-delta.js';
+import type { Exemplar, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger } from '../logging/logger.js';
@@ -70,6 +70,8 @@ interface HistogramDbRow {
   bucket_counts_json: string;
   sum: number;
   count: number;
+  /** Schema version 3; NULL for rows without exemplars. */
+  exemplars_json: string | null;
 }
 
 type Db = Database.Database;
@@ -78,6 +80,8 @@ const MEMORY_PATH = ':memory:';
 
 /** Served by the (org, update_id) index of migration 2. */
 const EXPORTED_IN_ORG_SQL = 'SELECT 1 FROM exported_updates WHERE org = ? AND update_id = ? LIMIT 1';
+/** Run in every transaction that changes what a scrape reads (schema version 3). */
+const BUMP_METRICS_STAMP_SQL = 'UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1';
 
 /**
  * The StateStore on a local SQLite file (better-sqlite3). Calls are synchronous
@@ -114,6 +118,7 @@ export class SqliteStateStore implements StateStore {
           const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(migration.version);
           if (done !== undefined) return false;
           db.exec(migration.sql);
+          migration.data?.(db);
           db.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(
             migration.version,
             migration.name,
@@ -173,11 +178,15 @@ export class SqliteStateStore implements StateStore {
            ON CONFLICT (org, project, stack) DO UPDATE SET
              last_update = excluded.last_update, resource_count = excluded.resource_count,
              synced_last_update = CASE WHEN stacks.listed = 1 THEN stacks.synced_last_update END,
-             listed = 1`,
+             listed = 1
+           WHERE stacks.last_update IS NOT excluded.last_update OR stacks.resource_count IS NOT excluded.resource_count
+             OR stacks.listed = 0`,
         );
+        // Rows actually changed: an unchanged stack list must not invalidate rendered scrapes.
+        let changes = 0;
         const listed = new Set<string>();
         for (const s of stacks) {
-          upsert.run(s.org, s.project, s.stack, s.lastUpdate ?? null, s.resourceCount ?? null, nowMs);
+          changes += upsert.run(s.org, s.project, s.stack, s.lastUpdate ?? null, s.resourceCount ?? null, nowMs).changes;
           listed.add(JSON.stringify([s.project, s.stack]));
         }
         // An unlisted stack is hidden, not deleted, and loses what feeds its gauges. Its
@@ -188,7 +197,7 @@ export class SqliteStateStore implements StateStore {
         }[];
         const hide = this.stmt('UPDATE stacks SET listed = 0 WHERE org = ? AND project = ? AND stack = ?');
         for (const row of shown) {
-          if (!listed.has(JSON.stringify([row.project, row.stack]))) hide.run(org, row.project, row.stack);
+          if (!listed.has(JSON.stringify([row.project, row.stack]))) changes += hide.run(org, row.project, row.stack).changes;
         }
         for (const table of ['in_progress', 'last_updates', 'last_success']) {
           const present = this.stmt(`SELECT DISTINCT project, stack FROM ${table} WHERE org = ?`).all(org) as {
@@ -197,9 +206,10 @@ export class SqliteStateStore implements StateStore {
           }[];
           const remove = this.stmt(`DELETE FROM ${table} WHERE org = ? AND project = ? AND stack = ?`);
           for (const row of present) {
-            if (!listed.has(JSON.stringify([row.project, row.stack]))) remove.run(org, row.project, row.stack);
+            if (!listed.has(JSON.stringify([row.project, row.stack]))) changes += remove.run(org, row.project, row.stack).changes;
           }
         }
+        if (changes > 0) this.stmt(BUMP_METRICS_STAMP_SQL).run();
       }).immediate();
     });
   }
@@ -294,16 +304,24 @@ export class SqliteStateStore implements StateStore {
           checkObservation(obs);
           const key = labelsKey(obs.labels);
           const row = this.stmt(
-            'SELECT buckets_json, bucket_counts_json FROM histograms WHERE name = ? AND labels_key = ?',
-          ).get(obs.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json'> | undefined;
+            'SELECT buckets_json, bucket_counts_json, exemplars_json FROM histograms WHERE name = ? AND labels_key = ?',
+          ).get(obs.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json' | 'exemplars_json'> | undefined;
           const slot = bucketIndex(obs.buckets, obs.value);
+          // The latest exemplar per bucket: commits arrive roughly in end-time order.
+          const exemplars = (): string | null => {
+            if (obs.exemplar === undefined) return row?.exemplars_json ?? null;
+            const list: (Exemplar | null)[] = row?.exemplars_json ? parseExemplars(row.exemplars_json) : [];
+            while (list.length < obs.buckets.length + 1) list.push(null);
+            list[slot] = { traceId: obs.exemplar.traceId, value: obs.value, timestamp: obs.exemplar.timestamp };
+            return JSON.stringify(list);
+          };
           if (row === undefined) {
             const counts = new Array<number>(obs.buckets.length + 1).fill(0);
             counts[slot] = 1;
             this.stmt(
-              `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count)
-               VALUES (?, ?, ?, ?, ?, ?, 1)`,
-            ).run(obs.name, key, labelsJson(obs.labels), JSON.stringify(obs.buckets), JSON.stringify(counts), obs.value);
+              `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count, exemplars_json)
+               VALUES (?, ?, ?, ?, ?, ?, 1, ?)`,
+            ).run(obs.name, key, labelsJson(obs.labels), JSON.stringify(obs.buckets), JSON.stringify(counts), obs.value, exemplars());
           } else {
             const stored = parseNumbers(row.buckets_json);
             if (!sameBuckets(stored, obs.buckets)) throw bucketMismatch(obs, stored);
@@ -313,9 +331,9 @@ export class SqliteStateStore implements StateStore {
             }
             counts[slot] = (counts[slot] as number) + 1;
             this.stmt(
-              `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + 1
+              `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + 1, exemplars_json = ?
                WHERE name = ? AND labels_key = ?`,
-            ).run(JSON.stringify(counts), obs.value, obs.name, key);
+            ).run(JSON.stringify(counts), obs.value, exemplars(), obs.name, key);
           }
         }
 
@@ -323,10 +341,11 @@ export class SqliteStateStore implements StateStore {
         // An unlisted stack has no gauges, so it gets no last-update facts either.
         if (listed === 1) {
           this.stmt(
-            `INSERT INTO last_updates (org, project, stack, kind, result, end_time) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (org, project, stack, kind) DO UPDATE SET result = excluded.result, end_time = excluded.end_time
+            `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (org, project, stack, kind) DO UPDATE SET
+               result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
              WHERE excluded.end_time >= last_updates.end_time`,
-          ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime);
+          ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime));
           if (u.result === 'succeeded') {
             this.stmt(
               `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
@@ -342,6 +361,7 @@ export class SqliteStateStore implements StateStore {
           s.stack,
           u.updateId,
         );
+        this.stmt(BUMP_METRICS_STAMP_SQL).run();
         return true;
       });
       return apply.immediate();
@@ -367,6 +387,15 @@ export class SqliteStateStore implements StateStore {
     this.run('setInProgress', (db) => {
       for (const u of updates) checkSameStack(ref, u.stack, `in-progress update ${u.updateId}`);
       db.transaction(() => {
+        // Every sync sets the running set; only a different one may invalidate rendered scrapes.
+        const before = this.stmt(
+          'SELECT update_id, kind, version, start_time FROM in_progress WHERE org = ? AND project = ? AND stack = ? ORDER BY update_id',
+        ).all(ref.org, ref.project, ref.stack) as Pick<InProgressRow, 'update_id' | 'kind' | 'version' | 'start_time'>[];
+        const after = [...new Map(updates.map((u) => [u.updateId, u])).values()]
+          .sort((a, b) => (a.updateId < b.updateId ? -1 : a.updateId > b.updateId ? 1 : 0))
+          .map((u) => ({ update_id: u.updateId, kind: u.kind, version: u.version, start_time: u.startTime }));
+        if (JSON.stringify(before) === JSON.stringify(after)) return;
+        this.stmt(BUMP_METRICS_STAMP_SQL).run();
         this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ?').run(
           ref.org,
           ref.project,
@@ -397,6 +426,10 @@ export class SqliteStateStore implements StateStore {
     );
   }
 
+  async readMetricsStamp(): Promise<number> {
+    return this.run('readMetricsStamp', () => this.stmt('SELECT stamp FROM metrics_stamp WHERE id = 1').pluck().get() as number);
+  }
+
   async readCounters(): Promise<CounterRow[]> {
     return this.run('readCounters', () =>
       (
@@ -418,6 +451,7 @@ export class SqliteStateStore implements StateStore {
         bucketCounts: parseNumbers(r.bucket_counts_json),
         sum: r.sum,
         count: r.count,
+        ...(r.exemplars_json === null ? {} : { exemplars: parseExemplars(r.exemplars_json) }),
       })),
     );
   }
@@ -432,12 +466,14 @@ export class SqliteStateStore implements StateStore {
           kind: string;
           result: string;
           end_time: number;
+          duration_seconds: number | null;
         }[]
       ).map((r) => ({
         stack: { org: r.org, project: r.project, stack: r.stack },
         kind: r.kind,
         result: r.result,
         endTime: r.end_time,
+        ...(r.duration_seconds === null ? {} : { durationSeconds: r.duration_seconds }),
       })),
     );
   }
@@ -547,6 +583,14 @@ function parseNumbers(json: string): number[] {
     throw new ExporterError('STATE_ERROR', `state database holds a malformed number list: ${json.slice(0, 80)}`);
   }
   return value as number[];
+}
+
+function parseExemplars(json: string): (Exemplar | null)[] {
+  const value: unknown = JSON.parse(json);
+  if (!Array.isArray(value)) {
+    throw new ExporterError('STATE_ERROR', `state database holds a malformed exemplar list: ${json.slice(0, 80)}`);
+  }
+  return value as (Exemplar | null)[];
 }
 
 function messageOf(err: unknown): string {
