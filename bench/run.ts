@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { conversionSuite } from './conversion.js';
 import { pipelineSuite } from './pipeline.js';
+import { scrapeSuite } from './scrape.js';
 
 /*
  * Benchmark runner (`npm run bench [-- <suite>...] [--iterations=N] [--warmup=N]`).
@@ -31,12 +32,15 @@ export interface BenchSuite {
   readonly name: string;
   readonly description: string;
   groups(): BenchGroup[] | Promise<BenchGroup[]>;
+  /** Releases what groups() started (servers, stores) once its cases were measured. */
+  close?(): Promise<void>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, pipelineSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, pipelineSuite, scrapeSuite];
 
 interface Measured {
   readonly medianMs: number;
+  readonly p90Ms: number;
   readonly minMs: number;
   readonly maxMs: number;
 }
@@ -59,7 +63,8 @@ async function measure(fn: () => unknown, warmup: number, iterations: number): P
   times.sort((a, b) => a - b);
   const mid = Math.floor(times.length / 2);
   const median = times.length % 2 === 1 ? times[mid]! : (times[mid - 1]! + times[mid]!) / 2;
-  return { medianMs: median, minMs: times[0]!, maxMs: times[times.length - 1]! };
+  const p90 = times[Math.min(times.length - 1, Math.ceil(times.length * 0.9) - 1)]!;
+  return { medianMs: median, p90Ms: p90, minMs: times[0]!, maxMs: times[times.length - 1]! };
 }
 
 function fmt(n: number, digits = 1): string {
@@ -90,7 +95,7 @@ async function main(args: readonly string[]): Promise<void> {
     return;
   }
   console.log(
-    `node ${process.version}, ${warmup} warm-up + ${iterations} timed iterations per case, median reported` +
+    `node ${process.version}, ${warmup} warm-up + ${iterations} timed iterations per case, median and p90 reported` +
       (gc ? ', full GC before each iteration' : ' (NODE_OPTIONS=--expose-gc for a GC before each iteration)') +
       '\n',
   );
@@ -109,13 +114,15 @@ async function main(args: readonly string[]): Promise<void> {
           c.name,
           `${fmt(c.items, 0)} ${c.unit}`,
           fmt(m.medianMs),
+          fmt(m.p90Ms),
           `${fmt(m.minMs)}..${fmt(m.maxMs)}`,
           fmt((c.items / m.medianMs) * 1000, 0),
           base ? `${fmt(m.medianMs / base.medianMs, 2)}x` : '',
         ]);
       }
-      console.log(`\n${table(['case', 'work', 'median ms', 'min..max ms', 'items/s', 'vs baseline'], rows)}\n`);
+      console.log(`\n${table(['case', 'work', 'median ms', 'p90 ms', 'min..max ms', 'items/s', 'vs baseline'], rows)}\n`);
     }
+    await suite.close?.();
   }
   if (sink < 0) console.log('');
 }

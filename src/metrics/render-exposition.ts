@@ -24,7 +24,7 @@ export function renderFamilies(
     const lines = [`# HELP ${family} ${escapeText(def.help)}`, `# TYPE ${family} ${def.type}`];
     const counterSuffix = openMetrics && def.type === 'counter' ? '_total' : '';
     for (const s of samples.get(def.name) ?? []) {
-      let line = `${s.metricName ?? family + counterSuffix}${formatLabels(s.labels)} ${formatValue(s.value)}`;
+      let line = `${s.metricName ?? family + counterSuffix}${formatLabels(s.labels, s.le)} ${formatValue(s.value)}`;
       if (openMetrics && s.exemplar !== undefined) {
         line += ` # {trace_id="${s.exemplar.traceId}"} ${formatValue(s.exemplar.value)} ${s.exemplar.timestamp}`;
       }
@@ -36,11 +36,17 @@ export function renderFamilies(
   return parts.join(openMetrics ? '\n' : '\n\n');
 }
 
-function formatLabels(labels: Readonly<Record<string, string>>): string {
-  let out = '';
-  for (const name in labels) {
-    out += `${out === '' ? '{' : ','}${name}="${escapeLabelValue(labels[name] as string)}"`;
+/** Formatted label sets without the closing brace; a histogram's lines share one object. */
+const formatted = new WeakMap<object, string>();
+
+function formatLabels(labels: Readonly<Record<string, string>>, le?: string): string {
+  let out = formatted.get(labels);
+  if (out === undefined) {
+    out = '';
+    for (const name in labels) out += `${out === '' ? '{' : ','}${name}="${escapeLabelValue(labels[name] as string)}"`;
+    formatted.set(labels, out);
   }
+  if (le !== undefined) out += `${out === '' ? '{' : ','}le="${le}"`;
   return out === '' ? '' : `${out}}`;
 }
 

@@ -29,7 +29,10 @@ export interface StoreSnapshot {
 export interface Sample {
   /** Set for histogram lines (`_bucket`, `_sum`, `_count`); the family name otherwise. */
   readonly metricName?: string;
+  /** Shared by every line of one series, so renderers can format it once. */
   readonly labels: Readonly<Record<string, string>>;
+  /** The `le` label of a `_bucket` line, written after the others. */
+  readonly le?: string;
   readonly value: number;
   /** OpenMetrics only: the latest update that fell in this bucket. */
   readonly exemplar?: Exemplar;
@@ -92,12 +95,7 @@ function histogramSamples(row: HistogramRow, labels: Record<string, string>): Sa
   const bucket = (i: number, le: string): void => {
     cumulative += row.bucketCounts[i] ?? 0;
     const exemplar = row.exemplars?.[i] ?? undefined;
-    samples.push({
-      metricName: `${row.name}_bucket`,
-      labels: { ...labels, le },
-      value: cumulative,
-      ...(exemplar === undefined ? {} : { exemplar }),
-    });
+    samples.push({ metricName: `${row.name}_bucket`, labels, le, value: cumulative, ...(exemplar === undefined ? {} : { exemplar }) });
   };
   row.buckets.forEach((bound, i) => bucket(i, String(bound)));
   bucket(row.buckets.length, '+Inf');
@@ -170,16 +168,30 @@ function addStackState(
 /** Stack identity first, as the conventions list labels; an opt-in `stack` joins it there. */
 const IDENTITY = ['org', 'project', 'stack'] as const;
 
+const labelOrders = new WeakMap<MetricDefinition, readonly string[]>();
+
 /** Labels in convention order (org, project, stack, then the definition's), then any others sorted. */
 function ordered(def: MetricDefinition, labels: Labels): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of [...IDENTITY, ...def.labelNames, ...(def.optionalLabelNames ?? [])]) {
-    const v = labels[name];
-    if (v !== undefined) out[name] = v;
+  let order = labelOrders.get(def);
+  if (order === undefined) {
+    order = [...new Set([...IDENTITY, ...def.labelNames, ...(def.optionalLabelNames ?? [])])];
+    labelOrders.set(def, order);
   }
-  for (const name of Object.keys(labels).sort()) {
+  const out: Record<string, string> = {};
+  let n = 0;
+  for (const name of order) {
     const v = labels[name];
-    if (v !== undefined && !(name in out)) out[name] = v;
+    if (v !== undefined) {
+      out[name] = v;
+      n += 1;
+    }
+  }
+  // Labels the definition does not name (rows written under another shape) follow, sorted.
+  if (n < Object.keys(labels).length) {
+    for (const name of Object.keys(labels).sort()) {
+      const v = labels[name];
+      if (v !== undefined && !(name in out)) out[name] = v;
+    }
   }
   return out;
 }

@@ -443,11 +443,18 @@ export class SqliteStateStore implements StateStore {
   }
 
   async readHistograms(): Promise<HistogramRow[]> {
+    // Every series of a metric has the same bounds: parse each distinct list once.
+    const bounds = new Map<string, number[]>();
+    const boundsOf = (json: string): number[] => {
+      let parsed = bounds.get(json);
+      if (parsed === undefined) bounds.set(json, (parsed = parseNumbers(json)));
+      return parsed;
+    };
     return this.run('readHistograms', () =>
       (this.stmt('SELECT * FROM histograms ORDER BY name, labels_key').all() as HistogramDbRow[]).map((r) => ({
         name: r.name,
         labels: parseLabels(r.labels_json),
-        buckets: parseNumbers(r.buckets_json),
+        buckets: boundsOf(r.buckets_json),
         bucketCounts: parseNumbers(r.bucket_counts_json),
         sum: r.sum,
         count: r.count,

@@ -62,13 +62,14 @@ describe('storeSamples', () => {
     });
     const lines = out.get('pulumi_resource_operation_duration_seconds') ?? [];
     expect(lines.map((s) => [s.metricName, Object.keys(s.labels).join(','), s.value])).toEqual([
-      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type,le', 0],
-      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type,le', 2],
-      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type,le', 3],
+      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type', 0],
+      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type', 2],
+      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type', 3],
       ['pulumi_resource_operation_duration_seconds_sum', 'org,project,stack,operation,resource_type', 7.5],
       ['pulumi_resource_operation_duration_seconds_count', 'org,project,stack,operation,resource_type', 3],
     ]);
-    expect(lines.map((s) => s.labels['le'])).toEqual(['1', '2', '+Inf', undefined, undefined]);
+    // The renderer writes le after the series' labels.
+    expect(lines.map((s) => s.le)).toEqual(['1', '2', '+Inf', undefined, undefined]);
   });
 
   it('ignores a stored row whose name belongs to a metric of another type', () => {
