@@ -23,8 +23,16 @@ export function renderFamilies(
     const family = openMetrics && def.type === 'counter' ? def.name.replace(/_total$/, '') : def.name;
     const lines = [`# HELP ${family} ${escapeText(def.help)}`, `# TYPE ${family} ${def.type}`];
     const counterSuffix = openMetrics && def.type === 'counter' ? '_total' : '';
+    // The lines of one histogram series share their labels object: format it once.
+    let lastLabels: object | undefined;
+    let lastText = '';
     for (const s of samples.get(def.name) ?? []) {
-      let line = `${s.metricName ?? family + counterSuffix}${formatLabels(s.labels, s.le)} ${formatValue(s.value)}`;
+      if (s.labels !== lastLabels) {
+        lastLabels = s.labels;
+        lastText = formatLabels(s.labels);
+      }
+      const labelText = s.le === undefined ? lastText : `${lastText}${lastText === '' ? '{' : ','}le="${s.le}"`;
+      let line = `${s.metricName ?? family + counterSuffix}${labelText === '' ? '' : `${labelText}}`} ${formatValue(s.value)}`;
       if (openMetrics && s.exemplar !== undefined) {
         line += ` # {trace_id="${s.exemplar.traceId}"} ${formatValue(s.exemplar.value)} ${s.exemplar.timestamp}`;
       }
@@ -36,18 +44,11 @@ export function renderFamilies(
   return parts.join(openMetrics ? '\n' : '\n\n');
 }
 
-/** Formatted label sets without the closing brace; a histogram's lines share one object. */
-const formatted = new WeakMap<object, string>();
-
-function formatLabels(labels: Readonly<Record<string, string>>, le?: string): string {
-  let out = formatted.get(labels);
-  if (out === undefined) {
-    out = '';
-    for (const name in labels) out += `${out === '' ? '{' : ','}${name}="${escapeLabelValue(labels[name] as string)}"`;
-    formatted.set(labels, out);
-  }
-  if (le !== undefined) out += `${out === '' ? '{' : ','}le="${le}"`;
-  return out === '' ? '' : `${out}}`;
+/** `{a="x",b="y"` without the closing brace, so `le` can follow; '' without labels. */
+function formatLabels(labels: Readonly<Record<string, string>>): string {
+  let out = '';
+  for (const name in labels) out += `${out === '' ? '{' : ','}${name}="${escapeLabelValue(labels[name] as string)}"`;
+  return out;
 }
 
 const NEEDS_ESCAPE = /[\\\n"]/;

@@ -154,13 +154,16 @@ interface CounterDbRow {
   value: number;
 }
 
-interface HistogramDbRow {
+/** A row of the histograms table as stored (schema version 3). */
+export interface HistogramDbRow {
   name: string;
   labels_json: string;
   buckets_json: string;
   bucket_counts_json: string;
   sum: number;
   count: number;
+  /** NULL for rows without exemplars. */
+  exemplars_json: string | null;
 }
 
 /** Rewrites the counters and histograms tables in the shape of reshapeMetricRows. */
@@ -169,7 +172,7 @@ function reshapeStoredMetrics(db: MigrationDb): void {
     (r): CounterRow => ({ name: r.name, labels: JSON.parse(r.labels_json) as Record<string, string>, value: r.value }),
   );
   const histograms = (
-    db.prepare('SELECT name, labels_json, buckets_json, bucket_counts_json, sum, count FROM histograms').all() as HistogramDbRow[]
+    db.prepare('SELECT * FROM histograms').all() as HistogramDbRow[]
   ).map(
     (r): HistogramRow => ({
       name: r.name,

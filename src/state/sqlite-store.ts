@@ -19,7 +19,7 @@ import {
   checkSameStack,
   sameBuckets,
 } from './delta-rules.js';
-import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations } from './sqlite-migrations.js';
+import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations, type HistogramDbRow } from './sqlite-migrations.js';
 import type {
   CounterRow,
   HistogramRow,
@@ -61,17 +61,6 @@ interface InProgressRow {
   kind: string;
   version: number;
   start_time: number;
-}
-
-interface HistogramDbRow {
-  name: string;
-  labels_json: string;
-  buckets_json: string;
-  bucket_counts_json: string;
-  sum: number;
-  count: number;
-  /** Schema version 3; NULL for rows without exemplars. */
-  exemplars_json: string | null;
 }
 
 type Db = Database.Database;
