@@ -575,6 +575,24 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
       });
     });
 
+    describe('metrics stamp', () => {
+      it('grows with every commit, stack list change and running-set change', async () => {
+        const stamps = [await store.readMetricsStamp()];
+        const grew = async (): Promise<boolean> => {
+          stamps.push(await store.readMetricsStamp());
+          return (stamps.at(-1) as number) > (stamps.at(-2) as number);
+        };
+        await store.replaceOrgStacks('acme', [{ ...DEV, resourceCount: 1 }], 1);
+        expect(await grew()).toBe(true);
+        await store.setInProgress(DEV, [{ stack: DEV, updateId: 'r', kind: 'update', version: 1, startTime: 1 }]);
+        expect(await grew()).toBe(true);
+        await store.commitUpdate(commit(update(DEV, 'r', 1)));
+        expect(await grew()).toBe(true);
+        await store.replaceOrgStacks('acme', [], 2);
+        expect(await grew()).toBe(true);
+      });
+    });
+
     describe('last-update facts', () => {
       it('keeps the newest end time per stack and kind when commits arrive out of order', async () => {
         await store.commitUpdate(commit(update(DEV, 'u2', 2, { result: 'failed', startTime: 180, endTime: 200 })));
