@@ -3,6 +3,7 @@ import { backfillSuite } from './backfill.js';
 import { conversionSuite } from './conversion.js';
 import { idleCycleSuite } from './idle-cycle.js';
 import { memorySuite } from './memory.js';
+import { scrapeSuite } from './scrape.js';
 
 
 
@@ -46,13 +47,16 @@ export interface BenchSuite {
   readonly name: string;
   readonly description: string;
   groups(): BenchGroup[] | Promise<BenchGroup[]>;
+  /** Releases what groups() started (servers, stores) once its cases were measured. */
+  close?(): Promise<void>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite, scrapeSuite];
 
 interface Measured {
   /** Milliseconds, or bytes in a peak-rss group. */
   readonly median: number;
+  readonly p90: number;
   readonly min: number;
   readonly max: number;
   /** Median CPU time (user + system) of this process per call, in ms. */
@@ -68,6 +72,11 @@ function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function p90(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.9) - 1)]!;
 }
 
 /**
@@ -93,7 +102,7 @@ async function measureGroup(cases: readonly BenchCase[], warmup: number, iterati
       sink += result === undefined ? 0 : 1;
     }
   }
-  return values.map((v, k) => ({ median: median(v), min: Math.min(...v), max: Math.max(...v), cpuMs: median(cpu[k]!) }));
+  return values.map((v, k) => ({ median: median(v), p90: p90(v), min: Math.min(...v), max: Math.max(...v), cpuMs: median(cpu[k]!) }));
 }
 
 function fmt(n: number, digits = 1): string {
@@ -124,7 +133,7 @@ async function main(args: readonly string[]): Promise<void> {
     return;
   }
   console.log(
-    `node ${process.version}, ${warmup} warm-up + ${iterations} timed iterations per case (cases of a group take turns), median reported;` +
+    `node ${process.version}, ${warmup} warm-up + ${iterations} timed iterations per case (cases of a group take turns), median and p90 reported;` +
       ' CPU ms is this process only (servers started by a suite run in a child process);' +
       (gc ? ' full GC before each iteration' : ' NODE_OPTIONS=--expose-gc adds a GC before each iteration') +
       '\n',
@@ -150,6 +159,7 @@ async function main(args: readonly string[]): Promise<void> {
             c.name,
             `${fmt(c.items, 0)} ${c.unit}`,
             fmt(m.median / scale),
+            fmt(m.p90 / scale),
             `${fmt(m.min / scale)}..${fmt(m.max / scale)}`,
             ...(what === 'time' ? [fmt((c.items / m.median) * 1000, 0), fmt(m.cpuMs)] : []),
             base ? `${fmt(m.median / base.median, 2)}x` : '',
@@ -161,10 +171,11 @@ async function main(args: readonly string[]): Promise<void> {
       }
       const header =
         what === 'time'
-          ? ['case', 'work', 'median ms', 'min..max ms', 'items/s', 'CPU ms', 'vs baseline', 'CPU vs baseline']
-          : ['case', 'work', 'median peak RSS MiB', 'min..max MiB', 'vs baseline'];
+          ? ['case', 'work', 'median ms', 'p90 ms', 'min..max ms', 'items/s', 'CPU ms', 'vs baseline', 'CPU vs baseline']
+          : ['case', 'work', 'median peak RSS MiB', 'p90 MiB', 'min..max MiB', 'vs baseline'];
       console.log(`\n${table(header, rows)}\n`);
     }
+    await suite.close?.();
   }
   if (sink < 0) console.log('');
 }

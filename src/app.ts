@@ -59,7 +59,6 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     store,
     version: VERSION,
     revision: REVISION,
-    durationByStack: config.metrics.resourceOperationDurationByStack,
   });
   // SQLite: one process owns exporting and leads. PostgreSQL: replicas split the stacks by
   // lease and the elected leader alone serves pulumi_* (a follower until it is elected).
@@ -108,7 +107,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       consoleUrl: consoleUrlFor(config.pulumi.backendUrl),
       redact,
     },
-    durationByStack: config.metrics.resourceOperationDurationByStack,
+    metricDetail: config.metrics,
     backfillDays: config.poll.backfillDays,
     attempts: new UpdateAttempts(),
     maxUpdateAttempts: config.poll.maxUpdateAttempts,

@@ -154,8 +154,12 @@ export const configSchema = z
       .prefault({}),
     metrics: z
       .object({
-        /** Adds the stack label to pulumi_resource_operation_duration_seconds (cardinality!). */
+        /** Adds the project and stack labels to pulumi_resource_operation_duration_seconds (cardinality!). */
         resourceOperationDurationByStack: z.boolean().default(false),
+        /** Adds the stack label to pulumi_update_duration_seconds (16 series per stack, kind and result). */
+        updateDurationByStack: z.boolean().default(false),
+        /** Adds the stack label to pulumi_resource_operations_total. */
+        resourceOperationsByStack: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

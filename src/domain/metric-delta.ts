@@ -11,12 +11,27 @@ export interface CounterDelta {
   readonly value: number;
 }
 
+/** The trace of an update that fell in a bucket; the store keeps the latest per bucket. */
+export interface Exemplar {
+  /** 32 hex characters. */
+  readonly traceId: string;
+  /** The observed value. */
+  readonly value: number;
+  /** Unix seconds. */
+  readonly timestamp: number;
+}
+
 export interface HistogramObservation {
   readonly name: string;
   readonly labels: Labels;
-  /** Upper bounds of the finite buckets, ascending (+Inf is implied). */
+  /**
+   * Upper bounds of the finite buckets, ascending (+Inf is implied). Empty for a summary
+   * (sum and count only).
+   */
   readonly buckets: readonly number[];
   readonly value: number;
+  /** Stored as the exemplar of the bucket the value falls in. */
+  readonly exemplar?: Omit<Exemplar, 'value'>;
 }
 
 export interface MetricDeltas {

@@ -17,8 +17,17 @@ export interface Readiness {
   readonly reason?: string;
 }
 
+export interface RenderedExposition {
+  readonly contentType: string;
+  readonly body: string;
+  /** The body as bytes, when the renderer keeps them (saves encoding a large body again). */
+  bytes?(): Buffer;
+  /** The body gzip-compressed, when the renderer can do it cheaper (e.g. from a cache). */
+  gzip?(): Promise<Buffer>;
+}
+
 export interface HttpAppDeps {
-  readonly metrics: { render(accept?: string): Promise<{ contentType: string; body: string }> };
+  readonly metrics: { render(accept?: string): Promise<RenderedExposition> };
   readonly readiness: () => Promise<Readiness>;
   /** What the status page shows; read from the store on each request. */
   readonly status: () => Promise<StatusReport>;
@@ -45,7 +54,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   app.get('/metrics', async (req, res) => {
-    let rendered: { contentType: string; body: string };
+    let rendered: RenderedExposition;
     try {
       rendered = await deps.metrics.render(req.get('accept'));
     } catch (err) {
@@ -55,14 +64,13 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
       res.status(503).type('text/plain').send(`metrics unavailable: ${errorCodeOf(err)} (see the exporter log)\n`);
       return;
     }
-    const { contentType, body } = rendered;
     // res.send would re-format the content type (sorting its parameters); send it verbatim.
-    res.status(200).setHeader('Content-Type', contentType);
+    res.status(200).setHeader('Content-Type', rendered.contentType);
     res.setHeader('Vary', 'Accept, Accept-Encoding');
-    let payload = Buffer.from(body, 'utf8');
+    let payload = rendered.bytes?.() ?? Buffer.from(rendered.body, 'utf8');
     // Expositions of large orgs run to megabytes; Prometheus always accepts gzip.
     if (payload.length >= GZIP_MIN_BYTES && req.acceptsEncodings('gzip', 'identity') === 'gzip') {
-      payload = await gzipAsync(payload);
+      payload = rendered.gzip ? await rendered.gzip() : await gzipAsync(payload);
       res.setHeader('Content-Encoding', 'gzip');
     }
     res.setHeader('Content-Length', payload.length);

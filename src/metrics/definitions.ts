@@ -4,11 +4,12 @@
  * both the store-backed collectors and the self-metrics are built from it.
  */
 
-export type MetricType = 'counter' | 'gauge' | 'histogram';
+/** `summary` is a summary without quantiles: only `_sum` and `_count` (a per-series mean). */
+export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary';
 
 /**
- * - `store`: pulumi_* counters and histograms persisted by the StateStore (via MetricDeltas)
- *   and read at scrape time, so they survive restarts and agree across replicas.
+ * - `store`: pulumi_* counters, histograms and summaries persisted by the StateStore (via
+ *   MetricDeltas) and read at scrape time, so they survive restarts and agree across replicas.
  * - `stack-state`: pulumi_stack_* gauges computed from the store's stack facts at scrape time.
  * - `process`: pulumi_exporter_* self-metrics held in this process (reset on restart).
  */
@@ -58,9 +59,17 @@ export const METRICS = {
     name: 'pulumi_update_duration_seconds',
     type: 'histogram',
     source: 'store',
-    help: 'Duration of completed Pulumi updates (service end time minus start time).',
-    labelNames: [...STACK, 'kind', 'result'],
+    help: 'Duration of completed Pulumi updates (service end time minus start time), per project.',
+    labelNames: ['org', 'project', 'kind', 'result'],
+    optionalLabelNames: ['stack'],
     buckets: UPDATE_DURATION_BUCKETS,
+  },
+  stackUpdateDurationSeconds: {
+    name: 'pulumi_stack_update_duration_seconds',
+    type: 'summary',
+    source: 'store',
+    help: 'Duration of completed Pulumi updates per stack (sum and count only; mean = increase(_sum) / increase(_count)).',
+    labelNames: [...STACK, 'kind', 'result'],
   },
   updateResourceChangesTotal: {
     name: 'pulumi_update_resource_changes_total',
@@ -73,16 +82,17 @@ export const METRICS = {
     name: 'pulumi_resource_operations_total',
     type: 'counter',
     source: 'store',
-    help: 'Resource steps seen in the engine events of completed updates.',
-    labelNames: [...STACK, 'operation', 'resource_type', 'result'],
+    help: 'Resource steps seen in the engine events of completed updates, per project.',
+    labelNames: ['org', 'project', 'operation', 'resource_type', 'result'],
+    optionalLabelNames: ['stack'],
   },
   resourceOperationDurationSeconds: {
     name: 'pulumi_resource_operation_duration_seconds',
     type: 'histogram',
     source: 'store',
-    help: 'Duration of finished resource steps (pre event to outputs or failure event; whole-second resolution).',
-    labelNames: ['org', 'project', 'operation', 'resource_type'],
-    optionalLabelNames: ['stack'],
+    help: 'Duration of finished resource steps (pre event to outputs or failure event; whole-second resolution), per organization.',
+    labelNames: ['org', 'operation', 'resource_type'],
+    optionalLabelNames: ['project', 'stack'],
     buckets: RESOURCE_OPERATION_DURATION_BUCKETS,
   },
   policyViolationsTotal: {
@@ -111,6 +121,13 @@ export const METRICS = {
     type: 'gauge',
     source: 'stack-state',
     help: '1 if the newest completed update of this kind succeeded, else 0.',
+    labelNames: [...STACK, 'kind'],
+  },
+  stackLastUpdateDurationSeconds: {
+    name: 'pulumi_stack_last_update_duration_seconds',
+    type: 'gauge',
+    source: 'stack-state',
+    help: 'Duration of the newest completed update of this kind (service end time minus start time).',
     labelNames: [...STACK, 'kind'],
   },
   stackLastSuccessfulUpdateTimestampSeconds: {

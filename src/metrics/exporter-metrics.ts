@@ -1,3 +1,5 @@
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Metric, RegistryContentType } from 'prom-client';
 import { ENGINE_EVENT_WIRE_TYPES } from '../domain/engine-event.js';
@@ -8,22 +10,41 @@ import type { StateStore } from '../state/state-store.js';
 import type { SinkObserver } from '../tracing/span-sink.js';
 import type { MetricDefinition } from './definitions.js';
 import { METRIC_DEFINITIONS, METRICS } from './definitions.js';
-import { negotiateFormat } from './negotiate-format.js';
-import type { Sample, StoreSnapshot } from './store-samples.js';
+import { negotiateFormat, type ExpositionFormat } from './negotiate-format.js';
+import { renderFamilies } from './render-exposition.js';
+import type { StoreSnapshot } from './store-samples.js';
 import { storeSamples } from './store-samples.js';
+
+const gzipAsync = promisify(gzip);
 
 export interface ExporterMetricsOptions {
   readonly store: StateStore;
   readonly version: string;
   readonly revision: string;
-  /** metrics.resourceOperationDurationByStack; see updateMetricDeltas. */
-  readonly durationByStack?: boolean;
 }
 
 export interface RenderedMetrics {
   readonly contentType: string;
   readonly body: string;
+  /** The body as UTF-8 bytes. */
+  bytes(): Buffer;
+  /**
+   * The body gzip-compressed: two gzip members (the store-backed part, compressed once per
+   * store change, then the self-metrics), which gzip readers concatenate (RFC 1952 2.2).
+   */
+  gzip(): Promise<Buffer>;
 }
+
+/** The rendered store-backed families of one format at one store stamp. */
+interface StorePart {
+  readonly stamp: number | undefined;
+  readonly text: string;
+  readonly bytes: Buffer;
+  gzipped?: Promise<Buffer>;
+}
+
+const STORE_DEFINITIONS = METRIC_DEFINITIONS.filter((d) => d.source !== 'process');
+const SELF_DEFINITIONS = METRIC_DEFINITIONS.filter((d) => d.source === 'process');
 
 export interface LastPoll {
   readonly result: 'success' | 'failure';
@@ -55,9 +76,16 @@ const WORD = /^[a-z][a-z0-9_-]{0,31}$/;
  * - pulumi_exporter_* self-metrics live in this process (a non-global prom-client Registry)
  *   and reset on restart, which Prometheus' rate() handles as a counter reset.
  *
+ * The store-backed text is rendered again only when the store's metrics stamp moved: the
+ * stamp is read before the rows, and every store write a scrape could see moves it in the
+ * same transaction, so a reused text is never older than the store at the start of the scrape.
+ *
  * A failed store read fails the whole scrape (render() rejects with the store's error, and
  * pulumi_exporter_errors_total{code} counts it): a partial exposition would silently drop
  * every pulumi_* series. storeReadFailure() tells readiness that the store cannot be read.
+ *
+ * With several replicas only the leader serves the store-backed pulumi_* series; a follower
+ * serves pulumi_exporter_* alone.
  *
  * Every label value taken from a caller is checked against a fixed set or a short-word
  * pattern (anything else becomes `other`/`unknown`), so labels stay bounded.
@@ -72,6 +100,8 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
   private last: LastPoll | undefined;
   /** Only the leader serves the store-backed pulumi_* series (one replica of several). */
   private leading = true;
+  /** Per format, the store part rendered at the last stamp read (see StateStore.readMetricsStamp). */
+  private readonly rendered = new Map<ExpositionFormat, StorePart>();
 
   private readonly apiRequests: Counter<'endpoint' | 'code'>;
   private readonly apiRequestDuration: Histogram<'endpoint'>;
@@ -223,25 +253,57 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
    * layer answers 503, so Prometheus records the scrape as failed, `up == 0`).
    */
   async render(accept?: string): Promise<RenderedMetrics> {
+    const format = negotiateFormat(accept);
     // A follower serves pulumi_exporter_* only: the leader serves the shared pulumi_* series once.
-    const leading = this.leading;
-    const samples = leading ? storeSamples(await this.readSnapshot()) : undefined;
-    // A registry per scrape: the store-backed families carry this scrape's snapshot, and
-    // prom-client renames counters in place when rendering OpenMetrics, which must not leak
-    // into the long-lived self-metrics or into a concurrent Prometheus-format scrape.
+    const store = this.leading ? await this.storePart(format) : undefined;
+    // A registry per scrape: prom-client renames counters in place when rendering
+    // OpenMetrics, which must not leak into the long-lived self-metrics or into a concurrent
+    // Prometheus-format scrape.
     const out = new Registry<RegistryContentType>();
-    if (negotiateFormat(accept) === 'openmetrics') out.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
-    for (const def of METRIC_DEFINITIONS) {
+    if (format === 'openmetrics') out.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    for (const def of SELF_DEFINITIONS) {
       const own = this.selfMetrics.get(def.name);
-      if (own === undefined && samples === undefined) continue;
-      const family = own ? new RenamableView(own) : new SnapshotFamily(def, samples?.get(def.name) ?? []);
       // prom-client's registerMetric is typed for its own classes but only needs this shape.
-      out.registerMetric(family as unknown as Metric);
+      if (own) out.registerMetric(new RenamableView(own) as unknown as Metric);
     }
-    return { contentType: out.contentType, body: await out.metrics() };
+    const self = await out.metrics();
+    if (store === undefined) {
+      return { contentType: out.contentType, body: self, bytes: () => Buffer.from(self, 'utf8'), gzip: () => gzipAsync(self) };
+    }
+    const body = store.text + self;
+    return {
+      contentType: out.contentType,
+      body,
+      bytes: () => Buffer.concat([store.bytes, Buffer.from(self, 'utf8')]),
+      gzip: async () => {
+        store.gzipped ??= gzipAsync(store.bytes);
+        const [head, tail] = await Promise.all([store.gzipped, gzipAsync(self)]);
+        return Buffer.concat([head, tail]);
+      },
+    };
   }
 
-  private async readSnapshot(): Promise<StoreSnapshot> {
+  /** The store-backed families, ending with the separator the self-metrics follow. */
+  private async storePart(format: ExpositionFormat): Promise<StorePart> {
+    let stamp: number | undefined;
+    try {
+      stamp = await this.store.readMetricsStamp();
+    } catch {
+      // The reads below fail the same way and are logged and counted there.
+      stamp = undefined;
+    }
+    const cached = this.rendered.get(format);
+    if (stamp !== undefined && cached?.stamp === stamp) return cached;
+    const { snapshot, complete } = await this.readSnapshot();
+    const text = renderFamilies(STORE_DEFINITIONS, storeSamples(snapshot), format) + (format === 'openmetrics' ? '\n' : '\n\n');
+    const part: StorePart = { stamp, text, bytes: Buffer.from(text, 'utf8') };
+    // A scrape that could not read everything is not reused: the next one tries again.
+    if (stamp !== undefined && complete) this.rendered.set(format, part);
+    else this.rendered.delete(format);
+    return part;
+  }
+
+  private async readSnapshot(): Promise<{ snapshot: StoreSnapshot; complete: boolean }> {
     const s = this.store;
     const reads = await Promise.allSettled([
       s.readCounters(),
@@ -261,12 +323,15 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     const [counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress] = reads;
     const ok = <T>(r: PromiseSettledResult<T>): T | undefined => (r.status === 'fulfilled' ? r.value : undefined);
     return {
-      counters: ok(counters),
-      histograms: ok(histograms),
-      stacks: ok(stacks),
-      lastUpdates: ok(lastUpdates),
-      lastSuccesses: ok(lastSuccesses),
-      inProgress: ok(inProgress),
+      snapshot: {
+        counters: ok(counters),
+        histograms: ok(histograms),
+        stacks: ok(stacks),
+        lastUpdates: ok(lastUpdates),
+        lastSuccesses: ok(lastSuccesses),
+        inProgress: ok(inProgress),
+      },
+      complete: failed === undefined,
     };
   }
 
@@ -285,38 +350,7 @@ interface FamilyData {
   help: string;
   type: string;
   aggregator: string;
-  values: Sample[];
-}
-
-/**
- * A store-backed metric family in the shape prom-client's Registry renders (name, help,
- * type, get()). Histogram lines are complete samples (`_bucket` with `le`, `_sum`, `_count`).
- */
-class SnapshotFamily {
-  readonly help: string;
-  readonly type: string;
-  readonly aggregator = 'sum';
-  // Mutable on purpose: an OpenMetrics registry strips `_total` from counter names.
-  name: string;
-
-  constructor(
-    def: MetricDefinition,
-    private readonly samples: Sample[],
-  ) {
-    this.name = def.name;
-    this.help = def.help;
-    this.type = def.type;
-  }
-
-  get(): Promise<FamilyData> {
-    return Promise.resolve({
-      name: this.name,
-      help: this.help,
-      type: this.type,
-      aggregator: this.aggregator,
-      values: this.samples,
-    });
-  }
+  values: unknown[];
 }
 
 /** A self-metric seen through its own name, so the per-scrape registry may rename it. */

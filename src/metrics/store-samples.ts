@@ -1,4 +1,4 @@
-import type { Labels } from '../domain/metric-delta.js';
+import type { Exemplar, Labels } from '../domain/metric-delta.js';
 import type { StackRef } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
 import type {
@@ -29,8 +29,13 @@ export interface StoreSnapshot {
 export interface Sample {
   /** Set for histogram lines (`_bucket`, `_sum`, `_count`); the family name otherwise. */
   readonly metricName?: string;
+  /** Shared by every line of one series, so renderers can format it once. */
   readonly labels: Readonly<Record<string, string>>;
+  /** The `le` label of a `_bucket` line, written after the others. */
+  readonly le?: string;
   readonly value: number;
+  /** OpenMetrics only: the latest update that fell in this bucket. */
+  readonly exemplar?: Exemplar;
 }
 
 /**
@@ -61,13 +66,24 @@ export function storeSamples(snapshot: StoreSnapshot): Map<string, Sample[]> {
         return def?.source === 'store' && def.type === type ? [{ row, labels: ordered(def, row.labels) }] : [];
       }),
       // Series sort by their labels in convention order: org, project, stack, kind, ...
-      ({ labels }) => JSON.stringify(Object.entries(labels)),
+      ({ labels }) => {
+        let key = '';
+        for (const name in labels) key += `${name}\u0001${labels[name] as string}\u0000`;
+        return key;
+      },
     );
   for (const { row, labels } of series(snapshot.counters ?? [], 'counter')) {
     push(row.name, [{ labels, value: row.value }]);
   }
   for (const { row, labels } of series(snapshot.histograms ?? [], 'histogram')) {
     push(row.name, histogramSamples(row, labels));
+  }
+  // Summaries are stored as histograms without finite buckets: only sum and count.
+  for (const { row, labels } of series(snapshot.histograms ?? [], 'summary')) {
+    push(row.name, [
+      { metricName: `${row.name}_sum`, labels, value: row.sum },
+      { metricName: `${row.name}_count`, labels, value: row.count },
+    ]);
   }
   if (snapshot.stacks !== undefined) addStackState(snapshot, snapshot.stacks, push);
   return out;
@@ -76,12 +92,13 @@ export function storeSamples(snapshot: StoreSnapshot): Map<string, Sample[]> {
 function histogramSamples(row: HistogramRow, labels: Record<string, string>): Sample[] {
   const samples: Sample[] = [];
   let cumulative = 0;
-  row.buckets.forEach((bound, i) => {
+  const bucket = (i: number, le: string): void => {
     cumulative += row.bucketCounts[i] ?? 0;
-    samples.push({ metricName: `${row.name}_bucket`, labels: { ...labels, le: String(bound) }, value: cumulative });
-  });
-  cumulative += row.bucketCounts[row.buckets.length] ?? 0;
-  samples.push({ metricName: `${row.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: cumulative });
+    const exemplar = row.exemplars?.[i] ?? undefined;
+    samples.push({ metricName: `${row.name}_bucket`, labels, le, value: cumulative, ...(exemplar === undefined ? {} : { exemplar }) });
+  };
+  row.buckets.forEach((bound, i) => bucket(i, String(bound)));
+  bucket(row.buckets.length, '+Inf');
   samples.push({ metricName: `${row.name}_sum`, labels, value: row.sum });
   samples.push({ metricName: `${row.name}_count`, labels, value: row.count });
   return samples;
@@ -116,6 +133,9 @@ function addStackState(
       const labels = { ...stackLabels(row.stack), kind: row.kind };
       push(METRICS.stackLastUpdateTimestampSeconds.name, [{ labels, value: row.endTime }]);
       push(METRICS.stackLastUpdateSuccess.name, [{ labels, value: row.result === 'succeeded' ? 1 : 0 }]);
+      if (row.durationSeconds !== undefined) {
+        push(METRICS.stackLastUpdateDurationSeconds.name, [{ labels, value: row.durationSeconds }]);
+      }
       kinds.set(`${stackKey(row.stack)}\0${row.kind}`, { labels });
     }
   }
@@ -145,16 +165,33 @@ function addStackState(
   }
 }
 
-/** Labels in definition order (org, project, stack, ...), then any others sorted. */
+/** Stack identity first, as the conventions list labels; an opt-in `stack` joins it there. */
+const IDENTITY = ['org', 'project', 'stack'] as const;
+
+const labelOrders = new WeakMap<MetricDefinition, readonly string[]>();
+
+/** Labels in convention order (org, project, stack, then the definition's), then any others sorted. */
 function ordered(def: MetricDefinition, labels: Labels): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of [...def.labelNames, ...(def.optionalLabelNames ?? [])]) {
-    const v = labels[name];
-    if (v !== undefined) out[name] = v;
+  let order = labelOrders.get(def);
+  if (order === undefined) {
+    order = [...new Set([...IDENTITY, ...def.labelNames, ...(def.optionalLabelNames ?? [])])];
+    labelOrders.set(def, order);
   }
-  for (const name of Object.keys(labels).sort()) {
+  const out: Record<string, string> = {};
+  let n = 0;
+  for (const name of order) {
     const v = labels[name];
-    if (v !== undefined && !(name in out)) out[name] = v;
+    if (v !== undefined) {
+      out[name] = v;
+      n += 1;
+    }
+  }
+  // Labels the definition does not name (rows written under another shape) follow, sorted.
+  if (n < Object.keys(labels).length) {
+    for (const name of Object.keys(labels).sort()) {
+      const v = labels[name];
+      if (v !== undefined && !(name in out)) out[name] = v;
+    }
   }
   return out;
 }

@@ -1,12 +1,35 @@
 import type { CounterDelta, HistogramObservation, Labels, MetricDeltas } from '../domain/metric-delta.js';
 import { labelsKey } from '../domain/metric-delta.js';
 import type { StackRef } from '../domain/stack.js';
+import { traceIdFor } from '../conversion/trace-ids.js';
 import type { PolicyViolation, ResourceOperation } from '../domain/trace.js';
 import type { TerminalResult } from '../domain/update.js';
 import { METRICS } from './definitions.js';
 
+/**
+ * Opt-in per-stack detail (metrics.* in the configuration). Each multiplies its family's
+ * series by the number of stacks (or projects), so all are off by default; docs/metrics.md
+ * gives the series cost of each.
+ */
+export interface MetricDetail {
+  /** Adds `stack` to pulumi_update_duration_seconds. */
+  readonly updateDurationByStack: boolean;
+  /** Adds `stack` to pulumi_resource_operations_total. */
+  readonly resourceOperationsByStack: boolean;
+  /** Adds `project` and `stack` to pulumi_resource_operation_duration_seconds. */
+  readonly resourceOperationDurationByStack: boolean;
+}
+
+export const DEFAULT_METRIC_DETAIL: MetricDetail = {
+  updateDurationByStack: false,
+  resourceOperationsByStack: false,
+  resourceOperationDurationByStack: false,
+};
+
 export interface UpdateDeltaInput {
   readonly stack: StackRef;
+  /** Only for the exemplar: the trace id of the update is derived from it. */
+  readonly updateId: string;
   readonly kind: string;
   readonly result: TerminalResult;
   /** Unix seconds. */
@@ -16,8 +39,7 @@ export interface UpdateDeltaInput {
   readonly resourceChanges: Readonly<Record<string, number>>;
   readonly operations: readonly ResourceOperation[];
   readonly policyViolations: readonly PolicyViolation[];
-  /** metrics.resourceOperationDurationByStack: add the stack label to the operation histogram. */
-  readonly durationByStack: boolean;
+  readonly detail: MetricDetail;
 }
 
 /**
@@ -30,8 +52,11 @@ export interface UpdateDeltaInput {
  * (told apart by its summary event) counts under result="cancelled".
  */
 export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
-  const { stack, kind, result } = input;
+  const { stack, kind, result, detail } = input;
   const base = { org: stack.org, project: stack.project, stack: stack.stack };
+  const project = { org: stack.org, project: stack.project };
+  // Clock skew or a missing end time must not produce a negative duration.
+  const duration = Math.max(0, input.endTime - input.startTime);
   const counters = new CounterSums();
   const histograms: HistogramObservation[] = [];
 
@@ -41,10 +66,18 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   counters.add(METRICS.updateFailuresTotal.name, { ...base, kind }, result === 'failed' ? 1 : 0);
   histograms.push({
     name: METRICS.updateDurationSeconds.name,
-    labels: { ...base, kind, result },
+    labels: { ...(detail.updateDurationByStack ? base : project), kind, result },
     buckets: METRICS.updateDurationSeconds.buckets,
-    // Clock skew or a missing end time must not produce a negative duration.
-    value: Math.max(0, input.endTime - input.startTime),
+    value: duration,
+    // Lets Grafana jump from a slow bucket to the trace of an update that fell in it.
+    exemplar: { traceId: traceIdFor(stack, input.updateId), timestamp: input.endTime },
+  });
+  // A summary is stored as a histogram without finite buckets: only sum and count.
+  histograms.push({
+    name: METRICS.stackUpdateDurationSeconds.name,
+    labels: { ...base, kind, result },
+    buckets: [],
+    value: duration,
   });
 
   for (const operation of Object.keys(input.resourceChanges).sort()) {
@@ -57,18 +90,16 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   for (const op of input.operations) {
     counters.add(
       METRICS.resourceOperationsTotal.name,
-      { ...base, operation: op.op, resource_type: op.resourceType, result: op.result },
+      { ...(detail.resourceOperationsByStack ? base : project), operation: op.op, resource_type: op.resourceType, result: op.result },
       1,
     );
     // An interrupted step never finished, so it has no duration to observe.
     if (op.result === 'interrupted') continue;
-    const labels: Record<string, string> = {
-      org: stack.org,
-      project: stack.project,
+    const labels = {
+      ...(detail.resourceOperationDurationByStack ? base : { org: stack.org }),
       operation: op.op,
       resource_type: op.resourceType,
     };
-    if (input.durationByStack) labels['stack'] = stack.stack;
     histograms.push({
       name: METRICS.resourceOperationDurationSeconds.name,
       labels,

@@ -1,4 +1,4 @@
-import type { CounterDelta, HistogramObservation, Labels } from '../domain/metric-delta.js';
+import type { CounterDelta, Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import { labelsKey } from '../domain/metric-delta.js';
 import type { StackRef } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
@@ -98,4 +98,13 @@ export function checkOrg(org: string, stack: StackRef): void {
   if (stack.org !== org) {
     throw invalid(`stack ${stackKey(stack)} is listed for org ${org} but belongs to org ${stack.org}`);
   }
+}
+
+/** The stored exemplar list of a histogram row (JSON: one entry or null per bucket slot). */
+export function parseExemplars(json: string): (Exemplar | null)[] {
+  const value: unknown = JSON.parse(json);
+  if (!Array.isArray(value)) {
+    throw new ExporterError('STATE_ERROR', `state database holds a malformed exemplar list: ${json.slice(0, 80)}`);
+  }
+  return value as (Exemplar | null)[];
 }

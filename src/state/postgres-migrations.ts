@@ -138,6 +138,22 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       INSERT INTO leader_lease (id) VALUES (1);
     `,
   },
+  {
+    version: 3,
+    name: 'metric exemplars, last-update durations and the metrics stamp',
+    // Mirrors SQLite schema 3. PostgreSQL support arrived in the same release as that shape,
+    // so no database holds rows of the older label shape and no rewrite of them is needed.
+    sql: `
+      ALTER TABLE histograms ADD COLUMN exemplars_json text;
+      ALTER TABLE last_updates ADD COLUMN duration_seconds double precision;
+      -- Grows in the transaction of every write a scrape would see (StateStore.readMetricsStamp).
+      CREATE TABLE metrics_stamp (
+        id integer PRIMARY KEY CHECK (id = 1),
+        stamp bigint NOT NULL
+      );
+      INSERT INTO metrics_stamp (id, stamp) VALUES (1, 0);
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -18,6 +18,7 @@ import {
   checkOrg,
   checkSameStack,
   sameBuckets,
+  parseExemplars,
 } from './delta-rules.js';
 import { describePostgresUrl } from './postgres-url.js';
 import {
@@ -202,6 +203,7 @@ export class PostgresStateStore implements StateStore {
       for (const table of ['in_progress', 'last_updates', 'last_success']) {
         await db.query(`DELETE FROM ${table} WHERE ${unlisted}`, [org, projects, names]);
       }
+      await db.query(BUMP_METRICS_STAMP_SQL);
     });
   }
 
@@ -315,8 +317,9 @@ export class PostgresStateStore implements StateStore {
            ON CONFLICT (name, labels_key) DO NOTHING`,
           [obs.name, key, labelsJson(obs.labels), obs.buckets, obs.buckets.length + 1],
         );
-        const row = await db.query<{ buckets: number[]; slots: number }>(
-          `SELECT buckets, cardinality(bucket_counts) AS slots FROM histograms WHERE name = $1 AND labels_key = $2 FOR UPDATE`,
+        const row = await db.query<{ buckets: number[]; slots: number; exemplars_json: string | null }>(
+          `SELECT buckets, cardinality(bucket_counts) AS slots, exemplars_json FROM histograms
+           WHERE name = $1 AND labels_key = $2 FOR UPDATE`,
           [obs.name, key],
         );
         const stored = row.rows[0];
@@ -325,21 +328,31 @@ export class PostgresStateStore implements StateStore {
         if (stored.slots !== stored.buckets.length + 1) {
           throw new ExporterError('STATE_ERROR', `histogram ${obs.name} has a corrupt bucket_counts row`);
         }
+        const slot = bucketIndex(obs.buckets, obs.value);
+        // The latest exemplar per bucket, as in the SQLite store.
+        let exemplars = stored.exemplars_json;
+        if (obs.exemplar !== undefined) {
+          const list = exemplars === null ? [] : parseExemplars(exemplars);
+          while (list.length < obs.buckets.length + 1) list.push(null);
+          list[slot] = { traceId: obs.exemplar.traceId, value: obs.value, timestamp: obs.exemplar.timestamp };
+          exemplars = JSON.stringify(list);
+        }
         // PostgreSQL arrays are 1-based.
         await db.query(
-          `UPDATE histograms SET bucket_counts[$3] = bucket_counts[$3] + 1, sum = sum + $4, count = count + 1
+          `UPDATE histograms SET bucket_counts[$3] = bucket_counts[$3] + 1, sum = sum + $4, count = count + 1, exemplars_json = $5
            WHERE name = $1 AND labels_key = $2`,
-          [obs.name, key, bucketIndex(obs.buckets, obs.value) + 1, obs.value],
+          [obs.name, key, slot + 1, obs.value, exemplars],
         );
       }
 
       // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
       if (stack.rows[0]?.listed === true) {
         await db.query(
-          `INSERT INTO last_updates (org, project, stack, kind, result, end_time) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (org, project, stack, kind) DO UPDATE SET result = excluded.result, end_time = excluded.end_time
+          `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (org, project, stack, kind) DO UPDATE SET
+             result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
            WHERE excluded.end_time >= last_updates.end_time`,
-          [s.org, s.project, s.stack, u.kind, u.result, u.endTime],
+          [s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime)],
         );
         if (u.result === 'succeeded') {
           await db.query(
@@ -357,6 +370,7 @@ export class PostgresStateStore implements StateStore {
         s.stack,
         u.updateId,
       ]);
+      await db.query(BUMP_METRICS_STAMP_SQL);
       return true;
     });
   }
@@ -411,6 +425,7 @@ export class PostgresStateStore implements StateStore {
           [ref.org, ref.project, ref.stack, u.updateId, u.kind, u.version, u.startTime],
         );
       }
+      await db.query(BUMP_METRICS_STAMP_SQL);
     });
   }
 
@@ -430,6 +445,13 @@ export class PostgresStateStore implements StateStore {
     );
   }
 
+  async readMetricsStamp(): Promise<number> {
+    return this.query('readMetricsStamp', async (db) => {
+      const r = await db.query<{ stamp: number }>('SELECT stamp FROM metrics_stamp WHERE id = 1');
+      return r.rows[0]?.stamp ?? 0;
+    });
+  }
+
   async readCounters(): Promise<CounterRow[]> {
     return this.query('readCounters', async (db) =>
       (
@@ -443,9 +465,15 @@ export class PostgresStateStore implements StateStore {
   async readHistograms(): Promise<HistogramRow[]> {
     return this.query('readHistograms', async (db) =>
       (
-        await db.query<{ name: string; labels_json: string; buckets: number[]; bucket_counts: number[]; sum: number; count: number }>(
-          'SELECT name, labels_json, buckets, bucket_counts, sum, count FROM histograms ORDER BY name, labels_key',
-        )
+        await db.query<{
+          name: string;
+          labels_json: string;
+          buckets: number[];
+          bucket_counts: number[];
+          sum: number;
+          count: number;
+          exemplars_json: string | null;
+        }>('SELECT name, labels_json, buckets, bucket_counts, sum, count, exemplars_json FROM histograms ORDER BY name, labels_key')
       ).rows.map((r) => ({
         name: r.name,
         labels: parseLabels(r.labels_json),
@@ -453,6 +481,7 @@ export class PostgresStateStore implements StateStore {
         bucketCounts: r.bucket_counts,
         sum: r.sum,
         count: r.count,
+        ...(r.exemplars_json === null ? {} : { exemplars: parseExemplars(r.exemplars_json) }),
       })),
     );
   }
@@ -460,7 +489,7 @@ export class PostgresStateStore implements StateStore {
   async readLastUpdates(): Promise<LastUpdateRow[]> {
     return this.query('readLastUpdates', async (db) =>
       (
-        await db.query<{ org: string; project: string; stack: string; kind: string; result: string; end_time: number }>(
+        await db.query<{ org: string; project: string; stack: string; kind: string; result: string; end_time: number; duration_seconds: number | null }>(
           'SELECT * FROM last_updates ORDER BY org, project, stack, kind',
         )
       ).rows.map((r) => ({
@@ -468,6 +497,7 @@ export class PostgresStateStore implements StateStore {
         kind: r.kind,
         result: r.result,
         endTime: r.end_time,
+        ...(r.duration_seconds === null ? {} : { durationSeconds: r.duration_seconds }),
       })),
     );
   }
@@ -564,3 +594,6 @@ function parseLabels(json: string): Labels {
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+const BUMP_METRICS_STAMP_SQL = 'UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1';
+

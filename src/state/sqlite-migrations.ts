@@ -1,4 +1,7 @@
 import { ExporterError } from '../errors.js';
+import { labelsKey } from '../domain/metric-delta.js';
+import { reshapeMetricRows } from './metric-reshape.js';
+import type { CounterRow, HistogramRow } from './state-store.js';
 
 /** The ledger of applied versions; created before any migration runs. */
 export const SCHEMA_MIGRATIONS_TABLE_SQL = `
@@ -15,6 +18,13 @@ export interface SqliteMigration {
   readonly name: string;
   /** Statements run with `exec`, inside the transaction that records the version. */
   readonly sql: string;
+  /** Data changes that SQL cannot express exactly; runs after `sql`, in the same transaction. */
+  readonly data?: (db: MigrationDb) => void;
+}
+
+/** The part of a better-sqlite3 connection a data migration uses. */
+export interface MigrationDb {
+  prepare(sql: string): { all(...params: unknown[]): unknown[]; run(...params: unknown[]): unknown };
 }
 
 /**
@@ -113,7 +123,87 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX exported_updates_org_update_id ON exported_updates (org, update_id);
     `,
   },
+  {
+    version: 3,
+    name: 'metric cardinality budget, exemplars, last update duration, metrics stamp',
+    // metrics_stamp grows with every write a scrape would see (see StateStore.readMetricsStamp).
+    // The last update's duration is taken from the ledger row with the same end time (the
+    // newest version when several match).
+    sql: `
+      CREATE TABLE metrics_stamp (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        stamp INTEGER NOT NULL
+      );
+      INSERT INTO metrics_stamp (id, stamp) VALUES (1, 1);
+      ALTER TABLE histograms ADD COLUMN exemplars_json TEXT;
+      ALTER TABLE last_updates ADD COLUMN duration_seconds REAL;
+      UPDATE last_updates SET duration_seconds = (
+        SELECT max(0, e.end_time - e.start_time) FROM exported_updates e
+        WHERE e.org = last_updates.org AND e.project = last_updates.project AND e.stack = last_updates.stack
+          AND e.kind = last_updates.kind AND e.end_time = last_updates.end_time
+        ORDER BY e.version DESC LIMIT 1
+      );
+    `,
+    data: reshapeStoredMetrics,
+  },
 ];
+
+interface CounterDbRow {
+  name: string;
+  labels_json: string;
+  value: number;
+}
+
+/** A row of the histograms table as stored (schema version 3). */
+export interface HistogramDbRow {
+  name: string;
+  labels_json: string;
+  buckets_json: string;
+  bucket_counts_json: string;
+  sum: number;
+  count: number;
+  /** NULL for rows without exemplars. */
+  exemplars_json: string | null;
+}
+
+/** Rewrites the counters and histograms tables in the shape of reshapeMetricRows. */
+function reshapeStoredMetrics(db: MigrationDb): void {
+  const counters = (db.prepare('SELECT name, labels_json, value FROM counters').all() as CounterDbRow[]).map(
+    (r): CounterRow => ({ name: r.name, labels: JSON.parse(r.labels_json) as Record<string, string>, value: r.value }),
+  );
+  const histograms = (
+    db.prepare('SELECT * FROM histograms').all() as HistogramDbRow[]
+  ).map(
+    (r): HistogramRow => ({
+      name: r.name,
+      labels: JSON.parse(r.labels_json) as Record<string, string>,
+      buckets: JSON.parse(r.buckets_json) as number[],
+      bucketCounts: JSON.parse(r.bucket_counts_json) as number[],
+      sum: r.sum,
+      count: r.count,
+    }),
+  );
+  const reshaped = reshapeMetricRows({ counters, histograms });
+  db.prepare('DELETE FROM counters').run();
+  db.prepare('DELETE FROM histograms').run();
+  const insertCounter = db.prepare('INSERT INTO counters (name, labels_key, labels_json, value) VALUES (?, ?, ?, ?)');
+  for (const c of reshaped.counters) insertCounter.run(c.name, labelsKey(c.labels), JSON.stringify(c.labels), c.value);
+  const insertHistogram = db.prepare(
+    `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  for (const h of reshaped.histograms) {
+    insertHistogram.run(
+      h.name,
+      labelsKey(h.labels),
+      JSON.stringify(h.labels),
+      JSON.stringify(h.buckets),
+      JSON.stringify(h.bucketCounts),
+      h.sum,
+      h.count,
+    );
+  }
+}
 
 /** The schema version this build writes. */
 export const SQLITE_SCHEMA_VERSION: number = Math.max(0, ...SQLITE_MIGRATIONS.map((m) => m.version));

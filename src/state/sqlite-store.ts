@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { labelsKey } from '../domain/metric-delta.js';
-import type { HistogramObservation, Labels } from '../domain/metric-delta.js';
+import type { Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger } from '../logging/logger.js';
@@ -18,8 +18,9 @@ import {
   checkOrg,
   checkSameStack,
   sameBuckets,
+  parseExemplars,
 } from './delta-rules.js';
-import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations } from './sqlite-migrations.js';
+import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations, type HistogramDbRow } from './sqlite-migrations.js';
 import { toStackRecord, type StackRow } from './stack-row.js';
 import type {
   CounterRow,
@@ -57,21 +58,14 @@ interface InProgressRow {
   start_time: number;
 }
 
-interface HistogramDbRow {
-  name: string;
-  labels_json: string;
-  buckets_json: string;
-  bucket_counts_json: string;
-  sum: number;
-  count: number;
-}
-
 type Db = Database.Database;
 
 const MEMORY_PATH = ':memory:';
 
 /** Served by the (org, update_id) index of migration 2. */
 const EXPORTED_IN_ORG_SQL = 'SELECT 1 FROM exported_updates WHERE org = ? AND update_id = ? LIMIT 1';
+/** Run in every transaction that changes what a scrape reads (schema version 3). */
+const BUMP_METRICS_STAMP_SQL = 'UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1';
 
 /**
  * The StateStore on a local SQLite file (better-sqlite3). Calls are synchronous
@@ -108,6 +102,7 @@ export class SqliteStateStore implements StateStore {
           const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(migration.version);
           if (done !== undefined) return false;
           db.exec(migration.sql);
+          migration.data?.(db);
           db.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(
             migration.version,
             migration.name,
@@ -172,9 +167,11 @@ export class SqliteStateStore implements StateStore {
            WHERE stacks.listed = 0 OR stacks.last_update IS NOT excluded.last_update
              OR stacks.resource_count IS NOT excluded.resource_count`,
         );
+        // Rows actually changed: an unchanged stack list must not invalidate rendered scrapes.
+        let changes = 0;
         const listed = new Set<string>();
         for (const s of stacks) {
-          upsert.run(s.org, s.project, s.stack, s.lastUpdate ?? null, s.resourceCount ?? null, nowMs);
+          changes += upsert.run(s.org, s.project, s.stack, s.lastUpdate ?? null, s.resourceCount ?? null, nowMs).changes;
           listed.add(JSON.stringify([s.project, s.stack]));
         }
         // An unlisted stack is hidden, not deleted, and loses what feeds its gauges. Its
@@ -185,7 +182,7 @@ export class SqliteStateStore implements StateStore {
         }[];
         const hide = this.stmt('UPDATE stacks SET listed = 0 WHERE org = ? AND project = ? AND stack = ?');
         for (const row of shown) {
-          if (!listed.has(JSON.stringify([row.project, row.stack]))) hide.run(org, row.project, row.stack);
+          if (!listed.has(JSON.stringify([row.project, row.stack]))) changes += hide.run(org, row.project, row.stack).changes;
         }
         for (const table of ['in_progress', 'last_updates', 'last_success']) {
           const present = this.stmt(`SELECT DISTINCT project, stack FROM ${table} WHERE org = ?`).all(org) as {
@@ -194,9 +191,10 @@ export class SqliteStateStore implements StateStore {
           }[];
           const remove = this.stmt(`DELETE FROM ${table} WHERE org = ? AND project = ? AND stack = ?`);
           for (const row of present) {
-            if (!listed.has(JSON.stringify([row.project, row.stack]))) remove.run(org, row.project, row.stack);
+            if (!listed.has(JSON.stringify([row.project, row.stack]))) changes += remove.run(org, row.project, row.stack).changes;
           }
         }
+        if (changes > 0) this.stmt(BUMP_METRICS_STAMP_SQL).run();
       }).immediate();
     });
   }
@@ -301,30 +299,38 @@ export class SqliteStateStore implements StateStore {
           const first = observations[0] as HistogramObservation;
           const key = labelsKey(first.labels);
           const row = this.stmt(
-            'SELECT buckets_json, bucket_counts_json FROM histograms WHERE name = ? AND labels_key = ?',
-          ).get(first.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json'> | undefined;
+            'SELECT buckets_json, bucket_counts_json, exemplars_json FROM histograms WHERE name = ? AND labels_key = ?',
+          ).get(first.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json' | 'exemplars_json'> | undefined;
           const stored = row === undefined ? first.buckets : parseNumbers(row.buckets_json);
           const counts = row === undefined ? new Array<number>(stored.length + 1).fill(0) : parseNumbers(row.bucket_counts_json);
           if (counts.length !== stored.length + 1) {
             throw new ExporterError('STATE_ERROR', `histogram ${first.name} has a corrupt bucket_counts row`);
           }
+          // The latest exemplar per bucket: commits arrive roughly in end-time order.
+          let exemplars: (Exemplar | null)[] | undefined;
           let sum = 0;
           for (const obs of observations) {
             if (!sameBuckets(stored, obs.buckets)) throw bucketMismatch(obs, stored);
             const slot = bucketIndex(obs.buckets, obs.value);
             counts[slot] = (counts[slot] as number) + 1;
             sum += obs.value;
+            if (obs.exemplar !== undefined) {
+              exemplars ??= row?.exemplars_json ? parseExemplars(row.exemplars_json) : [];
+              while (exemplars.length < obs.buckets.length + 1) exemplars.push(null);
+              exemplars[slot] = { traceId: obs.exemplar.traceId, value: obs.value, timestamp: obs.exemplar.timestamp };
+            }
           }
+          const exemplarsJson = exemplars === undefined ? (row?.exemplars_json ?? null) : JSON.stringify(exemplars);
           if (row === undefined) {
             this.stmt(
-              `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count)
-               VALUES (?, ?, ?, ?, ?, ?, ?)`,
-            ).run(first.name, key, labelsJson(first.labels), JSON.stringify(first.buckets), JSON.stringify(counts), sum, observations.length);
+              `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count, exemplars_json)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+            ).run(first.name, key, labelsJson(first.labels), JSON.stringify(first.buckets), JSON.stringify(counts), sum, observations.length, exemplarsJson);
           } else {
             this.stmt(
-              `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + ?
+              `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + ?, exemplars_json = ?
                WHERE name = ? AND labels_key = ?`,
-            ).run(JSON.stringify(counts), sum, observations.length, first.name, key);
+            ).run(JSON.stringify(counts), sum, observations.length, exemplarsJson, first.name, key);
           }
         }
 
@@ -332,10 +338,11 @@ export class SqliteStateStore implements StateStore {
         // An unlisted stack has no gauges, so it gets no last-update facts either.
         if (listed === 1) {
           this.stmt(
-            `INSERT INTO last_updates (org, project, stack, kind, result, end_time) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (org, project, stack, kind) DO UPDATE SET result = excluded.result, end_time = excluded.end_time
+            `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (org, project, stack, kind) DO UPDATE SET
+               result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
              WHERE excluded.end_time >= last_updates.end_time`,
-          ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime);
+          ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime));
           if (u.result === 'succeeded') {
             this.stmt(
               `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
@@ -351,6 +358,7 @@ export class SqliteStateStore implements StateStore {
           s.stack,
           u.updateId,
         );
+        this.stmt(BUMP_METRICS_STAMP_SQL).run();
         return true;
       });
       return apply.immediate();
@@ -405,6 +413,15 @@ export class SqliteStateStore implements StateStore {
     this.run('setInProgress', (db) => {
       for (const u of updates) checkSameStack(ref, u.stack, `in-progress update ${u.updateId}`);
       db.transaction(() => {
+        // Every sync sets the running set; only a different one may invalidate rendered scrapes.
+        const before = this.stmt(
+          'SELECT update_id, kind, version, start_time FROM in_progress WHERE org = ? AND project = ? AND stack = ? ORDER BY update_id',
+        ).all(ref.org, ref.project, ref.stack) as Pick<InProgressRow, 'update_id' | 'kind' | 'version' | 'start_time'>[];
+        const after = [...new Map(updates.map((u) => [u.updateId, u])).values()]
+          .sort((a, b) => (a.updateId < b.updateId ? -1 : a.updateId > b.updateId ? 1 : 0))
+          .map((u) => ({ update_id: u.updateId, kind: u.kind, version: u.version, start_time: u.startTime }));
+        if (JSON.stringify(before) === JSON.stringify(after)) return;
+        this.stmt(BUMP_METRICS_STAMP_SQL).run();
         this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ?').run(
           ref.org,
           ref.project,
@@ -435,6 +452,10 @@ export class SqliteStateStore implements StateStore {
     );
   }
 
+  async readMetricsStamp(): Promise<number> {
+    return this.run('readMetricsStamp', () => this.stmt('SELECT stamp FROM metrics_stamp WHERE id = 1').pluck().get() as number);
+  }
+
   async readCounters(): Promise<CounterRow[]> {
     return this.run('readCounters', () =>
       (
@@ -448,14 +469,22 @@ export class SqliteStateStore implements StateStore {
   }
 
   async readHistograms(): Promise<HistogramRow[]> {
+    // Every series of a metric has the same bounds: parse each distinct list once.
+    const bounds = new Map<string, number[]>();
+    const boundsOf = (json: string): number[] => {
+      let parsed = bounds.get(json);
+      if (parsed === undefined) bounds.set(json, (parsed = parseNumbers(json)));
+      return parsed;
+    };
     return this.run('readHistograms', () =>
       (this.stmt('SELECT * FROM histograms ORDER BY name, labels_key').all() as HistogramDbRow[]).map((r) => ({
         name: r.name,
         labels: parseLabels(r.labels_json),
-        buckets: parseNumbers(r.buckets_json),
+        buckets: boundsOf(r.buckets_json),
         bucketCounts: parseNumbers(r.bucket_counts_json),
         sum: r.sum,
         count: r.count,
+        ...(r.exemplars_json === null ? {} : { exemplars: parseExemplars(r.exemplars_json) }),
       })),
     );
   }
@@ -470,12 +499,14 @@ export class SqliteStateStore implements StateStore {
           kind: string;
           result: string;
           end_time: number;
+          duration_seconds: number | null;
         }[]
       ).map((r) => ({
         stack: { org: r.org, project: r.project, stack: r.stack },
         kind: r.kind,
         result: r.result,
         endTime: r.end_time,
+        ...(r.duration_seconds === null ? {} : { durationSeconds: r.duration_seconds }),
       })),
     );
   }
@@ -603,6 +634,7 @@ function parseNumbers(json: string): number[] {
   }
   return value as number[];
 }
+
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -1,4 +1,4 @@
-import type { Labels, MetricDeltas } from '../domain/metric-delta.js';
+import type { Exemplar, Labels, MetricDeltas } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 
 /** What the store knows about one watched stack. */
@@ -63,6 +63,8 @@ export interface HistogramRow {
   readonly bucketCounts: readonly number[];
   readonly sum: number;
   readonly count: number;
+  /** Latest exemplar per bucket slot (same indexes as bucketCounts); missing or null = none. */
+  readonly exemplars?: readonly (Exemplar | null)[];
 }
 
 /** Newest terminal update of one kind for one stack (feeds the last-update gauges). */
@@ -72,6 +74,8 @@ export interface LastUpdateRow {
   readonly result: string;
   /** Unix seconds. */
   readonly endTime: number;
+  /** endTime - startTime (>= 0) of that update; absent when the store cannot tell. */
+  readonly durationSeconds?: number;
 }
 
 export interface LastSuccessRow {
@@ -134,6 +138,12 @@ export interface StateStore {
   setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void>;
   listInProgress(): Promise<InProgressRecord[]>;
 
+  /**
+   * A number that changes (grows) in the same transaction as every write that changes what
+   * the read* methods, listStacks or listInProgress return. A scrape that reads it before
+   * those reads may reuse what it rendered for the same stamp.
+   */
+  readMetricsStamp(): Promise<number>;
   readCounters(): Promise<CounterRow[]>;
   readHistograms(): Promise<HistogramRow[]>;
   readLastUpdates(): Promise<LastUpdateRow[]>;

@@ -6,7 +6,7 @@ import type { TraceRecord } from '../domain/trace.js';
 import { isTerminal, type UpdateInfo } from '../domain/update.js';
 import { ExporterError, errorCodeOf, isExporterError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { updateMetricDeltas } from '../metrics/update-deltas.js';
+import { updateMetricDeltas, type MetricDetail } from '../metrics/update-deltas.js';
 import type { PulumiCloudApi } from '../pulumi/pulumi-api.js';
 import type { Coordinator } from '../state/coordinator.js';
 import type { InProgressRecord, StackRecord, StateStore } from '../state/state-store.js';
@@ -23,7 +23,7 @@ export interface StackSyncDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly conversion: ConversionOptions;
-  readonly durationByStack: boolean;
+  readonly metricDetail: MetricDetail;
   /** 0 = the whole history. */
   readonly backfillDays: number;
   /** Failures in a row, per update, of errors specific to that update. */
@@ -299,7 +299,8 @@ async function exportUpdate(
       resourceChanges: update.resourceChanges,
       operations: conversion.operations,
       policyViolations: conversion.policyViolations,
-      durationByStack: deps.durationByStack,
+      updateId: update.updateId,
+      detail: deps.metricDetail,
     }),
     exportedAtMs: nowMs,
     ...(deps.coordinator?.owner === undefined ? {} : { leaseOwner: deps.coordinator.owner }),

@@ -78,13 +78,20 @@ const alerts = rules.filter((r): r is Rule & { alert: string } => r.alert !== un
 const recordings = rules.filter((r): r is Rule & { record: string } => r.record !== undefined);
 const dashboard = JSON.parse(read(DASHBOARD)) as Dashboard;
 
-/** Every series the exporter serves, with the labels it can carry once scraped. */
+/**
+ * Every series the exporter serves, with the labels it carries once scraped under the default
+ * configuration: a rule or panel that matched on an opt-in label (say `stack` on a duration
+ * histogram) would silently find nothing for most users.
+ */
 function metricCatalog(): Map<string, Labels> {
   const catalog = new Map<string, Labels>();
   for (const def of METRIC_DEFINITIONS) {
-    const labels = [...def.labelNames, ...(def.optionalLabelNames ?? []), ...TARGET_LABELS];
+    const labels = [...def.labelNames, ...TARGET_LABELS];
     if (def.type === 'histogram') {
       catalog.set(`${def.name}_bucket`, new Set([...labels, 'le']));
+      catalog.set(`${def.name}_sum`, new Set(labels));
+      catalog.set(`${def.name}_count`, new Set(labels));
+    } else if (def.type === 'summary') {
       catalog.set(`${def.name}_sum`, new Set(labels));
       catalog.set(`${def.name}_count`, new Set(labels));
     } else {
@@ -304,13 +311,22 @@ describe('Grafana dashboard (deploy/grafana/pulumi-update-exporter.json)', () =>
 });
 
 describe('Grafana provisioning examples (deploy/grafana/provisioning)', () => {
-  it('provision a dashboard directory and a default Prometheus data source', () => {
+  it('provision a dashboard directory, a default Prometheus data source and the trace store its exemplars link to', () => {
     const dashboards = parse(read('deploy/grafana/provisioning/dashboards.yml')) as { apiVersion: number; providers: { type: string; options: { path: string } }[] };
-    const datasources = parse(read('deploy/grafana/provisioning/datasources.yml')) as { apiVersion: number; datasources: { type: string; url: string; isDefault: boolean }[] };
+    const datasources = parse(read('deploy/grafana/provisioning/datasources.yml')) as {
+      apiVersion: number;
+      datasources: { type: string; uid: string; url: string; isDefault?: boolean; jsonData?: { exemplarTraceIdDestinations?: { name: string; datasourceUid: string }[] } }[];
+    };
     expect(dashboards.apiVersion).toBe(1);
     expect(dashboards.providers).toEqual([expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: expect.stringMatching(/^\//) }) })]);
     expect(datasources.apiVersion).toBe(1);
-    expect(datasources.datasources).toEqual([expect.objectContaining({ type: 'prometheus', isDefault: true, url: expect.stringMatching(/^https?:\/\//) })]);
+    const [prometheus, ...others] = datasources.datasources;
+    expect(prometheus).toEqual(expect.objectContaining({ type: 'prometheus', isDefault: true, url: expect.stringMatching(/^https?:\/\//) }));
+    // The exemplar label the exporter writes (trace_id) leads to a provisioned trace data source.
+    const links = prometheus?.jsonData?.exemplarTraceIdDestinations ?? [];
+    expect(links.map((l) => l.name)).toEqual(['trace_id']);
+    expect(others.map((d) => d.uid)).toEqual(links.map((l) => l.datasourceUid));
+    expect(others.every((d) => d.isDefault !== true)).toBe(true);
   });
 });
 

@@ -102,10 +102,15 @@ describe('updates in progress', () => {
     );
     const truthUpdate = sim.truth().stacks.flatMap((s) => s.updates).find((u) => u.updateId === updateId)!;
     expect(truthUpdate.endTime).toBeDefined();
+    // Per stack the duration is a summary (the histogram is per project) and the last-update gauge.
     const durationDelta =
-      sumOf(now, 'pulumi_update_duration_seconds_sum', { ...ref, kind: 'update', result: 'failed' }) -
-      sumOf(base, 'pulumi_update_duration_seconds_sum', { ...ref, kind: 'update', result: 'failed' });
+      sumOf(now, 'pulumi_stack_update_duration_seconds_sum', { ...ref, kind: 'update', result: 'failed' }) -
+      sumOf(base, 'pulumi_stack_update_duration_seconds_sum', { ...ref, kind: 'update', result: 'failed' });
     expect(durationDelta).toBeCloseTo(truthUpdate.endTime! - truthUpdate.startTime, 6);
+    expect(sumOf(now, 'pulumi_stack_last_update_duration_seconds', { ...ref, kind: 'update' })).toBeCloseTo(
+      truthUpdate.endTime! - truthUpdate.startTime,
+      6,
+    );
   });
 });
 

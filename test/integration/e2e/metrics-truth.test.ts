@@ -73,10 +73,12 @@ describe('metrics against the simulator ground truth', () => {
     }
   });
 
-  it('counts resource operations by operation, type and result', () => {
+  it('counts resource operations per project by operation, type and result', () => {
     let checked = 0;
-    for (const s of truth.stacks) {
-      const updates = s.updates.filter((x) => x.result !== 'in-progress');
+    const projects = [...new Set(truth.stacks.map((s) => JSON.stringify([s.org, s.project])))].map((k) => JSON.parse(k) as [string, string]);
+    for (const [org, project] of projects) {
+      const stacks = truth.stacks.filter((s) => s.org === org && s.project === project);
+      const updates = stacks.flatMap((s) => s.updates.filter((x) => x.result !== 'in-progress'));
       if (updates.some((u) => u.resourceOperations === null)) continue;
       const expected = new Map<string, number>();
       for (const u of updates) {
@@ -86,7 +88,9 @@ describe('metrics against the simulator ground truth', () => {
         }
       }
       const actual = new Map<string, number>();
-      for (const x of samples.filter((y) => y.name === 'pulumi_resource_operations_total' && y.labels['org'] === s.org && y.labels['project'] === s.project && y.labels['stack'] === s.stack)) {
+      for (const x of samples.filter((y) => y.name === 'pulumi_resource_operations_total' && y.labels['org'] === org && y.labels['project'] === project)) {
+        // No stack label by default: one series per project, operation, type and result.
+        expect(x.labels['stack']).toBeUndefined();
         actual.set(JSON.stringify([x.labels['operation'], x.labels['resource_type'], x.labels['result']]), x.value);
       }
       expect(actual).toEqual(expected);

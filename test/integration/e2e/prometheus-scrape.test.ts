@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/app.js';
+import { traceIdFor } from '../../../src/conversion/trace-ids.js';
 import type { RunningSimulator } from '../../../src/simulator/simulator.js';
 import { sumOf, parseExposition } from '../../helpers/exposition.js';
 import { buildApp, configFor, startTestSimulator, tempDir } from '../../helpers/e2e.js';
@@ -33,6 +34,8 @@ describe.runIf(havePrometheus)('scraped by a real Prometheus', () => {
       `--config.file=${tmp.dir}/prometheus.yml`,
       `--storage.tsdb.path=${tmp.dir}/tsdb`,
       `--web.listen-address=127.0.0.1:${port}`,
+      // Prometheus then asks for OpenMetrics (gzip-encoded) and keeps the exemplars.
+      '--enable-feature=exemplar-storage',
     ]);
   }, 60_000);
 
@@ -59,6 +62,26 @@ describe.runIf(havePrometheus)('scraped by a real Prometheus', () => {
     expect(value).toBe(expected);
     const up = await (await fetch(`${promUrl}/api/v1/query?query=up`)).json() as { data: { result: Array<{ value: [number, string] }> } };
     expect(up.data.result[0]?.value[1]).toBe('1');
+  });
+
+  it('keeps the trace id of an exported update as an exemplar of the update duration buckets', async () => {
+    const traceIds = new Set(
+      sim.truth().stacks.flatMap((s) => s.updates.filter((u) => u.result !== 'in-progress').map((u) => traceIdFor(s, u.updateId))),
+    );
+    const now = Math.ceil(Date.now() / 1000);
+    const found = await eventually(
+      async () => {
+        const query = encodeURIComponent('pulumi_update_duration_seconds_bucket');
+        const res = await fetch(`${promUrl}/api/v1/query_exemplars?query=${query}&start=1&end=${now + 3600}`);
+        if (!res.ok) return undefined;
+        const body = (await res.json()) as { data: Array<{ exemplars: Array<{ labels: { trace_id?: string } }> }> };
+        const ids = body.data.flatMap((series) => series.exemplars.map((e) => e.labels.trace_id ?? ''));
+        return ids.length > 0 ? ids : undefined;
+      },
+      30_000,
+      `Prometheus to store exemplars (${prometheus.output().slice(-500)})`,
+    );
+    expect(found.every((id) => traceIds.has(id))).toBe(true);
   });
 
   it('serves an exposition that promtool check metrics accepts without a remark', async () => {

@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
-import { updateMetricDeltas } from '../../../src/metrics/update-deltas.js';
+import { DEFAULT_METRIC_DETAIL, updateMetricDeltas } from '../../../src/metrics/update-deltas.js';
 import { SqliteStateStore } from '../../../src/state/sqlite-store.js';
 import type { StateStore } from '../../../src/state/state-store.js';
 import { PROD, seedStore } from '../../unit/metrics/seed-store.js';
@@ -31,7 +32,11 @@ async function open(path: string): Promise<SqliteStateStore> {
 
 /** The pulumi_* data lines: what must agree across restarts and replicas. */
 function dataLines(body: string): string[] {
-  return body.split('\n').filter((l) => l.startsWith('pulumi_') && !l.startsWith('pulumi_exporter_'));
+  return body
+    .split('\n')
+    .filter((l) => l.startsWith('pulumi_') && !l.startsWith('pulumi_exporter_'))
+    // Exemplars exist only in OpenMetrics.
+    .map((l) => l.replace(/ # \{.*$/, ''));
 }
 
 async function commitAnother(store: StateStore, updateId: string, version: number): Promise<boolean> {
@@ -46,7 +51,8 @@ async function commitAnother(store: StateStore, updateId: string, version: numbe
       resourceChanges: { update: 1 },
       operations: [],
       policyViolations: [],
-      durationByStack: false,
+      updateId,
+      detail: DEFAULT_METRIC_DETAIL,
     }),
     exportedAtMs: 7_040_000,
   });
@@ -77,6 +83,35 @@ describe('pulumi_* metrics backed by the SQLite store', () => {
     expect((await after.render()).body).toContain(
       'pulumi_updates_total{org="acme",project="web",stack="prod",kind="update",result="succeeded"} 3',
     );
+  });
+
+  it('reuse the rendered store part while the store is unchanged and show a commit at the next scrape', async () => {
+    const path = dbPath();
+    const store = await open(path);
+    await seedStore(store);
+    let reads = 0;
+    const counting = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'readCounters') reads += 1;
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const metrics = new ExporterMetrics({ store: counting, version: 'v', revision: 'r' });
+    const first = await metrics.render();
+    const again = await metrics.render();
+    expect(reads).toBe(1);
+    expect(dataLines(again.body)).toEqual(dataLines(first.body));
+    // The gzip body (two members) decompresses to the same text.
+    expect(gunzipSync(await again.gzip()).toString('utf8')).toBe(again.body);
+
+    expect(await commitAnother(store, 'fresh-update', 12)).toBe(true);
+    const after = await metrics.render();
+    expect(reads).toBe(2);
+    expect(dataLines(after.body)).toContain(
+      'pulumi_updates_total{org="acme",project="web",stack="prod",kind="update",result="succeeded"} 3',
+    );
+    expect(gunzipSync(await after.gzip()).toString('utf8')).toBe(after.body);
   });
 
   it('serve identical values from two readers of the store, counting a re-exported update once', async () => {

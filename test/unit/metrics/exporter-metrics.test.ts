@@ -6,6 +6,7 @@ import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
 import { memoryStore } from '../../helpers/memory-store.js';
 import type { SqliteStateStore } from '../../../src/state/sqlite-store.js';
 import type { StateStore } from '../../../src/state/state-store.js';
+import { traceIdFor } from '../../../src/conversion/trace-ids.js';
 import { familyLines, openMetricsProblems } from './exposition-checks.js';
 import { exerciseSelfMetrics, PROD, seedStore } from './seed-store.js';
 
@@ -29,6 +30,7 @@ function samples(body: string, family: string): string[] {
 
 const P = 'org="acme",project="web",stack="prod"';
 const S = 'org="acme",project="web",stack="staging"';
+const W = 'org="acme",project="web"';
 
 describe('ExporterMetrics exposition of stored metrics', () => {
   it('serves the stored update counters with their labels in convention order', async () => {
@@ -52,10 +54,11 @@ describe('ExporterMetrics exposition of stored metrics', () => {
       `pulumi_update_resource_changes_total{${P},kind="update",operation="same"} 12`,
       `pulumi_update_resource_changes_total{${P},kind="update",operation="update"} 1`,
     ]);
+    // Per project by default: no stack label.
     expect(samples(body, 'pulumi_resource_operations_total')).toEqual([
-      `pulumi_resource_operations_total{${P},operation="create",resource_type="aws:s3/bucket:Bucket",result="succeeded"} 3`,
-      `pulumi_resource_operations_total{${P},operation="delete",resource_type="aws:s3/bucketPolicy:BucketPolicy",result="interrupted"} 1`,
-      `pulumi_resource_operations_total{${P},operation="update",resource_type="aws:iam/role:Role",result="failed"} 1`,
+      `pulumi_resource_operations_total{${W},operation="create",resource_type="aws:s3/bucket:Bucket",result="succeeded"} 3`,
+      `pulumi_resource_operations_total{${W},operation="delete",resource_type="aws:s3/bucketPolicy:BucketPolicy",result="interrupted"} 1`,
+      `pulumi_resource_operations_total{${W},operation="update",resource_type="aws:iam/role:Role",result="failed"} 1`,
     ]);
     expect(samples(body, 'pulumi_policy_violations_total')).toEqual([
       `pulumi_policy_violations_total{${P},policy_pack="aws-guard",policy="s3-no-public-read",enforcement_level="mandatory"} 1`,
@@ -65,7 +68,8 @@ describe('ExporterMetrics exposition of stored metrics', () => {
   it('serves stored histograms with cumulative buckets, +Inf, sum and count', async () => {
     const { metrics } = await seeded();
     const { body } = await metrics.render();
-    const ok = `${P},kind="update",result="succeeded"`;
+    // Per project: the updates of both stacks of project web share these series.
+    const ok = `${W},kind="update",result="succeeded"`;
     const okLines = samples(body, 'pulumi_update_duration_seconds').filter((l) => l.includes(ok));
     // Observations 42 s and 400 s.
     expect(okLines).toEqual([
@@ -87,8 +91,8 @@ describe('ExporterMetrics exposition of stored metrics', () => {
       `pulumi_update_duration_seconds_count{${ok}} 2`,
     ]);
 
-    // Resource steps: create Bucket took 1, 12 and 2 s; no stack label by default.
-    const create = 'org="acme",project="web",operation="create",resource_type="aws:s3/bucket:Bucket"';
+    // Resource steps: create Bucket took 1, 12 and 2 s; per organization by default.
+    const create = 'org="acme",operation="create",resource_type="aws:s3/bucket:Bucket"';
     const createLines = samples(body, 'pulumi_resource_operation_duration_seconds').filter((l) => l.includes(create));
     expect(createLines).toEqual([
       `pulumi_resource_operation_duration_seconds_bucket{${create},le="1"} 1`,
@@ -108,7 +112,27 @@ describe('ExporterMetrics exposition of stored metrics', () => {
       `pulumi_resource_operation_duration_seconds_count{${create}} 3`,
     ]);
     // The interrupted delete has no duration series.
-    expect(body).not.toContain('pulumi_resource_operation_duration_seconds_count{org="acme",project="web",operation="delete"');
+    expect(body).not.toContain('pulumi_resource_operation_duration_seconds_count{org="acme",operation="delete"');
+  });
+
+  it('serves per-stack update durations as a summary (sum and count) and the last duration as a gauge', async () => {
+    const { metrics } = await seeded();
+    const { body } = await metrics.render();
+    expect(familyLines(body, 'pulumi_stack_update_duration_seconds')).toEqual([
+      '# HELP pulumi_stack_update_duration_seconds Duration of completed Pulumi updates per stack (sum and count only; mean = increase(_sum) / increase(_count)).',
+      '# TYPE pulumi_stack_update_duration_seconds summary',
+      `pulumi_stack_update_duration_seconds_sum{${P},kind="update",result="failed"} 5`,
+      `pulumi_stack_update_duration_seconds_count{${P},kind="update",result="failed"} 1`,
+      `pulumi_stack_update_duration_seconds_sum{${P},kind="update",result="succeeded"} 442`,
+      `pulumi_stack_update_duration_seconds_count{${P},kind="update",result="succeeded"} 2`,
+      `pulumi_stack_update_duration_seconds_sum{${S},kind="destroy",result="cancelled"} 10`,
+      `pulumi_stack_update_duration_seconds_count{${S},kind="destroy",result="cancelled"} 1`,
+    ]);
+    // The newest update of prod took 5 s (it failed); the cancelled destroy of staging 10 s.
+    expect(samples(body, 'pulumi_stack_last_update_duration_seconds')).toEqual([
+      `pulumi_stack_last_update_duration_seconds{${P},kind="update"} 5`,
+      `pulumi_stack_last_update_duration_seconds{${S},kind="destroy"} 10`,
+    ]);
   });
 
   it('computes the stack gauges from the store at scrape time', async () => {
@@ -143,7 +167,9 @@ describe('ExporterMetrics exposition of stored metrics', () => {
     await store.setInProgress(PROD, []);
     await store.replaceOrgStacks('acme', [{ ...PROD, resourceCount: 13 }], 2_000_000);
     const { body } = await metrics.render();
-    expect(body.split('\n').filter((l) => l.startsWith('pulumi_stack_') && l.includes('stack="staging"'))).toEqual([]);
+    // The per-stack duration summary is stored history like the counters; the gauges go.
+    const gauges = body.split('\n').filter((l) => l.startsWith('pulumi_stack_') && !l.startsWith('pulumi_stack_update_duration_seconds'));
+    expect(gauges.filter((l) => l.includes('stack="staging"'))).toEqual([]);
     expect(samples(body, 'pulumi_stack_resources')).toEqual([`pulumi_stack_resources{${P}} 13`]);
     expect(samples(body, 'pulumi_stack_update_in_progress')).toEqual([`pulumi_stack_update_in_progress{${P},kind="update"} 0`]);
     expect(samples(body, 'pulumi_stack_update_started_timestamp_seconds')).toEqual([]);
@@ -230,7 +256,20 @@ describe('ExporterMetrics content negotiation', () => {
       'pulumi_exporter_polls_total{result="success"} 1',
       'pulumi_exporter_polls_total{result="failure"} 0',
     ]);
-    expect(body).toContain(`pulumi_update_duration_seconds_bucket{${P},kind="update",result="succeeded",le="+Inf"} 2`);
+    expect(body).toContain(`pulumi_update_duration_seconds_bucket{${W},kind="update",result="succeeded",le="+Inf"} 2`);
+  });
+
+  it('carries the trace id of the latest update in a bucket as its exemplar, in OpenMetrics only', async () => {
+    const { metrics } = await seeded();
+    const om = (await metrics.render('application/openmetrics-text')).body;
+    const ok = `${W},kind="update",result="succeeded"`;
+    // 42 s fell in le=60 and 400 s in le=600; the other buckets have no exemplar.
+    expect(samples(om, 'pulumi_update_duration_seconds').filter((l) => l.includes(ok) && l.includes(' # '))).toEqual([
+      `pulumi_update_duration_seconds_bucket{${ok},le="60"} 1 # {trace_id="${traceIdFor(PROD, 'a1b2c3d4-0001')}"} 42 1042`,
+      `pulumi_update_duration_seconds_bucket{${ok},le="600"} 2 # {trace_id="${traceIdFor(PROD, 'a1b2c3d4-0002')}"} 400 2400`,
+    ]);
+    const text = (await metrics.render()).body;
+    expect(text).not.toContain('trace_id');
   });
 
   it('keeps the Prometheus format intact after and during OpenMetrics scrapes', async () => {

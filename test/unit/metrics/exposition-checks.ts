@@ -3,11 +3,14 @@
  * parses the Prometheus text format, so OpenMetrics rules are checked here.
  */
 
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$/;
+/** A sample, optionally followed by an exemplar: `# {labels} value [timestamp]`. */
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*?\})? (\S+)(?: # (\{[^}]*\}) (\S+)(?: (\S+))?)?$/;
+const EXEMPLAR_LABELS = /^\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)?\}$/;
 const SUFFIXES: Readonly<Record<string, readonly string[]>> = {
   counter: ['_total', '_created'],
   gauge: [''],
   histogram: ['_bucket', '_sum', '_count', '_created'],
+  summary: ['', '_sum', '_count', '_created'],
 };
 
 /** Problems with an OpenMetrics text exposition; empty when it is well formed. */
@@ -59,6 +62,18 @@ export function openMetricsProblems(body: string): string[] {
     if (!allowed.includes(name)) problems.push(`${where}: sample ${name} does not belong to ${type} family ${current}`);
     const value = m[3] ?? '';
     if (!/^(?:[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|\.\d+)|[+-]Inf|NaN)$/i.test(value)) problems.push(`${where}: bad value ${value}`);
+    const exemplar = m[4];
+    if (exemplar !== undefined) {
+      // OpenMetrics allows exemplars on histogram buckets and counter totals only, 128 characters of labels at most.
+      if (!(type === 'histogram' && name.endsWith('_bucket')) && !(type === 'counter' && name.endsWith('_total'))) {
+        problems.push(`${where}: exemplar on ${name}, which is not a bucket or a counter total`);
+      }
+      if (!EXEMPLAR_LABELS.test(exemplar)) problems.push(`${where}: malformed exemplar labels ${exemplar}`);
+      if ([...exemplar.slice(1, -1)].length > 128) problems.push(`${where}: exemplar labels longer than 128 characters`);
+      if (!Number.isFinite(Number(m[5])) || (m[6] !== undefined && !Number.isFinite(Number(m[6])))) {
+        problems.push(`${where}: bad exemplar value or timestamp`);
+      }
+    }
   });
   return problems;
 }

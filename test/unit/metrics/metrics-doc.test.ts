@@ -16,7 +16,7 @@ const DOC = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), '
 
 function documentedMetrics(): Described[] {
   const rows: Described[] = [];
-  for (const m of DOC.matchAll(/^\| `([a-z_]+)` \| (counter|gauge|histogram) \| ([^|]*) \| [^|]* \|$/gm)) {
+  for (const m of DOC.matchAll(/^\| `([a-z_]+)` \| (counter|gauge|histogram|summary) \| ([^|]*) \| [^|]* \|$/gm)) {
     const labels: string[] = [];
     const optional: string[] = [];
     for (const raw of (m[3] ?? '').split(',').map((s) => s.trim())) {
@@ -71,7 +71,12 @@ describe('metric definitions against the served exposition', () => {
     expect(families).toEqual(new Map(METRIC_DEFINITIONS.map((d) => [d.name, d.type])));
 
     for (const def of METRIC_DEFINITIONS) {
-      const sampleNames = def.type === 'histogram' ? [`${def.name}_bucket`, `${def.name}_sum`, `${def.name}_count`] : [def.name];
+      const sampleNames =
+        def.type === 'histogram'
+          ? [`${def.name}_bucket`, `${def.name}_sum`, `${def.name}_count`]
+          : def.type === 'summary'
+            ? [`${def.name}_sum`, `${def.name}_count`]
+            : [def.name];
       const labelSets = [...body.matchAll(/^([a-z_]+)(?:\{(.*)\})? \S+$/gm)]
         .filter((m) => sampleNames.includes(m[1] ?? ''))
         .map((m) => [...(m[2] ?? '').matchAll(/([a-z_]+)="/g)].map((l) => l[1]).filter((l) => l !== 'le').sort());

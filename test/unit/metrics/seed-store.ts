@@ -2,7 +2,7 @@ import type { StackRef } from '../../../src/domain/stack.js';
 import type { PolicyViolation, ResourceOperation } from '../../../src/domain/trace.js';
 import type { TerminalResult } from '../../../src/domain/update.js';
 import type { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
-import { updateMetricDeltas } from '../../../src/metrics/update-deltas.js';
+import { DEFAULT_METRIC_DETAIL, updateMetricDeltas } from '../../../src/metrics/update-deltas.js';
 import type { StateStore } from '../../../src/state/state-store.js';
 
 export const PROD: StackRef = { org: 'acme', project: 'web', stack: 'prod' };
@@ -103,7 +103,8 @@ export async function seedStore(store: StateStore): Promise<void> {
       resourceChanges: u.resourceChanges ?? {},
       operations: u.operations ?? [],
       policyViolations: u.policyViolations ?? [],
-      durationByStack: false,
+      updateId: u.updateId,
+      detail: DEFAULT_METRIC_DETAIL,
     });
     const { resourceChanges: _rc, operations: _ops, policyViolations: _pv, ...update } = u;
     await store.commitUpdate({ update, deltas, exportedAtMs: u.endTime * 1000 + 5_000 });

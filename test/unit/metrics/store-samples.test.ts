@@ -46,12 +46,12 @@ describe('storeSamples', () => {
     expect(out.get('pulumi_stack_resources')).toEqual([]);
   });
 
-  it('orders labels as the conventions list them and puts le last on buckets', () => {
+  it('orders labels as the conventions list them, opt-in stack labels included, and puts le last on buckets', () => {
     const out = storeSamples({
       histograms: [
         {
           name: 'pulumi_resource_operation_duration_seconds',
-          // As stored: keys sorted alphabetically; stack present because durationByStack was on.
+          // As stored: keys sorted alphabetically; project and stack present because resourceOperationDurationByStack was on.
           labels: { operation: 'create', org: 'acme', project: 'web', resource_type: 'random:index/randomPet:RandomPet', stack: 'prod' },
           buckets: [1, 2],
           bucketCounts: [0, 2, 1],
@@ -62,13 +62,14 @@ describe('storeSamples', () => {
     });
     const lines = out.get('pulumi_resource_operation_duration_seconds') ?? [];
     expect(lines.map((s) => [s.metricName, Object.keys(s.labels).join(','), s.value])).toEqual([
-      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,operation,resource_type,stack,le', 0],
-      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,operation,resource_type,stack,le', 2],
-      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,operation,resource_type,stack,le', 3],
-      ['pulumi_resource_operation_duration_seconds_sum', 'org,project,operation,resource_type,stack', 7.5],
-      ['pulumi_resource_operation_duration_seconds_count', 'org,project,operation,resource_type,stack', 3],
+      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type', 0],
+      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type', 2],
+      ['pulumi_resource_operation_duration_seconds_bucket', 'org,project,stack,operation,resource_type', 3],
+      ['pulumi_resource_operation_duration_seconds_sum', 'org,project,stack,operation,resource_type', 7.5],
+      ['pulumi_resource_operation_duration_seconds_count', 'org,project,stack,operation,resource_type', 3],
     ]);
-    expect(lines.map((s) => s.labels['le'])).toEqual(['1', '2', '+Inf', undefined, undefined]);
+    // The renderer writes le after the series' labels.
+    expect(lines.map((s) => s.le)).toEqual(['1', '2', '+Inf', undefined, undefined]);
   });
 
   it('ignores a stored row whose name belongs to a metric of another type', () => {

@@ -3,14 +3,17 @@ import type { MetricDeltas } from '../../../src/domain/metric-delta.js';
 import type { ResourceOperation } from '../../../src/domain/trace.js';
 import type { TerminalResult } from '../../../src/domain/update.js';
 import { RESOURCE_OPERATION_DURATION_BUCKETS, UPDATE_DURATION_BUCKETS } from '../../../src/metrics/definitions.js';
-import { updateMetricDeltas, type UpdateDeltaInput } from '../../../src/metrics/update-deltas.js';
+import { traceIdFor } from '../../../src/conversion/trace-ids.js';
+import { DEFAULT_METRIC_DETAIL, updateMetricDeltas, type UpdateDeltaInput } from '../../../src/metrics/update-deltas.js';
 
 const stack = { org: 'acme', project: 'web', stack: 'prod' };
 const base = { org: 'acme', project: 'web', stack: 'prod' };
+const project = { org: 'acme', project: 'web' };
 
 function input(overrides: Partial<UpdateDeltaInput> = {}): UpdateDeltaInput {
   return {
     stack,
+    updateId: 'u-1',
     kind: 'update',
     result: 'succeeded',
     startTime: 1_700_000_000,
@@ -18,7 +21,7 @@ function input(overrides: Partial<UpdateDeltaInput> = {}): UpdateDeltaInput {
     resourceChanges: {},
     operations: [],
     policyViolations: [],
-    durationByStack: false,
+    detail: DEFAULT_METRIC_DETAIL,
     ...overrides,
   };
 }
@@ -56,12 +59,31 @@ describe('updateMetricDeltas', () => {
     ['a normal update', 1_000, 1_042, 42],
     ['a four-hour update', 0, 14_400, 14_400],
     ['an end time before the start time (clock skew)', 1_000, 990, 0],
-  ])('observes the update duration for %s', (_name, startTime, endTime, expected) => {
+  ])('observes the update duration for %s per project, and per stack in the summary', (_name, startTime, endTime, expected) => {
     const deltas = updateMetricDeltas(input({ kind: 'refresh', result: 'failed', startTime, endTime }));
     expect(observations(deltas, 'pulumi_update_duration_seconds')).toEqual([
-      { labels: { ...base, kind: 'refresh', result: 'failed' }, value: expected },
+      { labels: { ...project, kind: 'refresh', result: 'failed' }, value: expected },
     ]);
     expect(deltas.histograms[0]?.buckets).toEqual(UPDATE_DURATION_BUCKETS);
+    expect(observations(deltas, 'pulumi_stack_update_duration_seconds')).toEqual([
+      { labels: { ...base, kind: 'refresh', result: 'failed' }, value: expected },
+    ]);
+    // A summary: sum and count only, so no finite buckets.
+    expect(deltas.histograms[1]?.buckets).toEqual([]);
+  });
+
+  it('attaches the trace id of the update and its end time as the duration exemplar', () => {
+    const deltas = updateMetricDeltas(input({ updateId: 'abc-42' }));
+    const observed = deltas.histograms.find((h) => h.name === 'pulumi_update_duration_seconds');
+    expect(observed?.exemplar).toEqual({ traceId: traceIdFor(stack, 'abc-42'), timestamp: 1_700_000_042 });
+    expect(observed?.exemplar?.traceId).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('adds the stack label to the update duration histogram when updateDurationByStack is set', () => {
+    const deltas = updateMetricDeltas(input({ detail: { ...DEFAULT_METRIC_DETAIL, updateDurationByStack: true } }));
+    expect(observations(deltas, 'pulumi_update_duration_seconds')).toEqual([
+      { labels: { ...base, kind: 'update', result: 'succeeded' }, value: 42 },
+    ]);
   });
 
   it('adds only the non-zero resource changes, per operation', () => {
@@ -72,7 +94,7 @@ describe('updateMetricDeltas', () => {
     ]);
   });
 
-  it('counts resource operations per operation, type and result, summing repeats', () => {
+  it('counts resource operations per project, operation, type and result, summing repeats', () => {
     const deltas = updateMetricDeltas(
       input({
         operations: [
@@ -84,13 +106,20 @@ describe('updateMetricDeltas', () => {
       }),
     );
     expect(counter(deltas, 'pulumi_resource_operations_total')).toEqual([
-      { labels: { ...base, operation: 'create', resource_type: 'aws:s3/bucket:Bucket', result: 'succeeded' }, value: 2 },
-      { labels: { ...base, operation: 'update', resource_type: 'aws:iam/role:Role', result: 'failed' }, value: 1 },
-      { labels: { ...base, operation: 'delete', resource_type: 'aws:s3/bucket:Bucket', result: 'interrupted' }, value: 1 },
+      { labels: { ...project, operation: 'create', resource_type: 'aws:s3/bucket:Bucket', result: 'succeeded' }, value: 2 },
+      { labels: { ...project, operation: 'update', resource_type: 'aws:iam/role:Role', result: 'failed' }, value: 1 },
+      { labels: { ...project, operation: 'delete', resource_type: 'aws:s3/bucket:Bucket', result: 'interrupted' }, value: 1 },
     ]);
   });
 
-  it('observes durations of finished resource steps only, without the stack label by default', () => {
+  it('adds the stack label to resource operation counts when resourceOperationsByStack is set', () => {
+    const deltas = updateMetricDeltas(input({ operations: [op({})], detail: { ...DEFAULT_METRIC_DETAIL, resourceOperationsByStack: true } }));
+    expect(counter(deltas, 'pulumi_resource_operations_total')).toEqual([
+      { labels: { ...base, operation: 'create', resource_type: 'aws:s3/bucket:Bucket', result: 'succeeded' }, value: 1 },
+    ]);
+  });
+
+  it('observes durations of finished resource steps only, per organization by default', () => {
     const deltas = updateMetricDeltas(
       input({
         operations: [
@@ -101,15 +130,17 @@ describe('updateMetricDeltas', () => {
       }),
     );
     expect(observations(deltas, 'pulumi_resource_operation_duration_seconds')).toEqual([
-      { labels: { org: 'acme', project: 'web', operation: 'create', resource_type: 'aws:s3/bucket:Bucket' }, value: 3 },
-      { labels: { org: 'acme', project: 'web', operation: 'update', resource_type: 'aws:iam/role:Role' }, value: 7 },
+      { labels: { org: 'acme', operation: 'create', resource_type: 'aws:s3/bucket:Bucket' }, value: 3 },
+      { labels: { org: 'acme', operation: 'update', resource_type: 'aws:iam/role:Role' }, value: 7 },
     ]);
     const buckets = deltas.histograms.filter((h) => h.name === 'pulumi_resource_operation_duration_seconds').map((h) => h.buckets);
     expect(buckets).toEqual([RESOURCE_OPERATION_DURATION_BUCKETS, RESOURCE_OPERATION_DURATION_BUCKETS]);
   });
 
-  it('adds the stack label to resource step durations when durationByStack is set', () => {
-    const deltas = updateMetricDeltas(input({ operations: [op({})], durationByStack: true }));
+  it('adds the project and stack labels to resource step durations when resourceOperationDurationByStack is set', () => {
+    const deltas = updateMetricDeltas(
+      input({ operations: [op({})], detail: { ...DEFAULT_METRIC_DETAIL, resourceOperationDurationByStack: true } }),
+    );
     expect(observations(deltas, 'pulumi_resource_operation_duration_seconds')).toEqual([
       { labels: { ...base, operation: 'create', resource_type: 'aws:s3/bucket:Bucket' }, value: 3 },
     ]);
@@ -134,9 +165,9 @@ describe('updateMetricDeltas', () => {
     expect(values.some((v) => v.startsWith('urn:'))).toBe(false);
   });
 
-  it('produces only the update counters and duration for an update without events', () => {
+  it('produces only the update counters and durations for an update without events', () => {
     const deltas = updateMetricDeltas(input({ result: 'failed' }));
     expect(deltas.counters.map((c) => c.name).sort()).toEqual(['pulumi_update_failures_total', 'pulumi_updates_total']);
-    expect(deltas.histograms.map((h) => h.name)).toEqual(['pulumi_update_duration_seconds']);
+    expect(deltas.histograms.map((h) => h.name)).toEqual(['pulumi_update_duration_seconds', 'pulumi_stack_update_duration_seconds']);
   });
 });

@@ -575,24 +575,45 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
       });
     });
 
+    describe('metrics stamp', () => {
+      it('grows with every commit, stack list change and running-set change', async () => {
+        const stamps = [await store.readMetricsStamp()];
+        const grew = async (): Promise<boolean> => {
+          stamps.push(await store.readMetricsStamp());
+          return (stamps.at(-1) as number) > (stamps.at(-2) as number);
+        };
+        await store.replaceOrgStacks('acme', [{ ...DEV, resourceCount: 1 }], 1);
+        expect(await grew()).toBe(true);
+        await store.setInProgress(DEV, [{ stack: DEV, updateId: 'r', kind: 'update', version: 1, startTime: 1 }]);
+        expect(await grew()).toBe(true);
+        await store.commitUpdate(commit(update(DEV, 'r', 1)));
+        expect(await grew()).toBe(true);
+        await store.replaceOrgStacks('acme', [], 2);
+        expect(await grew()).toBe(true);
+      });
+    });
+
     describe('last-update facts', () => {
       it('keeps the newest end time per stack and kind when commits arrive out of order', async () => {
-        await store.commitUpdate(commit(update(DEV, 'u2', 2, { result: 'failed', endTime: 200 })));
-        await store.commitUpdate(commit(update(DEV, 'u1', 1, { result: 'succeeded', endTime: 100 })));
-        await store.commitUpdate(commit(update(DEV, 'r3', 3, { kind: 'refresh', result: 'succeeded', endTime: 150 })));
-        await store.commitUpdate(commit(update(PROD, 'p1', 1, { result: 'cancelled', endTime: 50 })));
+        await store.commitUpdate(commit(update(DEV, 'u2', 2, { result: 'failed', startTime: 180, endTime: 200 })));
+        await store.commitUpdate(commit(update(DEV, 'u1', 1, { result: 'succeeded', startTime: 10, endTime: 100 })));
+        await store.commitUpdate(commit(update(DEV, 'r3', 3, { kind: 'refresh', result: 'succeeded', startTime: 145, endTime: 150 })));
+        await store.commitUpdate(commit(update(PROD, 'p1', 1, { result: 'cancelled', startTime: 20, endTime: 50 })));
 
+        // The duration is that of the update the facts come from.
         expect(sortBy(await store.readLastUpdates(), (r) => `${stackKey(r.stack)} ${r.kind}`)).toEqual([
-          { stack: DEV, kind: 'refresh', result: 'succeeded', endTime: 150 },
-          { stack: DEV, kind: 'update', result: 'failed', endTime: 200 },
-          { stack: PROD, kind: 'update', result: 'cancelled', endTime: 50 },
+          { stack: DEV, kind: 'refresh', result: 'succeeded', endTime: 150, durationSeconds: 5 },
+          { stack: DEV, kind: 'update', result: 'failed', endTime: 200, durationSeconds: 20 },
+          { stack: PROD, kind: 'update', result: 'cancelled', endTime: 50, durationSeconds: 30 },
         ]);
       });
 
       it('lets a later commit with an equal end time replace the result', async () => {
-        await store.commitUpdate(commit(update(DEV, 'a', 1, { result: 'failed', endTime: 300 })));
-        await store.commitUpdate(commit(update(DEV, 'b', 2, { result: 'succeeded', endTime: 300 })));
-        expect(await store.readLastUpdates()).toEqual([{ stack: DEV, kind: 'update', result: 'succeeded', endTime: 300 }]);
+        await store.commitUpdate(commit(update(DEV, 'a', 1, { result: 'failed', startTime: 290, endTime: 300 })));
+        await store.commitUpdate(commit(update(DEV, 'b', 2, { result: 'succeeded', startTime: 250, endTime: 300 })));
+        expect(await store.readLastUpdates()).toEqual([
+          { stack: DEV, kind: 'update', result: 'succeeded', endTime: 300, durationSeconds: 50 },
+        ]);
       });
 
       it('keeps the newest succeeded end time of any kind as the last success', async () => {

@@ -16,6 +16,7 @@ import { noopSyncMetrics } from '../../../src/sync/sync-metrics.js';
 import { UpdateAttempts } from '../../../src/sync/update-attempts.js';
 import type { ExportOutcome, SpanSink } from '../../../src/tracing/span-sink.js';
 import type { TraceRecord } from '../../../src/domain/trace.js';
+import { DEFAULT_METRIC_DETAIL } from '../../../src/metrics/update-deltas.js';
 
 const NOW_S = 1_800_000_000;
 
@@ -126,7 +127,7 @@ async function setup(backfillDays = 0) {
     logger: silentLogger(),
     clock: { now: () => nowMs },
     conversion: { serviceName: 'pulumi', keepSameSteps: false, maxSpansPerTrace: 100, maxAttributeLength: 256, consoleUrl: 'https://app.pulumi.com' },
-    durationByStack: false,
+    metricDetail: DEFAULT_METRIC_DETAIL,
     backfillDays,
     attempts: new UpdateAttempts(),
     maxUpdateAttempts: 3,
