@@ -96,7 +96,7 @@ export const configSchema = z
         maxAttributeLength: z.number().int().min(16).default(1_024),
         /** Spans per OTLP request; large updates are split. */
         batchMaxSpans: z.number().int().min(1).default(512),
-        /** Upper bound of one OTLP request body (estimated), so a collector's size limit is not hit. */
+        /** Upper bound of one OTLP request body, so a collector's size limit is not hit. */
         batchMaxBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
       })
       .strict()
