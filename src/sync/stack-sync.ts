@@ -190,6 +190,15 @@ async function readEvents(
   }
 }
 
+function throwIfSinkFailed(deps: StackSyncDeps, cycle: CycleContext): void {
+  if (deps.sink.enabled && cycle.sinkFailure !== undefined) {
+    throw new ExporterError('TRACE_EXPORT_FAILED', `not sent: the collector failed earlier in this cycle (${cycle.sinkFailure}); retried next cycle`, {
+      retryable: true,
+      details: { deferred: true },
+    });
+  }
+}
+
 /** Exports one terminal update; true when this call committed it. Throws to stop the stack. */
 async function exportUpdate(
   deps: StackSyncDeps,
@@ -200,6 +209,9 @@ async function exportUpdate(
   signal: AbortSignal | undefined,
   cycle: CycleContext,
 ): Promise<boolean> {
+  // Checked before reading, so events of a trace that could not be sent are not read at all,
+  // and again before sending, for reads that were under way when the collector failed.
+  throwIfSinkFailed(deps, cycle);
   const { events, incomplete } = await readEvents(deps, stack, update, progress, log, signal);
   let conversion: ConversionResult;
   try {
@@ -211,12 +223,7 @@ async function exportUpdate(
     log.error({ err }, 'converting this update keeps failing; counting it from its history entry without resource spans');
     conversion = convertUpdate(update, [], deps.conversion);
   }
-  if (deps.sink.enabled && cycle.sinkFailure !== undefined) {
-    throw new ExporterError('TRACE_EXPORT_FAILED', `not sent: the collector failed earlier in this cycle (${cycle.sinkFailure}); retried next cycle`, {
-      retryable: true,
-      details: { deferred: true },
-    });
-  }
+  throwIfSinkFailed(deps, cycle);
   if (deps.sink.enabled) {
     const trace = incomplete === undefined ? conversion.trace : markIncomplete(conversion.trace, incomplete);
     const outcome = await deps.sink.export(trace);
