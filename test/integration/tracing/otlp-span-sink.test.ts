@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultConfig, type Config } from '../../../src/config/schema.js';
@@ -374,6 +376,36 @@ describe('OtlpSpanSink failures', () => {
     expect(receiver.requests[0]?.headers['content-encoding']).toBeUndefined();
   });
 
+  it('sends user info in the endpoint as Basic authentication, and keeps it out of the error message', async () => {
+    const url = receiver.url.replace('http://', 'http://tenant:s%40cret@');
+    const sink = sinkFor({}, undefined, url);
+
+    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(receiver.requests[0]?.headers.authorization).toBe(`Basic ${Buffer.from('tenant:s@cret').toString('base64')}`);
+    receiver.failNext(403);
+    const outcome = expectFailed(await sink.export(sampleTrace()));
+    expect(outcome.error.message).not.toContain('cret');
+  });
+
+  it('does not follow a redirect, and keeps the trace for a later cycle', async () => {
+    const redirector = createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: receiver.url }).end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    const port = (redirector.address() as AddressInfo).port;
+    try {
+      const sink = sinkFor({}, undefined, `http://127.0.0.1:${port}/v1/traces`);
+      const outcome = expectFailed(await sink.export(sampleTrace()));
+      expect(outcome).toMatchObject({ retryable: true, reason: 'http_other' });
+      expect(outcome.error.message).toContain('HTTP 307');
+      expect(receiver.requests).toEqual([]);
+    } finally {
+      redirector.closeAllConnections();
+      await new Promise<void>((resolve) => redirector.close(() => resolve()));
+    }
+  });
+
   it('rejects a malformed record with a coded, non-retryable error before sending anything', async () => {
     const observer = recordingObserver();
     const sink = sinkFor({}, observer);
@@ -405,9 +437,12 @@ describe('OtlpSpanSink shutdown', () => {
     const sink = sinkFor({ timeoutMillis: 300 });
     receiver.hangNext(1);
     const pending = sink.export(sampleTrace());
+    await vi.waitFor(() => expect(receiver.requests).toHaveLength(1));
+    const started = performance.now();
 
     await sink.shutdown();
 
-    expect(expectFailed(await pending)).toMatchObject({ retryable: true });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(expectFailed(await pending)).toMatchObject({ retryable: true, reason: 'timeout' });
   });
 });
