@@ -46,6 +46,8 @@ export const ENV_VARS: readonly EnvVarBinding[] = [
   { name: 'OTEL_EXPORTER_OTLP_TIMEOUT', key: 'traces.timeoutMillis', kind: 'number' },
   { name: 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', key: 'traces.timeoutMillis', kind: 'number' },
   { name: 'OTEL_SERVICE_NAME', key: 'traces.serviceName', kind: 'string' },
+  { name: 'OTEL_EXPORTER_OTLP_COMPRESSION', key: 'traces.compression', kind: 'string' },
+  { name: 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', key: 'traces.compression', kind: 'string' },
 ];
 
 export type ConfigPath = readonly (string | number)[];

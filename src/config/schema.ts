@@ -98,6 +98,8 @@ export const configSchema = z
         batchMaxSpans: z.number().int().min(1).default(512),
         /** Upper bound of one OTLP request body, so a collector's size limit is not hit. */
         batchMaxBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+        /** Content-Encoding of OTLP request bodies (OTEL_EXPORTER_OTLP_COMPRESSION). */
+        compression: z.enum(['none', 'gzip']).default('none'),
       })
       .strict()
       .prefault({}),

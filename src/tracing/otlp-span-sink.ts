@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { Config } from '../config/schema.js';
 import type { TraceRecord } from '../domain/trace.js';
@@ -21,13 +23,15 @@ export interface OtlpSpanSinkDeps {
   readonly random?: () => number;
 }
 
+const gzipAsync = promisify(gzip);
+
 /** Backoff of the retries within one batch (OTLP exporters' usual 1 s start, 5 s cap). */
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 5_000;
 
 /**
  * Sends each trace over OTLP/HTTP (protobuf or JSON, serialized by the OpenTelemetry OTLP
- * transformer, sent with fetch), in batches of at most `batchMaxSpans` spans and
+ * transformer, optionally gzipped, sent with fetch), in batches of at most `batchMaxSpans` spans and
  * `batchMaxBytes` bytes, in span order, one request at a time. Each batch is bounded by
  * `timeoutMillis` including its retries (429, 5xx and network errors, with the Pulumi
  * client's retry policy). A 413 halves the batch and sends the halves.
@@ -64,6 +68,7 @@ export class OtlpSpanSink implements SpanSink {
     this.headers = new Headers(config.headers);
     if (authorization !== undefined && !this.headers.has('authorization')) this.headers.set('authorization', authorization);
     this.headers.set('content-type', this.encoding.contentType);
+    if (config.compression === 'gzip') this.headers.set('content-encoding', 'gzip');
     this.headers.set('user-agent', `pulumi-update-exporter/${VERSION}`);
   }
 
@@ -130,10 +135,11 @@ export class OtlpSpanSink implements SpanSink {
   }
 
   /** One request body, retried within `timeoutMillis` while the answer says it may be. */
-  private async sendBatch(body: Uint8Array): Promise<BatchVerdict> {
+  private async sendBatch(serialized: Uint8Array): Promise<BatchVerdict> {
     const timeoutMs = this.config.timeoutMillis;
     const deadline = AbortSignal.timeout(timeoutMs);
     const endsAt = performance.now() + timeoutMs;
+    const body = this.config.compression === 'gzip' ? await gzipAsync(serialized) : serialized;
     const request = { url: this.url, headers: this.headers, body };
     for (let retry = 1; ; retry += 1) {
       const verdict = judgeAttempt(await sendOtlpRequest(request, deadline, this.stop.signal), this.encoding, Date.now());

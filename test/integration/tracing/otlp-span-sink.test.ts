@@ -80,6 +80,16 @@ describe.each(['http/protobuf', 'http/json'] as const)('OtlpSpanSink over %s', (
     expect(observer.failures).toEqual([]);
   });
 
+  it('gzips the body when traces.compression is gzip, delivering the same spans', async () => {
+    const sink = sinkFor({ protocol, compression: 'gzip' });
+    const trace = sampleTrace();
+
+    expect(await sink.export(trace)).toEqual({ code: 'success', spans: 4 });
+
+    expect(receiver.requests[0]?.headers['content-encoding']).toBe('gzip');
+    expect(receiver.spans().map(({ flags: _f, scope: _s, ...rest }) => rest)).toEqual(expectedOnWire(trace));
+  });
+
   it('reports spans the collector rejected in a partial success as a non-retryable failure', async () => {
     const observer = recordingObserver();
     const sink = sinkFor({ protocol }, observer);
