@@ -48,6 +48,8 @@ export const ENV_VARS: readonly EnvVarBinding[] = [
   { name: 'OTEL_EXPORTER_OTLP_TIMEOUT', key: 'traces.timeoutMillis', kind: 'number' },
   { name: 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', key: 'traces.timeoutMillis', kind: 'number' },
   { name: 'OTEL_SERVICE_NAME', key: 'traces.serviceName', kind: 'string' },
+  { name: 'OTEL_EXPORTER_OTLP_COMPRESSION', key: 'traces.compression', kind: 'string' },
+  { name: 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', key: 'traces.compression', kind: 'string' },
   { name: 'EXPORTER_TRACE_LINK_TEMPLATE', key: 'traces.linkTemplate', kind: 'string' },
   { name: 'EXPORTER_SELF_TRACES_ENDPOINT', key: 'selfTelemetry.tracesEndpoint', kind: 'string' },
 ];

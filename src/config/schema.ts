@@ -137,8 +137,10 @@ export const configSchema = z
         maxAttributeLength: z.number().int().min(16).default(1_024),
         /** Spans per OTLP request; large updates are split. */
         batchMaxSpans: z.number().int().min(1).default(512),
-        /** Upper bound of one OTLP request body (estimated), so a collector's size limit is not hit. */
+        /** Upper bound of one OTLP request body, so a collector's size limit is not hit. */
         batchMaxBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+        /** Content-Encoding of OTLP request bodies (OTEL_EXPORTER_OTLP_COMPRESSION). */
+        compression: z.enum(['none', 'gzip']).default('none'),
       })
       .strict()
       .prefault({}),

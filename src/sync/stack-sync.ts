@@ -145,7 +145,9 @@ export async function syncStack(
     if (signal?.aborted) stop();
     const reading = readAhead.signal;
     try {
-      let next = fresh[0] === undefined ? undefined : fetchEvents(deps, stack, fresh[0], progress, reading);
+      // With the collector down in this cycle, no events are read: their traces could not be sent.
+      const readable = (u: UpdateInfo | undefined): u is UpdateInfo => u !== undefined && !sinkFailed(deps, cycle);
+      let next = readable(fresh[0]) ? fetchEvents(deps, stack, fresh[0], progress, reading) : undefined;
       for (let i = 0; i < fresh.length; i++) {
         const update = fresh[i] as UpdateInfo;
         if (signal?.aborted) return { stack, ok: false, exported, skipped, inProgress, error: new Error('aborted') };
@@ -154,9 +156,10 @@ export async function syncStack(
           log.debug({ exported }, 'this replica no longer holds the stack; leaving the rest to its new holder');
           return { stack, ok: true, exported, skipped, inProgress };
         }
+        throwIfSinkFailed(deps, cycle);
         const read = await (next as Promise<EventsRead>);
         const following = fresh[i + 1];
-        next = following === undefined ? undefined : fetchEvents(deps, stack, following, progress, reading);
+        next = readable(following) ? fetchEvents(deps, stack, following, progress, reading) : undefined;
         const updateLog = log.child({ updateId: update.updateId, version: update.version });
         if (await exportUpdate(deps, stack, update, read, updateLog, signal, cycle)) exported += 1;
         else skipped += 1;
@@ -234,6 +237,19 @@ function eventsOrFallback(
   return { events: [], incomplete: `engine events unreadable: ${code}` };
 }
 
+function sinkFailed(deps: StackSyncDeps, cycle: CycleContext): boolean {
+  return deps.sink.enabled && cycle.sinkFailure !== undefined;
+}
+
+function throwIfSinkFailed(deps: StackSyncDeps, cycle: CycleContext): void {
+  if (sinkFailed(deps, cycle)) {
+    throw new ExporterError('TRACE_EXPORT_FAILED', `not sent: the collector failed earlier in this cycle (${cycle.sinkFailure}); retried next cycle`, {
+      retryable: true,
+      details: { deferred: true },
+    });
+  }
+}
+
 /** Exports one terminal update; true when this call committed it. Throws to stop the stack. */
 async function exportUpdate(
   deps: StackSyncDeps,
@@ -244,6 +260,9 @@ async function exportUpdate(
   signal: AbortSignal | undefined,
   cycle: CycleContext,
 ): Promise<boolean> {
+  // Checked before the events are used and again before sending: the collector may have
+  // failed while they were read.
+  throwIfSinkFailed(deps, cycle);
   const { events, incomplete } = eventsOrFallback(deps, update, read, log, signal);
   let conversion: ConversionResult;
   try {
@@ -262,12 +281,7 @@ async function exportUpdate(
       details: { deferred: true },
     });
   }
-  if (deps.sink.enabled && cycle.sinkFailure !== undefined) {
-    throw new ExporterError('TRACE_EXPORT_FAILED', `not sent: the collector failed earlier in this cycle (${cycle.sinkFailure}); retried next cycle`, {
-      retryable: true,
-      details: { deferred: true },
-    });
-  }
+  throwIfSinkFailed(deps, cycle);
   if (deps.sink.enabled) {
     const trace = incomplete === undefined ? conversion.trace : markIncomplete(conversion.trace, incomplete);
     const outcome = await deps.sink.export(trace);

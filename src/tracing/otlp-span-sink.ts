@@ -1,50 +1,56 @@
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter as OtlpHttpJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { Config } from '../config/schema.js';
 import type { TraceRecord } from '../domain/trace.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
+import { planRetry } from '../pulumi/retry-policy.js';
 import { redact } from '../secrets.js';
-import { splitIntoBatches } from './batching.js';
-import { ExchangeRecorder, type ExchangeWindow } from './exchange-recorder.js';
-import { judgeBatch, type BatchVerdict } from './export-verdict.js';
+import { VERSION } from '../version.js';
+import { chunkBySpans, splitInHalf } from './batching.js';
+import { judgeAttempt, type BatchVerdict } from './export-verdict.js';
+import { otlpEncoding, type OtlpEncoding } from './otlp-encoding.js';
 import { toReadableSpans } from './readable-spans.js';
+import { sendOtlpRequest } from './send-otlp-request.js';
 import { noopSinkObserver, type ExportOutcome, type SinkObserver, type SpanSink } from './span-sink.js';
 
 export interface OtlpSpanSinkDeps {
   readonly logger: Logger;
   readonly observer?: SinkObserver;
+  /** Jitter source of the retry backoff; Math.random by default. */
+  readonly random?: () => number;
 }
 
-type ExporterOptions = NonNullable<ConstructorParameters<typeof OtlpProtoTraceExporter>[0]>;
+const gzipAsync = promisify(gzip);
 
-interface TraceExporter {
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void;
-  shutdown(): Promise<void>;
-}
-
-/** How long an abandoned batch may take to wind down before the next one starts regardless. */
-const ABANDON_GRACE_MS = 1_000;
+/** Backoff of the retries within one batch (OTLP exporters' usual 1 s start, 5 s cap). */
+const RETRY_BASE_MS = 1_000;
+const RETRY_MAX_MS = 5_000;
 
 /**
- * Sends each trace through the OpenTelemetry SDK's OTLP/HTTP exporter (protobuf or JSON),
- * in batches of at most `batchMaxSpans` spans and an estimated `batchMaxBytes` (see
- * batching.ts), in span order, one batch at a time (as the SDK's own
- * BatchSpanProcessor does), each bounded by `timeoutMillis` including the SDK's retries.
+ * Sends each trace over OTLP/HTTP (protobuf or JSON, serialized by the OpenTelemetry OTLP
+ * transformer, optionally gzipped, sent with fetch), in batches of at most `batchMaxSpans` spans and
+ * `batchMaxBytes` bytes, in span order, one request at a time. Each batch is bounded by
+ * `timeoutMillis` including its retries (429, 5xx and network errors, with the Pulumi
+ * client's retry policy). A 413 halves the batch and sends the halves.
  */
 export class OtlpSpanSink implements SpanSink {
   readonly enabled = true;
-  private readonly exporter: TraceExporter;
-  private readonly recorder = new ExchangeRecorder();
+  private readonly encoding: OtlpEncoding;
+  private readonly url: string;
+  private readonly headers: Headers;
   private readonly logger: Logger;
   private readonly observer: SinkObserver;
+  private readonly random: () => number;
   private readonly endpointForLogs: string;
-  /** Serializes exports: the recorder attributes every request to the one open batch. */
+  /** Cuts in-flight requests and retry waits on shutdown. */
+  private readonly stop = new AbortController();
+  /** Serializes exports: one request at a time, as the SDK's batch span processor does. */
   private chain: Promise<unknown> = Promise.resolve();
-  /** Settles once an abandoned batch's SDK export has wound down. */
-  private draining: Promise<void> = Promise.resolve();
+  /** Below the smallest body the collector refused with 413, so later batches are cut small enough up front. */
+  private refusedBytes = Number.POSITIVE_INFINITY;
   private closed = false;
   private stopping: Promise<void> | undefined;
 
@@ -54,19 +60,16 @@ export class OtlpSpanSink implements SpanSink {
   ) {
     this.logger = deps.logger;
     this.observer = deps.observer ?? noopSinkObserver;
+    this.random = deps.random ?? Math.random;
     this.endpointForLogs = safeEndpoint(config.endpoint);
-    // Everything is set explicitly so the SDK's own environment fallbacks (OTEL_EXPORTER_OTLP_*)
-    // cannot change what config/ decided; only header names absent from config could still be added.
-    const options: ExporterOptions = {
-      url: config.endpoint,
-      headers: { ...config.headers },
-      timeoutMillis: config.timeoutMillis,
-      concurrencyLimit: 8,
-      compression: 'none' as ExporterOptions['compression'],
-      httpAgentOptions: this.recorder.agentFactory,
-      userAgent: 'pulumi-update-exporter',
-    };
-    this.exporter = config.protocol === 'http/json' ? new OtlpHttpJsonTraceExporter(options) : new OtlpProtoTraceExporter(options);
+    this.encoding = otlpEncoding(config.protocol);
+    const { url, authorization } = splitUserInfo(config.endpoint);
+    this.url = url;
+    this.headers = new Headers(config.headers);
+    if (authorization !== undefined && !this.headers.has('authorization')) this.headers.set('authorization', authorization);
+    this.headers.set('content-type', this.encoding.contentType);
+    if (config.compression === 'gzip') this.headers.set('content-encoding', 'gzip');
+    this.headers.set('user-agent', `pulumi-update-exporter/${VERSION}`);
   }
 
   export(trace: TraceRecord): Promise<ExportOutcome> {
@@ -89,92 +92,82 @@ export class OtlpSpanSink implements SpanSink {
       if (isExporterError(err)) return this.outcomeOf(trace, 'invalid', false, err);
       throw err;
     }
-    const planned = splitIntoBatches(spans, { maxSpans: this.config.batchMaxSpans, maxBytes: this.config.batchMaxBytes });
-    const batches = planned.length;
-    for (const [index, { spans: batch, estimatedBytes, oversize }] of planned.entries()) {
-      if (oversize) {
-        // Dropping it would lose the span silently; a collector with a lower limit refuses it
-        // visibly (http_4xx), which points at the cause.
+    // A stack, so halves of a split batch go out before the batches after it.
+    const pending = chunkBySpans(spans, this.config.batchMaxSpans).reverse();
+    let sent = 0;
+    while (pending.length > 0) {
+      const batch = pending.pop() as ReadableSpan[];
+      const body = this.encoding.serialize(batch);
+      const limit = Math.min(this.config.batchMaxBytes, this.refusedBytes - 1);
+      if (body.length > limit && batch.length > 1) {
+        pending.push(...splitInHalf(batch).reverse());
+        continue;
+      }
+      if (body.length > this.config.batchMaxBytes) {
+        // Dropping it would lose the span silently; a collector with a lower limit refuses it visibly.
         this.logger.warn(
-          { traceId: trace.traceId, spanId: batch[0]?.spanContext().spanId, estimatedBytes, batchMaxBytes: this.config.batchMaxBytes },
+          { traceId: trace.traceId, spanId: batch[0]?.spanContext().spanId, bytes: body.length, batchMaxBytes: this.config.batchMaxBytes },
           'span is larger than traces.batchMaxBytes; sending it alone in its own request',
         );
       }
-      const verdict = await this.sendBatch(batch);
-      if (!verdict.ok) {
-        return this.failed(
-          trace,
-          verdict.reason,
-          verdict.retryable,
-          `batch ${index + 1}/${batches} (${batch.length} spans): ${verdict.detail}`,
-          undefined,
-          verdict.status,
+      const verdict = await this.sendBatch(body);
+      if (!verdict.ok && verdict.reason === 'too_large' && batch.length > 1) {
+        this.refusedBytes = Math.min(this.refusedBytes, body.length);
+        this.logger.warn(
+          { traceId: trace.traceId, bytes: body.length, spans: batch.length, batchMaxBytes: this.config.batchMaxBytes },
+          'the collector refused a request as too large (HTTP 413); splitting it and sending smaller requests from now on (lower traces.batchMaxBytes below this size)',
         );
+        pending.push(...splitInHalf(batch).reverse());
+        continue;
+      }
+      if (!verdict.ok) {
+        const position = `batch ${sent + 1}/${sent + 1 + pending.length}`;
+        return this.failed(trace, verdict.reason, verdict.retryable, `${position} (${batch.length} spans): ${verdict.detail}`, undefined, verdict.status);
       }
       if (verdict.warning !== undefined) {
         this.logger.warn({ traceId: trace.traceId, warning: redact(verdict.warning) }, 'collector accepted spans with a warning');
       }
+      sent += 1;
       this.notify(() => this.observer.spansExported(batch.length));
     }
-    this.logger.debug({ traceId: trace.traceId, spans: spans.length, batches }, 'trace exported');
+    this.logger.debug({ traceId: trace.traceId, spans: spans.length, batches: sent }, 'trace exported');
     return { code: 'success', spans: spans.length };
   }
 
-  private async sendBatch(batch: ReadableSpan[]): Promise<BatchVerdict> {
-    await this.draining;
-    const window = this.recorder.open();
-    const settled = new Promise<ExportResult>((resolve) => {
+  /** One request body, retried within `timeoutMillis` while the answer says it may be. */
+  private async sendBatch(serialized: Uint8Array): Promise<BatchVerdict> {
+    const timeoutMs = this.config.timeoutMillis;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const endsAt = performance.now() + timeoutMs;
+    const body = this.config.compression === 'gzip' ? await gzipAsync(serialized) : serialized;
+    const request = { url: this.url, headers: this.headers, body };
+    for (let retry = 1; ; retry += 1) {
+      const verdict = judgeAttempt(await sendOtlpRequest(request, deadline, this.stop.signal), this.encoding, Date.now());
+      if (verdict.ok || !verdict.retryNow) return verdict;
+      const plan = planRetry(retry, verdict.retryAfterMs, RETRY_BASE_MS, RETRY_MAX_MS, this.random);
+      if (plan.kind === 'defer') {
+        return { ...verdict, detail: `${verdict.detail}; the collector asked to wait ${Math.ceil(plan.retryAfterMs / 1000)} s (Retry-After)` };
+      }
+      if (performance.now() + plan.delayMs >= endsAt) return verdict;
       try {
-        this.exporter.export(batch, resolve);
-      } catch (err) {
-        resolve({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
+        await sleep(plan.delayMs, undefined, { signal: this.stop.signal });
+      } catch {
+        return judgeAttempt({ kind: 'stopped' }, this.encoding, Date.now());
       }
-    });
-    const deadline = timer(this.config.timeoutMillis);
-    try {
-      const first = await Promise.race([settled, deadline.promise.then(() => undefined)]);
-      if (first !== undefined) {
-        return judgeBatch({ ok: first.code === ExportResultCode.SUCCESS, ...(first.error ? { error: first.error } : {}) }, window.exchanges, this.config.protocol);
-      }
-      this.draining = this.abandon(window, settled);
-      return {
-        ok: false,
-        retryable: true,
-        reason: 'timeout',
-        detail: `no answer within ${this.config.timeoutMillis} ms (including retries)`,
-      };
-    } finally {
-      deadline.cancel();
-      this.recorder.close(window);
     }
-  }
-
-  /**
-   * Cuts the SDK's in-flight attempt; the next batch waits (bounded) until the SDK has given
-   * up, so none of its late retries is taken for the next batch's request.
-   */
-  private async abandon(window: ExchangeWindow, settled: Promise<ExportResult>): Promise<void> {
-    window.abandon();
-    const grace = timer(ABANDON_GRACE_MS);
-    await Promise.race([settled, grace.promise]);
-    grace.cancel();
   }
 
   private async shutdownNow(): Promise<void> {
     this.closed = true;
-    const deadline = timer(this.config.timeoutMillis);
+    // The export in flight may finish within its own bound; then whatever is left is cut.
+    const grace = timer(this.config.timeoutMillis);
     try {
-      await Promise.race([this.chain.then(() => this.draining), deadline.promise]);
-      await Promise.race([
-        this.exporter.shutdown().catch((err: unknown) => {
-          this.logger.warn({ err }, 'OTLP exporter shutdown failed');
-        }),
-        deadline.promise,
-      ]);
+      await Promise.race([this.chain, grace.promise]);
     } finally {
-      deadline.cancel();
-      this.recorder.dispose();
+      grace.cancel();
+      this.stop.abort();
     }
+    await this.chain;
   }
 
   private failed(
@@ -214,10 +207,23 @@ function timer(ms: number): { promise: Promise<void>; cancel(): void } {
   let handle: NodeJS.Timeout | undefined;
   const promise = new Promise<void>((resolve) => {
     handle = setTimeout(resolve, ms);
-    // A pending export keeps its own socket open; the deadline alone must not hold the process.
+    // A pending export holds its own request open; the grace period alone must not hold the process.
     handle.unref();
   });
   return { promise, cancel: () => clearTimeout(handle) };
+}
+
+/**
+ * fetch refuses URLs with user info; `http://user:pass@collector/` keeps working as Basic
+ * authentication, as it did with Node's http client.
+ */
+function splitUserInfo(endpoint: string): { url: string; authorization?: string } {
+  const url = new URL(endpoint);
+  if (url.username === '' && url.password === '') return { url: endpoint };
+  const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  url.username = '';
+  url.password = '';
+  return { url: url.href, authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}` };
 }
 
 /** The endpoint without credentials or query, for logs and error messages. */

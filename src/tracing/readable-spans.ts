@@ -1,7 +1,7 @@
 import { SpanKind, SpanStatusCode, TraceFlags, type Attributes as OtelAttributes, type HrTime, type SpanContext } from '@opentelemetry/api';
 import { hrTimeDuration, millisToHrTime, type InstrumentationScope } from '@opentelemetry/core';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import type { Attributes, SpanRecord, TraceRecord } from '../domain/trace.js';
 import { ExporterError } from '../errors.js';
 

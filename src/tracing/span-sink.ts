@@ -19,7 +19,7 @@ export interface SpanSink {
 /** Self-metrics hooks of a sink (pulumi_exporter_spans_exported_total, ..._span_export_failures_total). */
 export interface SinkObserver {
   spansExported(count: number): void;
-  /** reason: a bounded word such as timeout, network, http_5xx, http_4xx, rejected. */
+  /** reason: a bounded word such as timeout, network, http_5xx, http_4xx, too_large, rejected. */
   exportFailed(reason: string): void;
 }
 

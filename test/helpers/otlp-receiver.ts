@@ -154,10 +154,18 @@ export interface OtlpReceiver {
   /** Spans of every accepted request (2xx without rejection), in arrival order. */
   spans(): DecodedSpan[];
   /**
-   * Answers the next `count` (default 1) trace requests with this HTTP status. Replaces any
-   * failures still planned by an earlier call, so `failNext(503, 0)` brings the collector back.
+   * Answers the next `count` (default 1) trace requests with this HTTP status (and a
+   * Retry-After header when given). Replaces any failures still planned by an earlier call,
+   * so `failNext(503, 0)` brings the collector back.
    */
-  failNext(status: number, count?: number): void;
+  failNext(status: number, count?: number, retryAfter?: string): void;
+  /** Answers 413 to every request whose body is larger than `bytes` (a proxy's body limit); Infinity lifts it. */
+  refuseLargerThan(bytes: number): void;
+  /** Answers `status` to every request that carries spans of `traceId`, until `forgetTrace`. Checked before planned answers. */
+  failTrace(traceId: string, status: number): void;
+  /** Answers 200 with a partial success rejecting every span of `traceId` in a request, until `forgetTrace`. */
+  rejectTrace(traceId: string, errorMessage: string): void;
+  forgetTrace(traceId: string): void;
   /** Answers the next `count` (default 1) requests with 200 and a partial success rejecting spans. */
   rejectNext(rejectedSpans: number, errorMessage: string, count?: number): void;
   /** Answers the next `count` (default 1) requests normally; for plans like "accept one, then fail". */
@@ -174,7 +182,7 @@ export interface OtlpReceiver {
 
 type Plan =
   | { kind: 'accept' }
-  | { kind: 'fail'; status: number }
+  | { kind: 'fail'; status: number; retryAfter?: string }
   | { kind: 'reject'; rejectedSpans: number; errorMessage: string }
   | { kind: 'hang' }
   | { kind: 'trickle' };
@@ -198,6 +206,17 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     return head;
   };
   const hanging = new Set<ServerResponse>();
+  let bodyLimit = Number.POSITIVE_INFINITY;
+  const traceRules = new Map<string, Plan>();
+  const ruleFor = (spans: readonly DecodedSpan[]): Plan | undefined => {
+    for (const span of spans) {
+      const rule = traceRules.get(span.traceId);
+      if (rule === undefined) continue;
+      if (rule.kind !== 'reject') return rule;
+      return { ...rule, rejectedSpans: spans.filter((s) => s.traceId === span.traceId).length };
+    }
+    return undefined;
+  };
 
   const server = createServer((req, res) => {
     void handle(req, res);
@@ -233,7 +252,12 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       return;
     }
 
-    const planned = nextPlan();
+    if (raw.length > bodyLimit) {
+      record(413, spans);
+      res.writeHead(413, { 'content-type': 'text/plain' }).end('request entity too large');
+      return;
+    }
+    const planned = ruleFor(spans) ?? nextPlan();
     if (planned?.kind === 'hang') {
       record(0, spans);
       hanging.add(res);
@@ -249,7 +273,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     }
     if (planned?.kind === 'fail') {
       record(planned.status, spans);
-      res.writeHead(planned.status, { 'content-type': 'text/plain' }).end(`planned failure ${planned.status}`);
+      const retryAfter = planned.retryAfter === undefined ? {} : { 'retry-after': planned.retryAfter };
+      res.writeHead(planned.status, { 'content-type': 'text/plain', ...retryAfter }).end(`planned failure ${planned.status}`);
       return;
     }
     const partial = planned?.kind === 'reject' ? { rejectedSpans: planned.rejectedSpans, errorMessage: planned.errorMessage } : undefined;
@@ -275,10 +300,16 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     url: `http://127.0.0.1:${port}/v1/traces`,
     requests,
     spans: () => [...accepted],
-    failNext: (status, count = 1) => {
+    failNext: (status, count = 1, retryAfter) => {
       for (let i = plans.length - 1; i >= 0; i--) if (plans[i]?.kind === 'fail') plans.splice(i, 1);
-      plan({ kind: 'fail', status }, count);
+      plan({ kind: 'fail', status, ...(retryAfter === undefined ? {} : { retryAfter }) }, count);
     },
+    refuseLargerThan: (bytes) => {
+      bodyLimit = bytes;
+    },
+    failTrace: (traceId, status) => traceRules.set(traceId, { kind: 'fail', status }),
+    rejectTrace: (traceId, errorMessage) => traceRules.set(traceId, { kind: 'reject', rejectedSpans: 0, errorMessage }),
+    forgetTrace: (traceId) => traceRules.delete(traceId),
     rejectNext: (rejectedSpans, errorMessage, count = 1) => plan({ kind: 'reject', rejectedSpans, errorMessage }, count),
     acceptNext: (count = 1) => plan({ kind: 'accept' }, count),
     hangNext: (count = 1) => plan({ kind: 'hang' }, count),

@@ -1,9 +1,12 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultConfig, type Config } from '../../../src/config/schema.js';
 import { isExporterError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging/logger.js';
 import { createSpanSink } from '../../../src/tracing/create-span-sink.js';
+import { OtlpSpanSink } from '../../../src/tracing/otlp-span-sink.js';
 import type { ExportOutcome, SinkObserver, SpanSink } from '../../../src/tracing/span-sink.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../helpers/otlp-receiver.js';
 import { bulkyTrace, expectedOnWire, largeTrace, sampleTrace, TRACE_ID } from './trace-fixture.js';
@@ -35,8 +38,9 @@ const onUnhandled = (reason: unknown): void => {
   unhandled.push(reason);
 };
 
+/** The real sink with its backoff jitter pinned low (50 ms, 100 ms, 200 ms, ...), so retry tests stay fast. */
 function sinkFor(overrides: Partial<Config['traces']> = {}, observer?: SinkObserver, url = receiver.url): SpanSink {
-  const sink = createSpanSink(tracesConfig(url, overrides), { logger: silentLogger(), ...(observer ? { observer } : {}) });
+  const sink = new OtlpSpanSink(tracesConfig(url, overrides), { logger: silentLogger(), random: () => 0.05, ...(observer ? { observer } : {}) });
   sinks.push(sink);
   return sink;
 }
@@ -74,6 +78,16 @@ describe.each(['http/protobuf', 'http/json'] as const)('OtlpSpanSink over %s', (
     }
     expect(observer.exported).toEqual([4]);
     expect(observer.failures).toEqual([]);
+  });
+
+  it('gzips the body when traces.compression is gzip, delivering the same spans', async () => {
+    const sink = sinkFor({ protocol, compression: 'gzip' });
+    const trace = sampleTrace();
+
+    expect(await sink.export(trace)).toEqual({ code: 'success', spans: 4 });
+
+    expect(receiver.requests[0]?.headers['content-encoding']).toBe('gzip');
+    expect(receiver.spans().map(({ flags: _f, scope: _s, ...rest }) => rest)).toEqual(expectedOnWire(trace));
   });
 
   it('reports spans the collector rejected in a partial success as a non-retryable failure', async () => {
@@ -168,11 +182,53 @@ describe('OtlpSpanSink batching', () => {
 
     const outcome = expectFailed(await sink.export(sampleTrace()));
 
-    expect(outcome).toMatchObject({ retryable: false, reason: 'http_4xx' });
+    expect(outcome).toMatchObject({ retryable: true, reason: 'http_4xx' });
     expect(outcome.error.message).toContain('batch 2/2');
     expect(receiver.requests.map((r) => r.status)).toEqual([200, 400]);
     expect(observer.exported).toEqual([2]);
     expect(observer.failures).toEqual(['http_4xx']);
+  });
+
+  it('splits a batch the collector refuses as too large (413) until every part fits, each span arriving once and in order', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({ batchMaxBytes: 4 * 1024 * 1024 }, observer);
+    const limit = 32 * 1024;
+    receiver.refuseLargerThan(limit);
+    const trace = bulkyTrace(40, 3_000);
+
+    const outcome = await sink.export(trace);
+
+    expect(outcome).toEqual({ code: 'success', spans: 40 });
+    expect(receiver.requests[0]?.status).toBe(413);
+    const accepted = receiver.requests.filter((r) => r.status === 200);
+    for (const r of accepted) expect(r.body.length).toBeLessThanOrEqual(limit);
+    expect(receiver.spans().map((s) => s.spanId)).toEqual(trace.spans.map((s) => s.spanId));
+    expect(observer.failures).toEqual([]);
+    expect(observer.exported.reduce((a, b) => a + b, 0)).toBe(40);
+
+    // The refused size is remembered: the next trace is cut small enough before it is sent.
+    const before = receiver.requests.length;
+    expect(await sink.export(bulkyTrace(40, 3_000))).toEqual({ code: 'success', spans: 40 });
+    expect(receiver.requests.slice(before).map((r) => r.status).every((status) => status === 200)).toBe(true);
+  });
+
+  it('gives up on a trace only when a single span is still too large for the collector', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({}, observer);
+    receiver.refuseLargerThan(16 * 1024);
+    const trace = bulkyTrace(3, 100);
+    const spans = trace.spans.map((s, i) => (i === 2 ? { ...s, attributes: { 'pulumi.test.blob': 'x'.repeat(40_000) } } : s));
+
+    const outcome = expectFailed(await sink.export({ ...trace, spans }));
+
+    expect(outcome).toMatchObject({ retryable: false, reason: 'too_large' });
+    expect(outcome.error.message).toContain('HTTP 413');
+    expect(receiver.requests.map((r) => [r.status, r.spans.length])).toEqual([
+      [413, 3],
+      [200, 2],
+      [413, 1],
+    ]);
+    expect(observer.failures).toEqual(['too_large']);
   });
 
   it('still reports success when the metrics observer throws', async () => {
@@ -209,11 +265,10 @@ describe('OtlpSpanSink batching', () => {
 });
 
 describe('OtlpSpanSink failures', () => {
-  it('reports a collector answering 503 as a retryable http_5xx failure and tells the observer', async () => {
+  it('reports a collector answering 503 past the timeout as a retryable http_5xx failure and tells the observer once', async () => {
     const observer = recordingObserver();
-    // The SDK's first retry comes 0.8-1.2 s later: a shorter timeout leaves no room for it.
-    const sink = sinkFor({ timeoutMillis: 700 }, observer);
-    receiver.failNext(503, 10);
+    const sink = sinkFor({ timeoutMillis: 300 }, observer);
+    receiver.failNext(503, 1_000_000);
 
     const outcome = expectFailed(await sink.export(sampleTrace()));
 
@@ -223,32 +278,55 @@ describe('OtlpSpanSink failures', () => {
     expect(observer.exported).toEqual([]);
   });
 
-  it('reports 500, which the SDK does not retry, as retryable http_5xx', async () => {
+  it('retries 500 like the Pulumi client does and then succeeds', async () => {
     const sink = sinkFor();
     receiver.failNext(500);
-    expect(expectFailed(await sink.export(sampleTrace()))).toMatchObject({ retryable: true, reason: 'http_5xx' });
-    expect(receiver.requests).toHaveLength(1);
+    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(receiver.requests.map((r) => r.status)).toEqual([500, 200]);
   });
 
-  it('reports 429 as a retryable http_429 failure', async () => {
-    const sink = sinkFor({ timeoutMillis: 700 });
-    receiver.failNext(429, 10);
+  it('reports 429 past the timeout as a retryable http_429 failure', async () => {
+    const sink = sinkFor({ timeoutMillis: 300 });
+    receiver.failNext(429, 1_000_000);
     expect(expectFailed(await sink.export(sampleTrace()))).toMatchObject({ retryable: true, reason: 'http_429' });
   });
 
-  it('reports 400 as a non-retryable http_4xx failure without retrying', async () => {
-    const observer = recordingObserver();
-    const sink = sinkFor({}, observer);
-    receiver.failNext(400);
+  it('waits as long as Retry-After asks before sending again', async () => {
+    const sink = sinkFor({ timeoutMillis: 5_000 });
+    receiver.failNext(429, 1, '1');
+    const started = performance.now();
+
+    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+
+    expect(performance.now() - started).toBeGreaterThanOrEqual(990);
+    expect(receiver.requests.map((r) => r.status)).toEqual([429, 200]);
+  });
+
+  it('does not retry within the batch when Retry-After asks for more than the retry cap, and keeps the trace', async () => {
+    const sink = sinkFor({ timeoutMillis: 5_000 });
+    receiver.failNext(429, 1, '3600');
 
     const outcome = expectFailed(await sink.export(sampleTrace()));
 
-    expect(outcome).toMatchObject({ retryable: false, reason: 'http_4xx' });
+    expect(outcome).toMatchObject({ retryable: true, reason: 'http_429' });
+    expect(outcome.error.message).toContain('asked to wait 3600 s');
+    expect(receiver.requests).toHaveLength(1);
+  });
+
+  it.each([400, 401, 403, 404, 422])('keeps the trace for a later cycle when a collector or proxy answers %i, without retrying now', async (status) => {
+    const observer = recordingObserver();
+    const sink = sinkFor({}, observer);
+    receiver.failNext(status);
+
+    const outcome = expectFailed(await sink.export(sampleTrace()));
+
+    expect(outcome).toMatchObject({ retryable: true, reason: 'http_4xx' });
+    expect(outcome.error.message).toContain(`HTTP ${status}`);
     expect(receiver.requests).toHaveLength(1);
     expect(observer.failures).toEqual(['http_4xx']);
   });
 
-  it('lets the SDK retry a transient 503 within the timeout and then succeeds', async () => {
+  it('retries a transient 503 within the timeout and then succeeds', async () => {
     const sink = sinkFor({ timeoutMillis: 5_000 });
     receiver.failNext(503, 1);
 
@@ -308,6 +386,36 @@ describe('OtlpSpanSink failures', () => {
     expect(receiver.requests[0]?.headers['content-encoding']).toBeUndefined();
   });
 
+  it('sends user info in the endpoint as Basic authentication, and keeps it out of the error message', async () => {
+    const url = receiver.url.replace('http://', 'http://tenant:s%40cret@');
+    const sink = sinkFor({}, undefined, url);
+
+    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(receiver.requests[0]?.headers.authorization).toBe(`Basic ${Buffer.from('tenant:s@cret').toString('base64')}`);
+    receiver.failNext(403);
+    const outcome = expectFailed(await sink.export(sampleTrace()));
+    expect(outcome.error.message).not.toContain('cret');
+  });
+
+  it('does not follow a redirect, and keeps the trace for a later cycle', async () => {
+    const redirector = createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: receiver.url }).end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    const port = (redirector.address() as AddressInfo).port;
+    try {
+      const sink = sinkFor({}, undefined, `http://127.0.0.1:${port}/v1/traces`);
+      const outcome = expectFailed(await sink.export(sampleTrace()));
+      expect(outcome).toMatchObject({ retryable: true, reason: 'http_other' });
+      expect(outcome.error.message).toContain('HTTP 307');
+      expect(receiver.requests).toEqual([]);
+    } finally {
+      redirector.closeAllConnections();
+      await new Promise<void>((resolve) => redirector.close(() => resolve()));
+    }
+  });
+
   it('rejects a malformed record with a coded, non-retryable error before sending anything', async () => {
     const observer = recordingObserver();
     const sink = sinkFor({}, observer);
@@ -339,9 +447,12 @@ describe('OtlpSpanSink shutdown', () => {
     const sink = sinkFor({ timeoutMillis: 300 });
     receiver.hangNext(1);
     const pending = sink.export(sampleTrace());
+    await vi.waitFor(() => expect(receiver.requests).toHaveLength(1));
+    const started = performance.now();
 
     await sink.shutdown();
 
-    expect(expectFailed(await pending)).toMatchObject({ retryable: true });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(expectFailed(await pending)).toMatchObject({ retryable: true, reason: 'timeout' });
   });
 });

@@ -190,6 +190,15 @@ describe('loadConfig OpenTelemetry variables', () => {
     expect(loadConfig({ env: { OTEL_EXPORTER_OTLP_TIMEOUT: '5000' } }).traces.timeoutMillis).toBe(5000);
   });
 
+  it('maps OTLP compression, the traces-specific variable winning, and refuses an unsupported one naming the variable', () => {
+    expect(loadConfig({ env: {} }).traces.compression).toBe('none');
+    expect(loadConfig({ env: { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' } }).traces.compression).toBe('gzip');
+    expect(loadConfig({ env: { OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' } }).traces.compression).toBe('none');
+    const err = loadError(() => loadConfig({ env: { OTEL_EXPORTER_OTLP_COMPRESSION: 'br' } }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toMatch(/traces\.compression.*\(from OTEL_EXPORTER_OTLP_COMPRESSION\)/);
+  });
+
   it('refuses grpc with a message saying only OTLP over HTTP is supported', () => {
     const err = loadError(() => loadConfig({ env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }));
     expect(err.code).toBe('CONFIG_INVALID');

@@ -249,8 +249,11 @@ describe('poll cycle', () => {
       api.addUpdate(ref, { updateId: `u-${stack}`, startTime: NOW_S - 300 });
     }
     sink.fail = true;
+    api.calls = [];
     const r = await runPollCycle({ ...deps, stackConcurrency: 1 });
     expect(sink.calls).toBe(1);
+    // Only the first stack's events were read: the others' would have been thrown away.
+    expect(api.calls.filter((c) => c.startsWith('events'))).toHaveLength(1);
     expect(r.backlog).toBe(5);
     expect(r.stacksFailed).toBe(5);
     sink.fail = false;

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import type { HttpExchange } from '../../../src/tracing/exchange-recorder.js';
-import { judgeBatch, parsePartialSuccess } from '../../../src/tracing/export-verdict.js';
+import { judgeAttempt } from '../../../src/tracing/export-verdict.js';
+import { otlpEncoding } from '../../../src/tracing/otlp-encoding.js';
+import type { OtlpAttempt } from '../../../src/tracing/send-otlp-request.js';
 
-function exchange(overrides: Partial<HttpExchange> = {}): HttpExchange {
-  return { timedOut: false, ...overrides };
-}
+const protobuf = otlpEncoding('http/protobuf');
+const json = otlpEncoding('http/json');
+const NOW = Date.parse('2026-12-06T05:00:00Z');
 
-function withCode<T extends Error>(error: T, code: string | number): T {
-  return Object.assign(error, { code });
+function answered(status: number, retryAfter: string | null = null, body: Uint8Array = new Uint8Array(0)): OtlpAttempt {
+  return { kind: 'answered', status, retryAfter, body };
 }
 
 /** ExportTraceServiceResponse { partial_success (1) { rejected_spans (1) = n; error_message (2) = msg } } */
@@ -17,92 +18,85 @@ function protobufPartial(rejected: number, message: string): Buffer {
   return Buffer.concat([Buffer.from([0x0a, inner.length]), inner]);
 }
 
-describe('judgeBatch', () => {
+describe('judgeAttempt', () => {
   it.each([
-    [429, 'http_429', true],
-    [502, 'http_5xx', true],
-    [503, 'http_5xx', true],
-    [504, 'http_5xx', true],
-  ])('reads the status %i the SDK retried and hid from the last exchange', (status, reason, retryable) => {
-    const verdict = judgeBatch({ ok: false, error: new Error('Export failed with retryable status') }, [exchange({ status })], 'http/protobuf');
-    expect(verdict).toMatchObject({ ok: false, reason, retryable, status });
+    [429, 'http_429'],
+    [500, 'http_5xx'],
+    [502, 'http_5xx'],
+    [503, 'http_5xx'],
+    [504, 'http_5xx'],
+  ])('retries %i at once under the shared retry policy and keeps the trace for a later cycle', (status, reason) => {
+    expect(judgeAttempt(answered(status), protobuf, NOW)).toMatchObject({ ok: false, reason, status, retryable: true, retryNow: true });
   });
 
   it.each([
-    [400, 'http_4xx', false],
-    // A collector-side problem (credentials, path): retried until an operator fixes it.
-    [401, 'http_4xx', true],
-    [404, 'http_4xx', true],
-    [413, 'http_4xx', false],
-    [422, 'http_4xx', false],
-    [500, 'http_5xx', true],
-    [501, 'http_5xx', true],
-    [302, 'http_other', false],
-  ])('classifies the status %i carried by the SDK error', (status, reason, retryable) => {
-    const verdict = judgeBatch({ ok: false, error: withCode(new Error('Bad Request'), status) }, [exchange({ status })], 'http/json');
-    expect(verdict).toMatchObject({ ok: false, reason, retryable, status });
+    // A misconfigured collector or proxy answers these as often as bad data does: keep the backlog.
+    [400, 'http_4xx'],
+    [401, 'http_4xx'],
+    [403, 'http_4xx'],
+    [404, 'http_4xx'],
+    [422, 'http_4xx'],
+    [501, 'http_5xx'],
+    [302, 'http_other'],
+  ])('keeps the trace for a later cycle on %i without retrying it now', (status, reason) => {
+    expect(judgeAttempt(answered(status), protobuf, NOW)).toMatchObject({ ok: false, reason, status, retryable: true, retryNow: false });
   });
 
-  it('classifies a request timeout as retryable timeout', () => {
-    expect(judgeBatch({ ok: false, error: new Error('Request timed out') }, [exchange({ timedOut: true })], 'http/protobuf')).toMatchObject({
+  it('calls 413 too_large, which the sink answers by splitting the batch', () => {
+    expect(judgeAttempt(answered(413), protobuf, NOW)).toMatchObject({ ok: false, reason: 'too_large', status: 413, retryNow: false });
+  });
+
+  it.each([
+    ['120', 120_000],
+    ['Sun, 06 Dec 2026 05:00:30 GMT', 30_000],
+  ])('reads Retry-After %s', (header, ms) => {
+    expect(judgeAttempt(answered(429, header), protobuf, NOW)).toMatchObject({ retryAfterMs: ms });
+  });
+
+  it('classifies a deadline, a shutdown and a network error', () => {
+    expect(judgeAttempt({ kind: 'timeout' }, protobuf, NOW)).toMatchObject({ ok: false, reason: 'timeout', retryable: true, retryNow: false });
+    expect(judgeAttempt({ kind: 'stopped' }, protobuf, NOW)).toMatchObject({ ok: false, reason: 'shutdown', retryable: true, retryNow: false });
+    expect(judgeAttempt({ kind: 'network', code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:4318' }, protobuf, NOW)).toEqual({
       ok: false,
-      reason: 'timeout',
+      reason: 'network',
       retryable: true,
-    });
-  });
-
-  it.each(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'CERT_HAS_EXPIRED'])('classifies the network error %s as retryable network', (code) => {
-    const verdict = judgeBatch({ ok: false, error: withCode(new Error(`connect ${code}`), code) }, [exchange({ errorCode: code })], 'http/protobuf');
-    expect(verdict).toMatchObject({ ok: false, reason: 'network', retryable: true });
-  });
-
-  it('treats a failure nobody judged (such as the SDK concurrency limit) as retryable unknown', () => {
-    expect(judgeBatch({ ok: false, error: new Error('Concurrent export limit reached') }, [], 'http/protobuf')).toMatchObject({
-      ok: false,
-      reason: 'unknown',
-      retryable: true,
+      retryNow: true,
+      detail: 'ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:4318',
     });
   });
 
   it('accepts a plain success', () => {
-    expect(judgeBatch({ ok: true }, [exchange({ status: 200, body: Buffer.alloc(0) })], 'http/protobuf')).toEqual({ ok: true });
+    expect(judgeAttempt(answered(200), protobuf, NOW)).toEqual({ ok: true });
+    expect(judgeAttempt(answered(202, null, Buffer.from('{}')), json, NOW)).toEqual({ ok: true });
   });
 
   it.each([
     ['http/protobuf', protobufPartial(3, 'bad spans')],
     ['http/json', Buffer.from(JSON.stringify({ partialSuccess: { rejectedSpans: '3', errorMessage: 'bad spans' } }))],
-  ] as const)('turns a %s partial success with rejected spans into a non-retryable rejected failure', (protocol, body) => {
-    const verdict = judgeBatch({ ok: true }, [exchange({ status: 200, body })], protocol);
-    expect(verdict).toMatchObject({ ok: false, reason: 'rejected', retryable: false });
+  ] as const)('gives up on the trace for a %s partial success naming rejected spans', (protocol, body) => {
+    const verdict = judgeAttempt(answered(200, null, body), otlpEncoding(protocol), NOW);
+    expect(verdict).toMatchObject({ ok: false, reason: 'rejected', retryable: false, retryNow: false });
     expect(!verdict.ok && verdict.detail).toBe('the collector rejected 3 span(s): bad spans');
   });
 
   it('keeps a partial success without rejected spans as a success with a warning', () => {
-    expect(judgeBatch({ ok: true }, [exchange({ status: 200, body: protobufPartial(0, 'slow down') })], 'http/protobuf')).toEqual({
-      ok: true,
-      warning: 'slow down',
-    });
-  });
-
-  it('judges by the last exchange when the SDK retried', () => {
-    const verdict = judgeBatch({ ok: true }, [exchange({ status: 503 }), exchange({ status: 200, body: Buffer.alloc(0) })], 'http/protobuf');
-    expect(verdict).toEqual({ ok: true });
+    expect(judgeAttempt(answered(200, null, protobufPartial(0, 'slow down')), protobuf, NOW)).toEqual({ ok: true, warning: 'slow down' });
   });
 });
 
-describe('parsePartialSuccess', () => {
-  it('reads an empty response as no partial success', () => {
-    expect(parsePartialSuccess(Buffer.alloc(0), 'http/protobuf')).toBeUndefined();
-    expect(parsePartialSuccess(Buffer.from('{}'), 'http/json')).toBeUndefined();
+describe('otlpEncoding partialSuccess', () => {
+  it('reads an empty answer as no partial success', () => {
+    expect(protobuf.partialSuccess(Buffer.alloc(0))).toBeUndefined();
+    expect(json.partialSuccess(Buffer.from('{}'))).toBeUndefined();
   });
 
   it('ignores unknown fields around the partial success', () => {
     const body = Buffer.concat([Buffer.from([0x10, 0x05]), protobufPartial(7, ''), Buffer.from([0x1d, 1, 2, 3, 4])]);
-    expect(parsePartialSuccess(body, 'http/protobuf')).toEqual({ rejectedSpans: 7, errorMessage: '' });
+    expect(protobuf.partialSuccess(body)).toEqual({ rejectedSpans: 7, errorMessage: '' });
   });
 
   it('reads garbage as no partial success instead of throwing', () => {
-    expect(parsePartialSuccess(Buffer.from([0x0a, 0x50, 0x01]), 'http/protobuf')).toBeUndefined();
-    expect(parsePartialSuccess(Buffer.from('not json'), 'http/json')).toBeUndefined();
+    expect(protobuf.partialSuccess(Buffer.from([0x0a, 0x50, 0x01]))).toBeUndefined();
+    expect(json.partialSuccess(Buffer.from('not json'))).toBeUndefined();
   });
 });
