@@ -28,7 +28,7 @@ import {
   POSTGRES_SCHEMA_VERSION,
 } from './postgres-migrations.js';
 import { pendingMigrations } from './sqlite-migrations.js';
-import { toStackRecord, type StackRow } from './stack-row.js';
+import { RECENT_UPDATES_SQL, toExportedUpdate, toStackRecord, type ExportedUpdateRow, type StackRow } from './stack-row.js';
 import type {
   CounterRow,
   ExportedUpdate,
@@ -394,21 +394,7 @@ export class PostgresStateStore implements StateStore {
 
   async listRecentUpdates(limit: number): Promise<ExportedUpdate[]> {
     return this.query('listRecentUpdates', async (db) =>
-      (
-        await db.query<{ org: string; project: string; stack: string; update_id: string; kind: string; version: number; result: string; start_time: number; end_time: number }>(
-          `SELECT org, project, stack, update_id, kind, version, result, start_time, end_time FROM exported_updates
-           ORDER BY end_time DESC, version DESC, org, project, stack LIMIT $1`,
-          [Math.max(0, Math.floor(limit))],
-        )
-      ).rows.map((r) => ({
-        stack: { org: r.org, project: r.project, stack: r.stack },
-        updateId: r.update_id,
-        kind: r.kind,
-        version: r.version,
-        result: r.result,
-        startTime: r.start_time,
-        endTime: r.end_time,
-      })),
+      (await db.query<ExportedUpdateRow>(`${RECENT_UPDATES_SQL} LIMIT $1`, [Math.max(0, Math.floor(limit))])).rows.map(toExportedUpdate),
     );
   }
 

@@ -21,7 +21,7 @@ import {
   parseExemplars,
 } from './delta-rules.js';
 import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations, type HistogramDbRow } from './sqlite-migrations.js';
-import { toStackRecord, type StackRow } from './stack-row.js';
+import { RECENT_UPDATES_SQL, toExportedUpdate, toStackRecord, type ExportedUpdateRow, type StackRow } from './stack-row.js';
 import type {
   CounterRow,
   ExportedUpdate,
@@ -382,30 +382,7 @@ export class SqliteStateStore implements StateStore {
 
   async listRecentUpdates(limit: number): Promise<ExportedUpdate[]> {
     return this.run('listRecentUpdates', () =>
-      (
-        this.stmt(
-          `SELECT org, project, stack, update_id, kind, version, result, start_time, end_time FROM exported_updates
-           ORDER BY end_time DESC, version DESC, org, project, stack LIMIT ?`,
-        ).all(Math.max(0, Math.floor(limit))) as {
-          org: string;
-          project: string;
-          stack: string;
-          update_id: string;
-          kind: string;
-          version: number;
-          result: string;
-          start_time: number;
-          end_time: number;
-        }[]
-      ).map((r) => ({
-        stack: { org: r.org, project: r.project, stack: r.stack },
-        updateId: r.update_id,
-        kind: r.kind,
-        version: r.version,
-        result: r.result,
-        startTime: r.start_time,
-        endTime: r.end_time,
-      })),
+      (this.stmt(`${RECENT_UPDATES_SQL} LIMIT ?`).all(Math.max(0, Math.floor(limit))) as ExportedUpdateRow[]).map(toExportedUpdate),
     );
   }
 

@@ -1,4 +1,4 @@
-import type { StackRecord } from './state-store.js';
+import type { ExportedUpdate, StackRecord } from './state-store.js';
 
 /** A `stacks` row as both SQL stores hold it (column names of their schemas). */
 export interface StackRow {
@@ -23,5 +23,34 @@ export function toStackRecord(r: StackRow): StackRecord {
     ...(r.synced_last_update === null ? {} : { syncedLastUpdate: r.synced_last_update }),
     cursorVersion: r.cursor_version,
     firstSeenMs: r.first_seen_ms,
+  };
+}
+
+/** An `exported_updates` row as both SQL stores return it for listRecentUpdates. */
+export interface ExportedUpdateRow {
+  org: string;
+  project: string;
+  stack: string;
+  update_id: string;
+  kind: string;
+  version: number;
+  result: string;
+  start_time: number;
+  end_time: number;
+}
+
+/** Columns of ExportedUpdateRow, newest end time first, as listRecentUpdates orders them. */
+export const RECENT_UPDATES_SQL = `SELECT org, project, stack, update_id, kind, version, result, start_time, end_time
+  FROM exported_updates ORDER BY end_time DESC, version DESC, org, project, stack`;
+
+export function toExportedUpdate(r: ExportedUpdateRow): ExportedUpdate {
+  return {
+    stack: { org: r.org, project: r.project, stack: r.stack },
+    updateId: r.update_id,
+    kind: r.kind,
+    version: r.version,
+    result: r.result,
+    startTime: r.start_time,
+    endTime: r.end_time,
   };
 }
