@@ -28,7 +28,16 @@ import {
   POSTGRES_SCHEMA_VERSION,
 } from './postgres-migrations.js';
 import { pendingMigrations } from './sqlite-migrations.js';
-import { RECENT_UPDATES_SQL, toExportedUpdate, toStackRecord, type ExportedUpdateRow, type StackRow } from './stack-row.js';
+import {
+  IN_PROGRESS_SQL,
+  RECENT_UPDATES_SQL,
+  toExportedUpdate,
+  toInProgressRecord,
+  toStackRecord,
+  type ExportedUpdateRow,
+  type InProgressRow,
+  type StackRow,
+} from './stack-row.js';
 import type {
   CounterRow,
   ExportedUpdate,
@@ -416,19 +425,7 @@ export class PostgresStateStore implements StateStore {
   }
 
   async listInProgress(): Promise<InProgressRecord[]> {
-    return this.query('listInProgress', async (db) =>
-      (
-        await db.query<{ org: string; project: string; stack: string; update_id: string; kind: string; version: number; start_time: number }>(
-          'SELECT * FROM in_progress ORDER BY org, project, stack, version, update_id',
-        )
-      ).rows.map((r) => ({
-        stack: { org: r.org, project: r.project, stack: r.stack },
-        updateId: r.update_id,
-        kind: r.kind,
-        version: r.version,
-        startTime: r.start_time,
-      })),
-    );
+    return this.query('listInProgress', async (db) => (await db.query<InProgressRow>(IN_PROGRESS_SQL)).rows.map(toInProgressRecord));
   }
 
   async readMetricsStamp(): Promise<number> {

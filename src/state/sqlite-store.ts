@@ -21,7 +21,16 @@ import {
   parseExemplars,
 } from './delta-rules.js';
 import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations, type HistogramDbRow } from './sqlite-migrations.js';
-import { RECENT_UPDATES_SQL, toExportedUpdate, toStackRecord, type ExportedUpdateRow, type StackRow } from './stack-row.js';
+import {
+  IN_PROGRESS_SQL,
+  RECENT_UPDATES_SQL,
+  toExportedUpdate,
+  toInProgressRecord,
+  toStackRecord,
+  type ExportedUpdateRow,
+  type InProgressRow,
+  type StackRow,
+} from './stack-row.js';
 import type {
   CounterRow,
   ExportedUpdate,
@@ -48,15 +57,6 @@ interface SqliteStackRow extends StackRow {
   listed: number;
 }
 
-interface InProgressRow {
-  org: string;
-  project: string;
-  stack: string;
-  update_id: string;
-  kind: string;
-  version: number;
-  start_time: number;
-}
 
 type Db = Database.Database;
 
@@ -416,17 +416,7 @@ export class SqliteStateStore implements StateStore {
   }
 
   async listInProgress(): Promise<InProgressRecord[]> {
-    return this.run('listInProgress', () =>
-      (
-        this.stmt('SELECT * FROM in_progress ORDER BY org, project, stack, version, update_id').all() as InProgressRow[]
-      ).map((r) => ({
-        stack: { org: r.org, project: r.project, stack: r.stack },
-        updateId: r.update_id,
-        kind: r.kind,
-        version: r.version,
-        startTime: r.start_time,
-      })),
-    );
+    return this.run('listInProgress', () => (this.stmt(IN_PROGRESS_SQL).all() as InProgressRow[]).map(toInProgressRecord));
   }
 
   async readMetricsStamp(): Promise<number> {

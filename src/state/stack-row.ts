@@ -1,4 +1,4 @@
-import type { ExportedUpdate, StackRecord } from './state-store.js';
+import type { ExportedUpdate, InProgressRecord, StackRecord } from './state-store.js';
 
 /** A `stacks` row as both SQL stores hold it (column names of their schemas). */
 export interface StackRow {
@@ -26,16 +26,33 @@ export function toStackRecord(r: StackRow): StackRecord {
   };
 }
 
-/** An `exported_updates` row as both SQL stores return it for listRecentUpdates. */
-export interface ExportedUpdateRow {
+/** An `in_progress` row as both SQL stores hold it. */
+export interface InProgressRow {
   org: string;
   project: string;
   stack: string;
   update_id: string;
   kind: string;
   version: number;
-  result: string;
   start_time: number;
+}
+
+/** The in-progress set of every stack, ordered as listInProgress returns it. */
+export const IN_PROGRESS_SQL = 'SELECT org, project, stack, update_id, kind, version, start_time FROM in_progress ORDER BY org, project, stack, version, update_id';
+
+export function toInProgressRecord(r: InProgressRow): InProgressRecord {
+  return {
+    stack: { org: r.org, project: r.project, stack: r.stack },
+    updateId: r.update_id,
+    kind: r.kind,
+    version: r.version,
+    startTime: r.start_time,
+  };
+}
+
+/** An `exported_updates` row as both SQL stores return it for listRecentUpdates. */
+export interface ExportedUpdateRow extends InProgressRow {
+  result: string;
   end_time: number;
 }
 
@@ -44,13 +61,5 @@ export const RECENT_UPDATES_SQL = `SELECT org, project, stack, update_id, kind, 
   FROM exported_updates ORDER BY end_time DESC, version DESC, org, project, stack`;
 
 export function toExportedUpdate(r: ExportedUpdateRow): ExportedUpdate {
-  return {
-    stack: { org: r.org, project: r.project, stack: r.stack },
-    updateId: r.update_id,
-    kind: r.kind,
-    version: r.version,
-    result: r.result,
-    startTime: r.start_time,
-    endTime: r.end_time,
-  };
+  return { ...toInProgressRecord(r), result: r.result, endTime: r.end_time };
 }
