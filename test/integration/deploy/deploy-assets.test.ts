@@ -157,7 +157,8 @@ describe('Prometheus rules (deploy/prometheus/alerts.yml)', () => {
     expect(output).toContain('SUCCESS');
     expect(output).not.toContain('FAILED');
     expect(status).toBe(0);
-  });
+    // promtool evaluates every rule test in one process: about 20 s on a loaded 2-core machine.
+  }, 90_000);
 
   it('select only metrics the exporter defines, with labels those metrics carry', () => {
     expect(rules.length).toBeGreaterThan(0);
