@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { traceIdFor } from '../../../src/conversion/trace-ids.js';
 import { stackKey } from '../../../src/domain/stack.js';
 import type { RunningSimulator } from '../../../src/simulator/simulator.js';
@@ -140,6 +140,18 @@ describe.skipIf(!available)('three replicas on one PostgreSQL database', () => {
   const phases: string[] = [];
   const phase = (what: string) => phases.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   it('splits the backlog, serves pulumi_* from the leader only, and survives a SIGKILL of the leader', async () => {
+    // On failure, say what each replica last warned about (lease losses, store errors), and how far it got.
+    onTestFailed(() => {
+      console.error(`replicas test failed after: ${phases.join(', ') || 'nothing'}`);
+      for (const r of replicas) {
+        const warnings = r.process
+          .output()
+          .split('\n')
+          .filter((l) => /"level":(40|50|60)/.test(l))
+          .slice(-15);
+        console.error(`--- ${r.name}${r === killed ? ' (killed)' : ''}: last warnings\n${warnings.join('\n')}`);
+      }
+    });
     expect(terminal.length).toBeGreaterThan(200);
     // All three answer, exactly one leads; followers serve only pulumi_exporter_* (and stay ready).
     const leader = await eventually(
