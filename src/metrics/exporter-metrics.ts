@@ -294,16 +294,16 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     }
     const cached = this.rendered.get(format);
     if (stamp !== undefined && cached?.stamp === stamp) return cached;
-    const { snapshot, complete } = await this.readSnapshot();
+    // Rejects when a read fails: the scrape fails whole, and nothing is cached for the next one.
+    const snapshot = await this.readSnapshot();
     const text = renderFamilies(STORE_DEFINITIONS, storeSamples(snapshot), format) + (format === 'openmetrics' ? '\n' : '\n\n');
     const part: StorePart = { stamp, text, bytes: Buffer.from(text, 'utf8') };
-    // A scrape that could not read everything is not reused: the next one tries again.
-    if (stamp !== undefined && complete) this.rendered.set(format, part);
+    if (stamp !== undefined) this.rendered.set(format, part);
     else this.rendered.delete(format);
     return part;
   }
 
-  private async readSnapshot(): Promise<{ snapshot: StoreSnapshot; complete: boolean }> {
+  private async readSnapshot(): Promise<StoreSnapshot> {
     const s = this.store;
     const reads = await Promise.allSettled([
       s.readCounters(),
@@ -323,15 +323,12 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     const [counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress] = reads;
     const ok = <T>(r: PromiseSettledResult<T>): T | undefined => (r.status === 'fulfilled' ? r.value : undefined);
     return {
-      snapshot: {
-        counters: ok(counters),
-        histograms: ok(histograms),
-        stacks: ok(stacks),
-        lastUpdates: ok(lastUpdates),
-        lastSuccesses: ok(lastSuccesses),
-        inProgress: ok(inProgress),
-      },
-      complete: failed === undefined,
+      counters: ok(counters),
+      histograms: ok(histograms),
+      stacks: ok(stacks),
+      lastUpdates: ok(lastUpdates),
+      lastSuccesses: ok(lastSuccesses),
+      inProgress: ok(inProgress),
     };
   }
 
