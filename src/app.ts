@@ -184,6 +184,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       }
       await migrate();
       if (overrides.http !== false) {
+        const everyOrgListed = (): boolean => ready || progress.snapshot().listedAllOrgs;
         const app = createHttpApp({
           metrics,
           // Ready once a cycle has listed every org, not once the first backfill is over: from
@@ -193,7 +194,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
             if (metrics.storeReadFailure() !== undefined) {
               return { ready: false, reason: 'the last metrics scrape could not read the state store (see the logs)' };
             }
-            if (!ready && !progress.snapshot().listedAllOrgs) {
+            if (!everyOrgListed()) {
               const reason = last
                 ? 'no poll cycle has read the stack list of every configured org yet (see pulumi_exporter_errors_total and the logs)'
                 : 'the first poll cycle has not listed the stacks of every configured org yet';
@@ -210,7 +211,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
             buildStatusReport({
               store,
               version: VERSION,
-              ready: ready || progress.snapshot().listedAllOrgs,
+              ready: everyOrgListed(),
               nowMs: clock.now(),
               backfill: backfillStatus(progress),
               orgs: config.pulumi.orgs.map((o) => o.name),
