@@ -255,6 +255,8 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
   async render(accept?: string): Promise<RenderedMetrics> {
     const format = negotiateFormat(accept);
     // A follower serves pulumi_exporter_* only: the leader serves the shared pulumi_* series once.
+    // A follower reads no store rows, so an earlier failure as leader says nothing about now.
+    if (!this.leading) this.lastStoreFailure = undefined;
     const store = this.leading ? await this.storePart(format) : undefined;
     // A registry per scrape: prom-client renames counters in place when rendering
     // OpenMetrics, which must not leak into the long-lived self-metrics or into a concurrent
@@ -294,8 +296,15 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     }
     const cached = this.rendered.get(format);
     if (stamp !== undefined && cached?.stamp === stamp) return cached;
-    // Rejects when a read fails: the scrape fails whole, and nothing is cached for the next one.
-    const snapshot = await this.readSnapshot();
+    let snapshot: StoreSnapshot;
+    try {
+      snapshot = await this.readSnapshot();
+    } catch (err) {
+      // The scrape fails whole; no cached part may stand in for the store until a scrape has
+      // read it again (which also clears storeReadFailure for readiness).
+      this.rendered.clear();
+      throw err;
+    }
     const text = renderFamilies(STORE_DEFINITIONS, storeSamples(snapshot), format) + (format === 'openmetrics' ? '\n' : '\n\n');
     const part: StorePart = { stamp, text, bytes: Buffer.from(text, 'utf8') };
     if (stamp !== undefined) this.rendered.set(format, part);
