@@ -3,6 +3,11 @@ export interface AdaptiveLimiterOptions {
   readonly maxConcurrency: number;
   /** Optional hard cap: admissions at least 1000/rate ms apart. 0 = none. */
   readonly requestsPerSecond: number;
+  /**
+   * Longest pause a Retry-After may impose on every request (the transport's
+   * retryMaxDelayMillis): a longer one fails its own call, and the next cycle must not hang.
+   */
+  readonly maxPauseMs?: number;
   readonly now: () => number;
   /** Rejects when `signal` aborts. */
   readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
@@ -114,7 +119,10 @@ export class AdaptiveLimiter {
         this.successes = 0;
         this.decreasedAtAdmission = this.admitted - 1;
       }
-      if (retryAfterMs !== undefined) this.pausedUntil = Math.max(this.pausedUntil, this.o.now() + retryAfterMs);
+      if (retryAfterMs !== undefined) {
+        const pauseMs = Math.min(retryAfterMs, this.o.maxPauseMs ?? Number.POSITIVE_INFINITY);
+        this.pausedUntil = Math.max(this.pausedUntil, this.o.now() + pauseMs);
+      }
     } else if (outcome === 'ok' && this.current < this.o.maxConcurrency) {
       this.successes += 1;
       if (this.successes >= this.current) {

@@ -74,7 +74,7 @@ function truncate(text: string, max: number): string {
 async function readCapped(res: Response, maxBytes: number): Promise<string | undefined> {
   const declared = Number(res.headers.get('content-length') ?? Number.NaN);
   if (declared > maxBytes || res.body === null) {
-    await res.body?.cancel();
+    await res.body?.cancel().catch(() => undefined);
     return declared > maxBytes ? undefined : '';
   }
   const chunks: Uint8Array[] = [];
@@ -155,6 +155,7 @@ export class ApiTransport {
     this.limiter = new AdaptiveLimiter({
       maxConcurrency: o.maxConcurrentRequests,
       requestsPerSecond: o.requestsPerSecond,
+      maxPauseMs: o.retryMaxDelayMillis,
       now: o.now,
       sleep: o.sleep,
     });
@@ -298,7 +299,7 @@ export class ApiTransport {
     for (let hop = 0; ; hop += 1) {
       const res = await fetch(current, { method: 'GET', headers: this.headers, signal, redirect: 'manual' });
       if (REDIRECT_STATUSES.has(res.status)) {
-        await res.body?.cancel();
+        await res.body?.cancel().catch(() => undefined);
         const target = resolveLocation(res.headers.get('location'), current);
         if (target !== undefined && target.origin === this.origin && hop < MAX_REDIRECTS) {
           current = target.href;

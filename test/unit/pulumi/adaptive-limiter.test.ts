@@ -31,6 +31,15 @@ async function grab(l: AdaptiveLimiter, n: number, signal?: AbortSignal): Promis
 }
 
 describe('AdaptiveLimiter', () => {
+  it('pauses every request for a Retry-After, but never longer than maxPauseMs', async () => {
+    const clock = manualClock();
+    const l = new AdaptiveLimiter({ maxConcurrency: 2, requestsPerSecond: 0, maxPauseMs: 30_000, now: clock.now, sleep: clock.sleep });
+    (await l.acquire()).release('throttled', 3_600_000);
+    (await l.acquire()).release('ok');
+    expect(clock.sleeps).toEqual([30_000]);
+    expect(clock.now()).toBe(30_000);
+  });
+
   it('starts at the concurrency cap and admits the next caller only when a permit is released', async () => {
     const { l } = limiter(3);
     const { granted, pending } = await grab(l, 4);
