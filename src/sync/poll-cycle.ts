@@ -98,8 +98,11 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
       changed,
       deps.stackConcurrency,
       (stack) =>
-        withSelfSpan('stack sync', { 'pulumi.org': stack.org, 'pulumi.project': stack.project, 'pulumi.stack': stack.stack }, () =>
-          syncStack(deps, stack, progress, signal, cycle),
+        withSelfSpan(
+          'stack sync',
+          { 'pulumi.org': stack.org, 'pulumi.project': stack.project, 'pulumi.stack': stack.stack },
+          () => syncStack(deps, stack, progress, signal, cycle),
+          (r) => (r.ok ? undefined : (r.error ?? new Error('stack sync failed'))),
         ).finally(() => progress.stackDone(stack)),
       signal,
     );
