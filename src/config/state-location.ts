@@ -1,6 +1,7 @@
+import { isPostgresUrl } from '../state/postgres-url.js';
+
 /** `scheme://...`: a URL, never a file name an operator means. */
 const URL_SHAPED = /^[a-z][a-z0-9+.-]*:\/\//i;
-const POSTGRES = /^postgres(?:ql)?:\/\//i;
 
 /**
  * Why `state.path` cannot be used, or undefined when it can. A URL is not taken as a file
@@ -9,7 +10,7 @@ const POSTGRES = /^postgres(?:ql)?:\/\//i;
  * the PostgreSQL store.
  */
 export function stateLocationProblem(value: string): string | undefined {
-  if (POSTGRES.test(value)) return undefined;
+  if (isPostgresUrl(value)) return undefined;
   if (URL_SHAPED.test(value)) {
     const scheme = value.slice(0, value.indexOf(':')).toLowerCase();
     return `must be a SQLite file path (or :memory:) or a postgres:// URL, not a ${scheme}:// URL`;
