@@ -167,7 +167,8 @@ describe.runIf(requireTool('kubectl'))('Prometheus Operator objects', () => {
     };
     expect(matches(monitor.spec.selector.matchLabels, deployment.spec.template.metadata.labels)).toBe(true);
     const ports = deployment.spec.template.spec.containers.flatMap((c) => c.ports.map((p) => p.name));
-    for (const endpoint of monitor.spec.podMetricsEndpoints) expect(ports).toContain(endpoint.port);
+    expect(monitor.spec.podMetricsEndpoints).toEqual([expect.objectContaining({ port: 'metrics', path: '/metrics' })]);
+    expect(ports).toContain('metrics');
   });
 
   it('the PrometheusRule holds exactly the rule groups of deploy/prometheus/alerts.yml (run `npm run deploy:rules` after editing them)', () => {

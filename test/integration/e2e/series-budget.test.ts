@@ -86,6 +86,7 @@ describe('series budget per stack on simulator data', () => {
       // 16 series per stack, kind and result for the update duration histogram.
       const byStack = samples.filter((s) => s.name.startsWith('pulumi_update_duration_seconds') && s.labels['stack'] !== undefined);
       const combos = new Set(byStack.map((s) => `${s.labels['org']}/${s.labels['project']}/${s.labels['stack']}/${s.labels['kind']}/${s.labels['result']}`));
+      expect(combos.size).toBeGreaterThan(0);
       expect(byStack.length).toBe(combos.size * 16);
     } finally {
       await detailed.stop();
