@@ -31,11 +31,14 @@ import { pendingMigrations } from './sqlite-migrations.js';
 import {
   IN_PROGRESS_SQL,
   RECENT_UPDATES_SQL,
+  RUNNING_SET_SQL,
+  runningSetRows,
   toExportedUpdate,
   toInProgressRecord,
   toStackRecord,
   type ExportedUpdateRow,
   type InProgressRow,
+  type RunningSetRow,
   type StackRow,
 } from './stack-row.js';
 import type {
@@ -196,23 +199,29 @@ export class PostgresStateStore implements StateStore {
     const names = sorted.map((s) => s.stack);
     await this.transaction('replaceOrgStacks', async (db) => {
       // A relisted stack keeps its cursor and first-seen time but is synced again.
-      await db.query(
+      // Rows actually changed: an unchanged stack list (every poll cycle) must not move the
+      // metrics stamp, or every cycle would discard the rendered scrape.
+      let changes = 0;
+      const upserted = await db.query(
         `INSERT INTO stacks (org, project, stack, last_update, resource_count, cursor_version, first_seen_ms, listed)
          SELECT $1, p, s, lu, rc, 0, $6, true
          FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS t(p, s, lu, rc)
          ON CONFLICT (org, project, stack) DO UPDATE SET
            last_update = excluded.last_update, resource_count = excluded.resource_count,
            synced_last_update = CASE WHEN stacks.listed THEN stacks.synced_last_update END,
-           listed = true`,
+           listed = true
+         WHERE NOT stacks.listed OR stacks.last_update IS DISTINCT FROM excluded.last_update
+           OR stacks.resource_count IS DISTINCT FROM excluded.resource_count`,
         [org, projects, names, sorted.map((s) => s.lastUpdate ?? null), sorted.map((s) => s.resourceCount ?? null), nowMs],
       );
+      changes += upserted.rowCount ?? 0;
       const unlisted = `org = $1 AND (project, stack) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))`;
       // Hidden, not deleted: counters and the ledger stay, so the stack is never recounted.
-      await db.query(`UPDATE stacks SET listed = false WHERE listed AND ${unlisted}`, [org, projects, names]);
+      changes += (await db.query(`UPDATE stacks SET listed = false WHERE listed AND ${unlisted}`, [org, projects, names])).rowCount ?? 0;
       for (const table of ['in_progress', 'last_updates', 'last_success']) {
-        await db.query(`DELETE FROM ${table} WHERE ${unlisted}`, [org, projects, names]);
+        changes += (await db.query(`DELETE FROM ${table} WHERE ${unlisted}`, [org, projects, names])).rowCount ?? 0;
       }
-      await db.query(BUMP_METRICS_STAMP_SQL);
+      if (changes > 0) await db.query(BUMP_METRICS_STAMP_SQL);
     });
   }
 
@@ -410,6 +419,9 @@ export class PostgresStateStore implements StateStore {
   async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {
     for (const u of updates) checkSameStack(ref, u.stack, `in-progress update ${u.updateId}`);
     await this.transaction('setInProgress', async (db) => {
+      // Every sync sets the running set; only a different one may move the metrics stamp.
+      const before = await db.query<RunningSetRow>(RUNNING_SET_SQL((n) => `$${n}`), [ref.org, ref.project, ref.stack]);
+      if (JSON.stringify(before.rows) === JSON.stringify(runningSetRows(updates))) return;
       await db.query('DELETE FROM in_progress WHERE org = $1 AND project = $2 AND stack = $3', [ref.org, ref.project, ref.stack]);
       for (const u of updates) {
         await db.query(

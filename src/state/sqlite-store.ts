@@ -24,11 +24,14 @@ import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations, 
 import {
   IN_PROGRESS_SQL,
   RECENT_UPDATES_SQL,
+  RUNNING_SET_SQL,
+  runningSetRows,
   toExportedUpdate,
   toInProgressRecord,
   toStackRecord,
   type ExportedUpdateRow,
   type InProgressRow,
+  type RunningSetRow,
   type StackRow,
 } from './stack-row.js';
 import type {
@@ -391,13 +394,8 @@ export class SqliteStateStore implements StateStore {
       for (const u of updates) checkSameStack(ref, u.stack, `in-progress update ${u.updateId}`);
       db.transaction(() => {
         // Every sync sets the running set; only a different one may invalidate rendered scrapes.
-        const before = this.stmt(
-          'SELECT update_id, kind, version, start_time FROM in_progress WHERE org = ? AND project = ? AND stack = ? ORDER BY update_id',
-        ).all(ref.org, ref.project, ref.stack) as Pick<InProgressRow, 'update_id' | 'kind' | 'version' | 'start_time'>[];
-        const after = [...new Map(updates.map((u) => [u.updateId, u])).values()]
-          .sort((a, b) => (a.updateId < b.updateId ? -1 : a.updateId > b.updateId ? 1 : 0))
-          .map((u) => ({ update_id: u.updateId, kind: u.kind, version: u.version, start_time: u.startTime }));
-        if (JSON.stringify(before) === JSON.stringify(after)) return;
+        const before = this.stmt(RUNNING_SET_SQL(() => '?')).all(ref.org, ref.project, ref.stack) as RunningSetRow[];
+        if (JSON.stringify(before) === JSON.stringify(runningSetRows(updates))) return;
         this.stmt(BUMP_METRICS_STAMP_SQL).run();
         this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ?').run(
           ref.org,

@@ -50,6 +50,20 @@ export function toInProgressRecord(r: InProgressRow): InProgressRecord {
   };
 }
 
+/** The columns of a stack's running set that a scrape shows, one per update id, ordered by it. */
+export type RunningSetRow = Pick<InProgressRow, 'update_id' | 'kind' | 'version' | 'start_time'>;
+
+/** A stack's running set as setInProgress would store it, to compare with what is stored. */
+export function runningSetRows(updates: readonly InProgressRecord[]): RunningSetRow[] {
+  return [...new Map(updates.map((u) => [u.updateId, u])).values()]
+    .sort((a, b) => (a.updateId < b.updateId ? -1 : a.updateId > b.updateId ? 1 : 0))
+    .map((u) => ({ update_id: u.updateId, kind: u.kind, version: u.version, start_time: u.startTime }));
+}
+
+/** Selects a stack's stored running set (org, project, stack as parameters), in runningSetRows' order. */
+export const RUNNING_SET_SQL = (param: (n: number) => string): string =>
+  `SELECT update_id, kind, version, start_time FROM in_progress WHERE org = ${param(1)} AND project = ${param(2)} AND stack = ${param(3)} ORDER BY update_id`;
+
 /** An `exported_updates` row as both SQL stores return it for listRecentUpdates. */
 export interface ExportedUpdateRow extends InProgressRow {
   result: string;

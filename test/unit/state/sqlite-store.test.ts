@@ -179,36 +179,6 @@ describe('SqliteStateStore on disk', () => {
     }
   });
 
-  it('moves the metrics stamp on writes a scrape would see, and only on those', async () => {
-    const store = open(join(dir, 'state.db'));
-    await store.migrate();
-    const dev = { org: 'acme', project: 'web', stack: 'dev' };
-    const stamps: number[] = [await store.readMetricsStamp()];
-    const step = async (write: () => Promise<unknown>): Promise<boolean> => {
-      await write();
-      stamps.push(await store.readMetricsStamp());
-      return (stamps.at(-1) as number) > (stamps.at(-2) as number);
-    };
-    expect(await step(() => store.replaceOrgStacks('acme', [{ ...dev, lastUpdate: 1, resourceCount: 2 }], 1))).toBe(true);
-    // The same stack list again (every poll cycle) changes nothing a scrape shows.
-    expect(await step(() => store.replaceOrgStacks('acme', [{ ...dev, lastUpdate: 1, resourceCount: 2 }], 2))).toBe(false);
-    expect(await step(() => store.replaceOrgStacks('acme', [{ ...dev, lastUpdate: 1, resourceCount: 3 }], 3))).toBe(true);
-    const running = [{ stack: dev, updateId: 'r1', kind: 'update', version: 2, startTime: 5 }];
-    expect(await step(() => store.setInProgress(dev, running))).toBe(true);
-    expect(await step(() => store.setInProgress(dev, running))).toBe(false);
-    expect(await step(() => store.markStackSynced(dev, 1))).toBe(false);
-    expect(await step(() => store.advanceCursor(dev, 1))).toBe(false);
-    const commit = {
-      update: { stack: dev, updateId: 'r1', kind: 'update', version: 2, result: 'succeeded', startTime: 5, endTime: 9 },
-      deltas: { counters: [{ name: 'c_total', labels: {}, value: 1 }], histograms: [] },
-      exportedAtMs: 10,
-    };
-    expect(await step(() => store.commitUpdate(commit))).toBe(true);
-    // A commit refused as already exported changes nothing.
-    expect(await step(() => store.commitUpdate(commit))).toBe(false);
-    expect(await step(() => store.replaceOrgStacks('acme', [], 4))).toBe(true);
-  });
-
   it('creates the parent directories of the database file', async () => {
     const path = join(dir, 'nested', 'deeper', 'state.db');
     await open(path).migrate();
