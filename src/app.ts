@@ -9,11 +9,13 @@ import { ExporterMetrics } from './metrics/exporter-metrics.js';
 import { PulumiClient } from './pulumi/pulumi-client.js';
 import type { PulumiCloudApi } from './pulumi/pulumi-api.js';
 import { IntervalJob } from './scheduler/interval-job.js';
+import { KeyedQueue } from './scheduler/keyed-queue.js';
 import type { Coordinator } from './state/coordinator.js';
 import { createCoordinator, createStateStore } from './state/create-state.js';
 import type { StateStore } from './state/state-store.js';
 import { BackfillProgress } from './sync/backfill-progress.js';
 import { runPollCycle, type PollCycleDeps, type PollCycleResult } from './sync/poll-cycle.js';
+import type { StackSyncResult } from './sync/stack-sync.js';
 import { UpdateAttempts } from './sync/update-attempts.js';
 import { errorCodeOf } from './errors.js';
 import { redact } from './secrets.js';
@@ -116,6 +118,8 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     progressLogIntervalMs: config.poll.progressLogIntervalSeconds * 1000,
     progress,
     coordinator,
+    // One sync at a time per stack, whoever asks for it.
+    syncQueue: new KeyedQueue<StackSyncResult>(),
   };
 
   let last: PollCycleResult | undefined;

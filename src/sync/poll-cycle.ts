@@ -2,6 +2,7 @@ import { stackKey } from '../domain/stack.js';
 import { errorCodeOf } from '../errors.js';
 import type { OrgConfig } from '../config/schema.js';
 import { mapWithConcurrency } from '../scheduler/concurrency.js';
+import { KeyedQueue } from '../scheduler/keyed-queue.js';
 import type { StackRecord } from '../state/state-store.js';
 import { BackfillProgress } from './backfill-progress.js';
 import { syncStack, type CycleContext, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
@@ -14,6 +15,11 @@ export interface PollCycleDeps extends StackSyncDeps {
   readonly progressLogIntervalMs: number;
   /** Progress across cycles (the app's, for the status page); a fresh one per cycle when absent. */
   readonly progress?: BackfillProgress;
+  /**
+   * Serialises the syncs of each stack with those asked for outside the cycle (the app's,
+   * shared with every other trigger); a fresh one per cycle when absent.
+   */
+  readonly syncQueue?: KeyedQueue<StackSyncResult>;
 }
 
 export interface PollCycleResult {
@@ -85,6 +91,7 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
 
   let results: StackSyncResult[] = [];
   const cycle: CycleContext = {};
+  const queue = deps.syncQueue ?? new KeyedQueue<StackSyncResult>();
   let watched = 0;
   try {
     const listed = (await deps.store.listStacks()).filter((s) => listedOrgs.has(s.org));
@@ -101,7 +108,8 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
         withSelfSpan(
           'stack sync',
           { 'pulumi.org': stack.org, 'pulumi.project': stack.project, 'pulumi.stack': stack.stack },
-          () => syncStack(deps, stack, progress, signal, cycle),
+          // A sync of this stack already running (asked for outside the cycle) is waited for first.
+          () => queue.request(stackKey(stack), () => syncStack(deps, stack, progress, signal, cycle)),
           (r) => (r.ok ? undefined : (r.error ?? new Error('stack sync failed'))),
         ).finally(() => progress.stackDone(stack)),
       signal,
