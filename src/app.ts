@@ -3,6 +3,7 @@ import type { BackfillStatus } from './domain/backfill-status.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { createHttpApp } from './http/http-app.js';
 import { startHttpServer } from './http/http-server.js';
+import { createWebhookApp, WEBHOOK_PATH, webhookRouter } from './http/webhook-route.js';
 import { buildStatusReport } from './http/status-report.js';
 import type { Logger } from './logging/logger.js';
 import { ExporterMetrics } from './metrics/exporter-metrics.js';
@@ -16,6 +17,7 @@ import type { StateStore } from './state/state-store.js';
 import { BackfillProgress } from './sync/backfill-progress.js';
 import { runPollCycle, type PollCycleDeps, type PollCycleResult } from './sync/poll-cycle.js';
 import type { StackSyncResult } from './sync/stack-sync.js';
+import { stackSyncer, SyncTrigger } from './sync/sync-trigger.js';
 import { UpdateAttempts } from './sync/update-attempts.js';
 import { errorCodeOf } from './errors.js';
 import { redact } from './secrets.js';
@@ -46,6 +48,8 @@ export interface App {
   readonly store: StateStore;
   /** Set once start() has bound the HTTP listener. */
   httpUrl(): string | undefined;
+  /** The URL of POST /webhooks/pulumi once it is served (on its own port or the metrics port). */
+  webhookUrl(): string | undefined;
   lastPoll(): PollCycleResult | undefined;
 }
 
@@ -94,6 +98,8 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     intervalMs: config.poll.progressLogIntervalSeconds * 1000,
     metrics,
   });
+  // One sync at a time per stack, whoever asks for it (the poll cycle, webhook deliveries).
+  const syncQueue = new KeyedQueue<StackSyncResult>();
   const deps: PollCycleDeps = {
     api,
     store,
@@ -118,9 +124,21 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     progressLogIntervalMs: config.poll.progressLogIntervalSeconds * 1000,
     progress,
     coordinator,
-    // One sync at a time per stack, whoever asks for it.
-    syncQueue: new KeyedQueue<StackSyncResult>(),
+    syncQueue,
   };
+  // Webhook deliveries ask for syncs through the same queue (docs/webhooks.md).
+  const trigger = new SyncTrigger({
+    store,
+    api,
+    orgs: config.pulumi.orgs,
+    coordinator,
+    metrics,
+    clock,
+    queue: syncQueue,
+    sync: stackSyncer(deps),
+    logger: logger.child({ module: 'webhook' }),
+    coalesceMillis: config.webhooks.coalesceMillis,
+  });
 
   let last: PollCycleResult | undefined;
   let ready = false;
@@ -164,6 +182,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
   });
 
   let server: { url: string; close(): Promise<void> } | undefined;
+  let webhookServer: { url: string; close(): Promise<void> } | undefined;
   let selfTelemetry: { shutdown(): Promise<void> } | undefined;
   let stopping: Promise<void> | undefined;
   // Aborts a cycle started by runOnce(), as job.stop() aborts the scheduler's.
@@ -173,6 +192,10 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     metrics,
     store,
     httpUrl: () => server?.url,
+    webhookUrl: () => {
+      const base = webhookServer?.url ?? (config.webhooks.enabled ? server?.url : undefined);
+      return base === undefined ? undefined : `${base}${WEBHOOK_PATH}`;
+    },
     lastPoll: () => last,
     async start() {
       const selfTracesEndpoint = config.selfTelemetry.tracesEndpoint;
@@ -188,6 +211,9 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       }
       await migrate();
       if (overrides.http !== false) {
+        const webhook = config.webhooks.enabled
+          ? webhookRouter({ secret: config.webhooks.secret, maxBodyBytes: config.webhooks.maxBodyBytes, trigger, metrics, logger: logger.child({ module: 'webhook' }) })
+          : undefined;
         const everyOrgListed = (): boolean => ready || progress.snapshot().listedAllOrgs;
         const app = createHttpApp({
           metrics,
@@ -237,9 +263,21 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
               recentLimit: STATUS_RECENT_UPDATES,
             }),
           logger: logger.child({ module: 'http' }),
+          ...(webhook !== undefined && config.webhooks.port === undefined ? { webhook } : {}),
         });
         server = await startHttpServer(app, { host: config.server.host, port: config.server.port });
         logger.info({ url: server.url }, 'serving /metrics');
+        if (webhook !== undefined && config.webhooks.port !== undefined) {
+          const own = createWebhookApp(webhook, logger.child({ module: 'webhook' }));
+          webhookServer = await startHttpServer(own, { host: config.server.host, port: config.webhooks.port });
+        }
+        if (webhook !== undefined) {
+          const signed = config.webhooks.secret !== undefined;
+          logger.info(
+            { url: (webhookServer?.url ?? server.url) + WEBHOOK_PATH, signed },
+            signed ? 'serving Pulumi Cloud webhooks' : 'serving Pulumi Cloud webhooks without a secret: unsigned deliveries are accepted (set EXPORTER_WEBHOOK_SECRET)',
+          );
+        }
       }
       job.start();
     },
@@ -252,11 +290,14 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         // nothing half-way and is redone after the restart; every span sent is kept.
         const inFlight = running;
         const jobStopped = job.stop(STOP_SYNC_TIMEOUT_MS);
+        const triggerStopped = trigger.stop(STOP_SYNC_TIMEOUT_MS);
         onceAbort.abort(new Error('the exporter is stopping'));
         await sink.shutdown();
         await jobStopped;
+        await triggerStopped;
         if (inFlight !== undefined) await settledWithin(inFlight, STOP_SYNC_TIMEOUT_MS);
         await server?.close();
+        await webhookServer?.close();
         await coordinator.stop();
         await store.close();
         await selfTelemetry?.shutdown();

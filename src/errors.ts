@@ -25,6 +25,9 @@ export const ERROR_CODES = {
   STATE_LOCKED: 'the SQLite state file is in use by another exporter process',
   STATE_LEASE_LOST: 'a replica lost the lease of a stack before committing one of its updates; the update is committed by the new holder',
   HTTP_LISTEN_FAILED: 'the HTTP server could not listen on the configured host and port',
+  WEBHOOK_SIGNATURE_INVALID: 'a webhook delivery had a missing, malformed or wrong Pulumi-Webhook-Signature while a secret is set',
+  WEBHOOK_BODY_TOO_LARGE: 'a webhook delivery body was larger than webhooks.maxBodyBytes',
+  WEBHOOK_PAYLOAD_INVALID: 'a webhook delivery was not a JSON object or lacked the fields its kind needs',
   INTERNAL: 'an unexpected error; please report it',
 } as const;
 

@@ -4,12 +4,13 @@ import type { Config } from './schema.js';
 
 /**
  * A copy of the config that is safe to log or print: the access token becomes
- * `[REDACTED]` when set, every OTLP header value is redacted (they often carry API keys),
+ * `[REDACTED]` when set (so does the webhook secret), every OTLP header value is redacted (they often carry API keys),
  * and passwords embedded in URL-valued settings (backend, OTLP endpoint, state) are hidden.
  */
 export function describeConfig(config: Config): Config {
   const copy = structuredClone(config) as Config;
   if (copy.pulumi.accessToken !== '') copy.pulumi.accessToken = REDACTED;
+  if (copy.webhooks.secret !== undefined) copy.webhooks.secret = REDACTED;
   copy.pulumi.backendUrl = redactUrlCredentials(copy.pulumi.backendUrl);
   copy.traces.endpoint = redactUrlCredentials(copy.traces.endpoint);
   copy.state.path = isPostgresUrl(copy.state.path) ? describePostgresUrl(copy.state.path) : redactUrlCredentials(copy.state.path);

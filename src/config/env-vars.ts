@@ -52,7 +52,13 @@ export const ENV_VARS: readonly EnvVarBinding[] = [
   { name: 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', key: 'traces.compression', kind: 'string' },
   { name: 'EXPORTER_TRACE_LINK_TEMPLATE', key: 'traces.linkTemplate', kind: 'string' },
   { name: 'EXPORTER_SELF_TRACES_ENDPOINT', key: 'selfTelemetry.tracesEndpoint', kind: 'string' },
+  { name: 'EXPORTER_WEBHOOK_SECRET', key: 'webhooks.secret', kind: 'string' },
+  { name: 'EXPORTER_WEBHOOK_SECRET_FILE', key: 'webhooks.secret', kind: 'secret-file' },
+  { name: 'EXPORTER_WEBHOOK_PORT', key: 'webhooks.port', kind: 'number' },
 ];
+
+/** Keys whose value must never be printed when set from a variable. */
+const SECRET_KEYS: ReadonlySet<string> = new Set(['pulumi.accessToken', 'webhooks.secret']);
 
 export type ConfigPath = readonly (string | number)[];
 
@@ -169,7 +175,7 @@ export function readEnvLayer(env: Readonly<Record<string, string | undefined>>):
       binding.kind !== 'headers' &&
       ENV_VARS.slice(position + 1).some((later) => later.key === binding.key && read(env, later.name) !== undefined);
     if (shadowed) {
-      if (binding.key === 'pulumi.accessToken') secrets.push(raw);
+      if (SECRET_KEYS.has(binding.key)) secrets.push(raw);
       return;
     }
     const path = binding.key === '' ? [] : binding.key.split('.');
@@ -183,7 +189,7 @@ export function readEnvLayer(env: Readonly<Record<string, string | undefined>>):
         break;
       case 'string':
         set(raw);
-        if (binding.key === 'pulumi.accessToken') secrets.push(raw);
+        if (SECRET_KEYS.has(binding.key)) secrets.push(raw);
         break;
       case 'number':
         if (NUMBER.test(raw)) set(Number(raw));

@@ -217,6 +217,8 @@ function deepFreeze<T>(value: T): T {
 function registerSecretsOf(merged: PlainObject): void {
   const pulumi = merged.pulumi;
   if (isPlainObject(pulumi) && typeof pulumi.accessToken === 'string') registerSecret(pulumi.accessToken);
+  const webhookSecret = valueAt(merged, ['webhooks', 'secret']);
+  if (typeof webhookSecret === 'string') registerSecret(webhookSecret);
   // Passwords in URL-valued settings, whether or not the schema then accepts the URL.
   for (const path of [['pulumi', 'backendUrl'], ['traces', 'endpoint'], ['state', 'path']]) {
     const url = valueAt(merged, path);

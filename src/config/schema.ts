@@ -165,6 +165,21 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    webhooks: z
+      .object({
+        /** Serve POST /webhooks/pulumi: Pulumi Cloud deliveries trigger an immediate stack sync. */
+        enabled: z.boolean().default(true),
+        /** The webhook's shared secret: deliveries must carry its HMAC-SHA256 signature. Unset: unsigned deliveries are accepted. */
+        secret: z.string().min(16, 'must be at least 16 characters: a short secret can be guessed').optional(),
+        /** A listener of its own for the webhook (reachable from Pulumi Cloud); unset: served on server.port. */
+        port: z.number().int().min(0).max(65535).optional(),
+        /** Larger request bodies are refused with 413 (real deliveries are about 1 KiB). */
+        maxBodyBytes: z.number().int().min(1024).max(16_777_216).default(65_536),
+        /** Deliveries for one stack within this window trigger one sync (an org and a stack webhook both firing). */
+        coalesceMillis: duration('milliseconds', 60_000, '1 minute').int().min(0).default(250),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -172,7 +187,13 @@ export const configSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    const { port } = config.webhooks;
+    if (port !== undefined && port !== 0 && port === config.server.port) {
+      ctx.addIssue({ code: 'custom', path: ['webhooks', 'port'], message: 'must differ from server.port (leave it unset to serve the webhook on the metrics port)' });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -32,12 +32,15 @@ export interface HttpAppDeps {
   /** What the status page shows; read from the store on each request. */
   readonly status: () => Promise<StatusReport>;
   readonly logger: Logger;
+  /** POST /webhooks/pulumi (webhookRouter), when the webhook is served on this port. */
+  readonly webhook?: express.Router;
 }
 
 /**
  * The exporter's HTTP surface: GET /metrics, /healthz, /readyz, the status page at / and
  * its JSON at /status.json (or / with `Accept: application/json`). /metrics answers 503
- * (never a partial exposition) when the metrics cannot be rendered.
+ * (never a partial exposition) when the metrics cannot be rendered. POST /webhooks/pulumi
+ * when the webhook router is given (see webhook-route.ts).
  * Never listens (see startHttpServer), so tests and the process shell decide where it runs.
  * Unknown paths answer 404 JSON; any error reaches one handler that logs it and answers a
  * bare 500, so no internals leak to the client.
@@ -52,6 +55,8 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.setHeader('Cache-Control', 'no-store');
     next();
   });
+
+  if (deps.webhook !== undefined) app.use(deps.webhook);
 
   app.get('/metrics', async (req, res) => {
     let rendered: RenderedExposition;

@@ -250,6 +250,20 @@ export const METRICS = {
     help: 'Failed span exports, by reason.',
     labelNames: ['reason'],
   },
+  webhookDeliveriesTotal: {
+    name: 'pulumi_exporter_webhook_deliveries_total',
+    type: 'counter',
+    source: 'process',
+    help: 'Pulumi Cloud webhook deliveries received, by event kind and outcome (see docs/webhooks.md).',
+    labelNames: ['kind', 'outcome'],
+  },
+  webhookSyncsTotal: {
+    name: 'pulumi_exporter_webhook_syncs_total',
+    type: 'counter',
+    source: 'process',
+    help: 'Stack syncs asked for by webhook deliveries, by result (see docs/webhooks.md).',
+    labelNames: ['result'],
+  },
   exportDelaySeconds: {
     name: 'pulumi_exporter_export_delay_seconds',
     type: 'histogram',

@@ -8,6 +8,7 @@ import type { ErrorCode } from '../errors.js';
 import type { ApiEndpoint, ApiObserver, ApiResponseCode, RetryReason } from '../pulumi/api-observer.js';
 import type { StateStore } from '../state/state-store.js';
 import type { SinkObserver } from '../tracing/span-sink.js';
+import { WEBHOOK_KINDS, WEBHOOK_OUTCOMES, WEBHOOK_SYNC_RESULTS, type WebhookMetrics, type WebhookOutcome, type WebhookSyncResult } from './webhook-metrics.js';
 import type { MetricDefinition } from './definitions.js';
 import { METRIC_DEFINITIONS, METRICS } from './definitions.js';
 import { negotiateFormat, type ExpositionFormat } from './negotiate-format.js';
@@ -90,7 +91,7 @@ const WORD = /^[a-z][a-z0-9_-]{0,31}$/;
  * Every label value taken from a caller is checked against a fixed set or a short-word
  * pattern (anything else becomes `other`/`unknown`), so labels stay bounded.
  */
-export class ExporterMetrics implements ApiObserver, SinkObserver {
+export class ExporterMetrics implements ApiObserver, SinkObserver, WebhookMetrics {
   /** Holds the self-metrics; never the global registry. */
   readonly registry: Registry<RegistryContentType> = new Registry<RegistryContentType>();
 
@@ -119,6 +120,8 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
   private readonly exportDelay: Histogram;
   private readonly errors: Counter<'code'>;
   private readonly leader: Gauge;
+  private readonly webhookDeliveries: Counter<'kind' | 'outcome'>;
+  private readonly webhookSyncs: Counter<'result'>;
 
   constructor(options: ExporterMetricsOptions) {
     this.store = options.store;
@@ -159,10 +162,26 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     this.exportDelay = histogram(METRICS.exportDelaySeconds);
     this.errors = counter(METRICS.errorsTotal);
     this.leader = gauge(METRICS.leader);
+    this.webhookDeliveries = counter(METRICS.webhookDeliveriesTotal);
+    this.webhookSyncs = counter(METRICS.webhookSyncsTotal);
 
     // Known label values start at 0 so rate() and increase() see the first increment.
     for (const result of ['success', 'failure'] as const) this.polls.inc({ result }, 0);
     for (const code of Object.keys(ERROR_CODES)) this.errors.inc({ code }, 0);
+    for (const outcome of WEBHOOK_OUTCOMES) this.webhookDeliveries.inc({ kind: 'stack_update', outcome }, 0);
+    for (const result of WEBHOOK_SYNC_RESULTS) this.webhookSyncs.inc({ result }, 0);
+  }
+
+  // WebhookMetrics
+
+  /** One webhook delivery and what became of it; kinds outside the known set count as `other`. */
+  webhookDelivery(kind: string, outcome: WebhookOutcome): void {
+    this.webhookDeliveries.inc({ kind: WEBHOOK_KINDS.has(kind) ? kind : 'other', outcome: WEBHOOK_OUTCOMES.includes(outcome) ? outcome : 'malformed' });
+  }
+
+  /** What became of a sync a delivery asked for. */
+  webhookSync(result: WebhookSyncResult): void {
+    this.webhookSyncs.inc({ result: WEBHOOK_SYNC_RESULTS.includes(result) ? result : 'failed' });
   }
 
   // ApiObserver

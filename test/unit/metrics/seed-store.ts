@@ -131,4 +131,6 @@ export function exerciseSelfMetrics(metrics: ExporterMetrics): void {
   metrics.engineEvents({ resourcePreEvent: 3, resOutputsEvent: 2, unknown: 1 });
   metrics.error('API_TIMEOUT');
   metrics.setLeader(true);
+  metrics.webhookDelivery('stack_update', 'accepted');
+  metrics.webhookSync('synced');
 }
