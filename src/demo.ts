@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createApp } from './app.js';
@@ -60,6 +61,8 @@ export async function startDemo(
   }
   const otelConfigured = env['OTEL_TRACES_EXPORTER'] !== undefined || env['OTEL_EXPORTER_OTLP_ENDPOINT'] !== undefined || env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] !== undefined;
   const collector = otelConfigured || (await listening('127.0.0.1', 4318, 300));
+  // The simulator signs its webhook deliveries with this; the exporter checks them.
+  const webhookSecret = randomBytes(24).toString('hex');
   let config: Config;
   try {
     config = loadConfig({
@@ -73,6 +76,8 @@ export async function startDemo(
         EXPORTER_STATE: statePath,
         EXPORTER_POLL_INTERVAL_SECONDS: env['EXPORTER_POLL_INTERVAL_SECONDS'] ?? '5',
         EXPORTER_BACKFILL_DAYS: '0',
+        EXPORTER_WEBHOOK_SECRET: webhookSecret,
+        EXPORTER_WEBHOOK_SECRET_FILE: undefined,
         ...(collector ? {} : { OTEL_TRACES_EXPORTER: 'none' }),
         // Jaeger's UI on its default port, as the compose quickstart runs it.
         EXPORTER_TRACE_LINK_TEMPLATE: env['EXPORTER_TRACE_LINK_TEMPLATE'] ?? (collector ? 'http://localhost:16686/trace/{traceId}' : undefined),
@@ -99,12 +104,19 @@ export async function startDemo(
     throw err;
   }
   const url = (app.httpUrl() ?? '').replace('//0.0.0.0:', '//localhost:');
+  const webhookUrl = app.webhookUrl()?.replace('//0.0.0.0:', '//127.0.0.1:');
+  if (webhookUrl !== undefined) sim.webhooks.setTarget({ url: webhookUrl, secret: webhookSecret });
   out('');
   out('pulumi-update-exporter demo is running');
   out(`  status page             ${url}/   (recent updates with links to their traces; JSON at ${url}/status.json)`);
   out(`  Prometheus metrics      ${url}/metrics`);
   out(`  readiness               ${url}/readyz`);
   out(`  Pulumi Cloud simulator  ${sim.url}/api/user/stacks?organization=${orgs[0] ?? ''}  (token: ${DEMO_TOKEN})`);
+  out(
+    webhookUrl === undefined
+      ? '  webhooks                off (webhooks.enabled is false): updates appear at the next poll'
+      : `  webhooks                the simulator delivers signed webhooks to ${webhookUrl}: updates appear within a second`,
+  );
   out(
     collector
       ? `  traces                  OTLP to ${config.traces.endpoint} (open your Jaeger/Tempo UI)`

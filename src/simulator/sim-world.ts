@@ -104,6 +104,8 @@ export class SimWorld {
   private readonly running: Array<{ readonly stack: SimStack; readonly update: SimUpdate }> = [];
   private readonly liveRng: Prng;
   private readonly tickEvents: number;
+  /** Called when a new update (or preview) starts running and when it finishes (webhooks, benchmarks). */
+  onUpdate: ((phase: 'started' | 'finished', stack: SimStack, update: SimUpdate) => void) | undefined;
 
   constructor(options: WorldOptions) {
     const scale = { ...DEFAULT_SCALE, ...options.scale };
@@ -376,6 +378,7 @@ export class SimWorld {
     update.complete = false;
     (preview ? stack.previews : stack.updates).push(update);
     this.running.push({ stack, update });
+    this.onUpdate?.('started', stack, update);
     return update;
   }
 
@@ -398,6 +401,7 @@ export class SimWorld {
     u.complete = true;
     this.clock = Math.max(this.clock, u.endTime);
     this.running.splice(index, 1);
+    this.onUpdate?.('finished', entry.stack, u);
   }
 
   /** Reveals the next events of every running update; in live mode may also start new ones. */

@@ -15,6 +15,9 @@ Options:
   --now SECONDS            the simulator's "now" in Unix seconds (default: the wall clock)
   --live-interval-ms MS    live mode: every MS ms running updates advance and new ones may start
   --token T                accept only this access token (default: any non-empty token)
+  --webhook-url URL        deliver Pulumi Cloud webhooks (raw format) to URL when updates
+                           start and finish (an exporter's /webhooks/pulumi)
+  --webhook-secret S       sign those deliveries with S (Pulumi-Webhook-Signature)
   --fault KIND[@ENDPOINT][:COUNT|:every=N]
                            inject faults; repeatable. KIND: ${FAULT_KINDS.join(', ')}
                            ENDPOINT: ${ENDPOINTS.join(', ')}
@@ -62,6 +65,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         now: { type: 'string' },
         'live-interval-ms': { type: 'string' },
         token: { type: 'string' },
+        'webhook-url': { type: 'string' },
+        'webhook-secret': { type: 'string' },
         fault: { type: 'string', multiple: true },
         truth: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -80,6 +85,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     const seed = intFlag('seed', values.seed, -2147483648, 4294967295);
     const now = intFlag('now', values.now, 1);
     if (values.token !== undefined && values.token.length === 0) throw new Error('--token must not be empty');
+    const webhookUrl = values['webhook-url'];
+    if (webhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(webhookUrl)) throw new Error(`--webhook-url must be an http(s) URL, got "${webhookUrl}"`);
+    if (values['webhook-secret'] !== undefined && webhookUrl === undefined) throw new Error('--webhook-secret needs --webhook-url');
     options = {
       host: values.host ?? '127.0.0.1',
       port: port ?? 0,
@@ -87,6 +95,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       ...(now === undefined ? {} : { nowSeconds: now }),
       ...(interval === undefined ? {} : { live: { intervalMs: interval } }),
       ...(values.token === undefined ? {} : { acceptedToken: values.token }),
+      ...(webhookUrl === undefined
+        ? {}
+        : { webhooks: { url: webhookUrl, ...(values['webhook-secret'] === undefined ? {} : { secret: values['webhook-secret'] }) } }),
       faults: (values.fault ?? []).map(parseFaultFlag),
     };
   } catch (err) {
@@ -114,6 +125,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   out(`  organizations: ${orgs.join(', ')}`);
   out(`  try: curl -H 'Authorization: token ${options.acceptedToken === undefined ? 'anything' : '<your --token>'}' '${sim.url}/api/user/stacks?organization=${orgs[0] ?? ''}'`);
   if (options.live) out(`  live mode: advancing every ${options.live.intervalMs} ms`);
+  if (options.webhooks) out(`  webhooks: delivered to ${options.webhooks.url}${options.webhooks.secret === undefined ? ' (unsigned)' : ' (signed)'}`);
   out('Press Ctrl+C to stop.');
 
   await new Promise<void>((resolve) => {

@@ -7,6 +7,7 @@ import type { SimStack, SimUpdate } from './sim-model.js';
 import { SimWorld, type SimulatorScale } from './sim-world.js';
 import { SimulatorError } from './simulator-error.js';
 import type { SimulatorTruth } from './simulator-truth.js';
+import { WebhookSender, type SentDelivery, type WebhookTarget } from './webhook-sender.js';
 import {
   decodeEventToken,
   decodeStackToken,
@@ -40,6 +41,18 @@ export interface SimulatorOptions {
   faults?: FaultRule[];
   /** Events revealed per running update by each tick (default 4). */
   tickEvents?: number;
+  /** Deliver signed Pulumi Cloud webhooks when updates start and finish (also settable at runtime). */
+  webhooks?: WebhookTarget;
+}
+
+/** An update starting or finishing, seen as it happens (Date.now() at that moment). */
+export interface SimUpdateEvent {
+  readonly phase: 'started' | 'finished';
+  readonly stack: StackRef;
+  readonly updateId: string;
+  readonly kind: string;
+  readonly isPreview: boolean;
+  readonly atMs: number;
 }
 
 export type UpdateKindOption = 'update' | 'refresh' | 'destroy';
@@ -56,6 +69,16 @@ export interface RunningSimulator {
   stats(): { total: number; byEndpoint: Record<Endpoint, number> };
   resetStats(): void;
   faults: { add(rule: FaultRule): void; clear(): void };
+  webhooks: {
+    /** Where deliveries go from now on; undefined stops them. */
+    setTarget(target: WebhookTarget | undefined): void;
+    /** Every delivery made, with the receiver's answer. */
+    deliveries(): readonly SentDelivery[];
+    /** Waits until every delivery started so far was answered. */
+    flush(): Promise<void>;
+  };
+  /** Calls `listener` whenever an update starts or finishes; returns the unsubscribe function. */
+  onUpdate(listener: (event: SimUpdateEvent) => void): () => void;
   control: {
     /** Starts an update: history shows it in-progress (endTime 0), lastUpdate moves to its start, events appear as it is advanced. */
     startUpdate(stack: StackRef, opts?: { kind?: UpdateKindOption; result?: UpdateResultOption }): string;
@@ -162,6 +185,21 @@ export async function startSimulator(options: SimulatorOptions & { host?: string
     ...(options.tickEvents === undefined ? {} : { tickEvents: options.tickEvents }),
   });
   const faults = new FaultInjector();
+  const webhooks = new WebhookSender(options.webhooks);
+  const updateListeners = new Set<(event: SimUpdateEvent) => void>();
+  world.onUpdate = (phase, stack, update) => {
+    const event: SimUpdateEvent = {
+      phase,
+      stack: { org: stack.org, project: stack.project, stack: stack.stack },
+      updateId: update.updateId,
+      kind: update.kind,
+      isPreview: update.isPreview,
+      atMs: Date.now(),
+    };
+    if (phase === 'started') webhooks.updateStarted(stack, update);
+    else webhooks.updateFinished(stack, update);
+    for (const listener of updateListeners) listener(event);
+  };
   for (const rule of options.faults ?? []) faults.add(rule);
   const live = options.live !== undefined;
 
@@ -369,6 +407,7 @@ export async function startSimulator(options: SimulatorOptions & { host?: string
     close() {
       closing ??= new Promise<void>((resolve) => {
         if (liveTimer) clearInterval(liveTimer);
+        webhooks.setTarget(undefined);
         for (const d of pendingDelays) {
           clearTimeout(d.timer);
           d.resolve();
@@ -388,6 +427,15 @@ export async function startSimulator(options: SimulatorOptions & { host?: string
     faults: {
       add: (rule) => faults.add(rule),
       clear: () => faults.clear(),
+    },
+    webhooks: {
+      setTarget: (target) => webhooks.setTarget(target),
+      deliveries: () => webhooks.deliveries(),
+      flush: () => webhooks.flush(),
+    },
+    onUpdate(listener) {
+      updateListeners.add(listener);
+      return () => updateListeners.delete(listener);
     },
     control: {
       startUpdate: (stack, opts) => world.startUpdate(toRef(stack), opts ?? {}),
