@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { backfillSuite } from './backfill.js';
 import { conversionSuite } from './conversion.js';
 import { idleCycleSuite } from './idle-cycle.js';
+import { freshnessSuite } from './freshness.js';
 import { memorySuite } from './memory.js';
 import { scrapeSuite } from './scrape.js';
 
@@ -12,7 +13,8 @@ import { scrapeSuite } from './scrape.js';
  * A suite only declares workloads; this runner warms each case up, times several
  * iterations, reports the median and prints one table per group (items/s, this process's
  * CPU time and both ratios against the group's baseline case). A group measuring `peak-rss` reports the
- * bytes each call returns (the peak RSS of a process it ran) instead of its time. Register
+ * bytes each call returns (the peak RSS of a process it ran) instead of its time; a `latency`
+ * group reports the p50/p99 of the delays (ms) each call returns instead. Register
  * a new suite by adding it to SUITES.
  */
 
@@ -23,7 +25,8 @@ export interface BenchCase {
   readonly unit: string;
   /**
    * One unit of work; may be async (awaited inside the timing). In a `peak-rss` group it
-   * resolves to the peak resident set size, in bytes, of the process it ran.
+   * resolves to the peak resident set size, in bytes, of the process it ran; in a `latency`
+   * group, to the delays (ms) it observed.
    */
   readonly fn: () => unknown;
   /** Name of another case in the same group to report the time ratio against. */
@@ -34,8 +37,8 @@ export interface BenchGroup {
   readonly title: string;
   readonly notes?: readonly string[];
   readonly cases: readonly BenchCase[];
-  /** What is reported per case: wall time (default) or the peak RSS each call returns. */
-  readonly measure?: 'time' | 'peak-rss';
+  /** What is reported per case: wall time (default), the peak RSS or the delays each call returns. */
+  readonly measure?: 'time' | 'peak-rss' | 'latency';
   /** Overrides --iterations / --warmup for slow cases (whole backfills in child processes). */
   readonly iterations?: number;
   readonly warmup?: number;
@@ -51,7 +54,7 @@ export interface BenchSuite {
   close?(): Promise<void>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite, scrapeSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite, scrapeSuite, freshnessSuite];
 
 interface Measured {
   /** Milliseconds, or bytes in a peak-rss group. */
@@ -74,9 +77,38 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function p90(values: number[]): number {
+/** The nearest-rank percentile (p in 0..100). */
+function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.9) - 1)]!;
+  return sorted[Math.max(0, Math.min(sorted.length - 1, Math.ceil((sorted.length * p) / 100) - 1))]!;
+}
+
+function p90(values: number[]): number {
+  return percentile(values, 90);
+}
+
+/** Runs each case of a latency group once, in order, and reports the delays it returned. */
+async function latencyGroup(group: BenchGroup): Promise<string[][]> {
+  const samples = new Map<string, number[]>();
+  for (const c of group.cases) {
+    const result = await c.fn();
+    if (!Array.isArray(result) || result.length === 0 || !result.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+      throw new Error(`latency case "${c.name}" returned no delays`);
+    }
+    samples.set(c.name, result as number[]);
+  }
+  return group.cases.map((c) => {
+    const v = samples.get(c.name)!;
+    const base = c.baseline ? samples.get(c.baseline) : undefined;
+    return [
+      c.name,
+      `${fmt(v.length, 0)} ${c.unit}`,
+      fmt(percentile(v, 50), 0),
+      fmt(percentile(v, 99), 0),
+      `${fmt(Math.min(...v), 0)}..${fmt(Math.max(...v), 0)}`,
+      base ? `${fmt(percentile(v, 99) / percentile(base, 99), 3)}x` : '',
+    ];
+  });
 }
 
 /**
@@ -144,6 +176,15 @@ async function main(args: readonly string[]): Promise<void> {
       console.log(`### ${group.title}`);
       for (const note of group.notes ?? []) console.log(`  ${note}`);
       const what = group.measure ?? 'time';
+      if (what === 'latency') {
+        try {
+          const rows = await latencyGroup(group);
+          console.log(`\n${table(['case', 'updates', 'p50 ms', 'p99 ms', 'min..max ms', 'p99 vs baseline'], rows)}\n`);
+        } finally {
+          await group.done?.();
+        }
+        continue;
+      }
       const n = group.iterations ?? iterations;
       const w = group.warmup ?? warmup;
       if (group.iterations !== undefined || group.warmup !== undefined) console.log(`  (${w} warm-up + ${n} timed iterations per case in this group)`);

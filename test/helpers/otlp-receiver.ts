@@ -144,6 +144,8 @@ export interface ReceivedRequest {
   readonly status: number;
   /** Spans decoded from the body (also for requests that were answered with an error). */
   readonly spans: readonly DecodedSpan[];
+  /** Date.now() once the whole body had arrived. */
+  readonly receivedAtMs: number;
 }
 
 /** Planned answers (failNext, rejectNext, ...) apply in the order they were planned; unplanned requests get 200. */
@@ -224,12 +226,13 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = await readBody(req);
+    const receivedAtMs = Date.now();
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
     const path = req.url ?? '';
     const isJson = contentType === 'application/json';
     let body = raw;
     const record = (status: number, spans: DecodedSpan[]): void => {
-      requests.push({ method: req.method ?? '', path, contentType, headers: req.headers, body, status, spans });
+      requests.push({ method: req.method ?? '', path, contentType, headers: req.headers, body, status, spans, receivedAtMs });
     };
 
     if (req.method !== 'POST' || path !== '/v1/traces') {

@@ -179,6 +179,42 @@ describe.runIf(requireTool('kubectl'))('Prometheus Operator objects', () => {
   });
 });
 
+describe.runIf(requireTool('kubectl'))('the webhook-ingress component', () => {
+  it('exposes only the webhook port, through an Ingress for /webhooks/pulumi, with the secret from a file; every object validates', async () => {
+    const objects = renderWithComponents(['deploy/kubernetes/components/webhook-ingress']);
+    expect((await Promise.all(objects.map((o) => schemaProblems(o)))).flat()).toEqual([]);
+    type Port = { name: string; port: number; targetPort: string };
+    const services = objects.filter((o) => o.kind === 'Service') as unknown as Array<KubeObject & { spec: { selector: Record<string, string>; ports: Port[] } }>;
+    const ingress = objects.find((o) => o.kind === 'Ingress') as unknown as KubeObject & {
+      spec: { tls: unknown[]; rules: { http: { paths: { path: string; pathType: string; backend: { service: { name: string; port: { name: string } } } }[] } }[] };
+    };
+    const deployment = objects.find((o) => o.kind === 'Deployment') as unknown as {
+      spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { env: { name: string; value?: string }[]; ports: { name: string; containerPort: number }[]; volumeMounts: { mountPath: string }[] }[] } } };
+    };
+    const container = deployment.spec.template.spec.containers[0]!;
+    const env = new Map(container.env.map((e) => [e.name, e.value]));
+
+    // The Ingress sends exactly the webhook path to the webhook Service's port...
+    const paths = ingress.spec.rules.flatMap((r) => r.http.paths);
+    expect(paths.map((p) => [p.path, p.pathType])).toEqual([['/webhooks/pulumi', 'Exact']]);
+    expect(ingress.spec.tls.length).toBeGreaterThan(0);
+    const backend = paths[0]!.backend.service;
+    const webhookService = services.find((svc) => svc.metadata.name === backend.name)!;
+    expect(webhookService.spec.ports.map((p) => p.name)).toEqual([backend.port.name]);
+    expect(matches(webhookService.spec.selector, deployment.spec.template.metadata.labels)).toBe(true);
+    // ...which is the container port the exporter serves the webhook on, and not the metrics port.
+    const targetPort = container.ports.find((p) => p.name === webhookService.spec.ports[0]!.targetPort)!;
+    const config = loadConfig({ env: { EXPORTER_WEBHOOK_PORT: env.get('EXPORTER_WEBHOOK_PORT') } });
+    expect(config.webhooks.port).toBe(targetPort.containerPort);
+    expect(targetPort.containerPort).not.toBe(defaultConfig().server.port);
+    const metricsService = services.find((svc) => svc.metadata.name === 'pulumi-update-exporter')!;
+    expect(metricsService.spec.ports.map((p) => p.targetPort)).toEqual(['metrics']);
+    // The secret comes from a mounted file.
+    const secretFile = env.get('EXPORTER_WEBHOOK_SECRET_FILE')!;
+    expect(container.volumeMounts.some((m) => secretFile.startsWith(`${m.mountPath}/`))).toBe(true);
+  });
+});
+
 interface Rendered {
   kind: string;
   metadata: { name: string; labels?: Record<string, string> };
