@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -26,10 +27,53 @@ describe('simulate command', () => {
     [['--port', '0', '--fault', '429@nowhere'], /unknown fault endpoint "nowhere"/],
     [['--port', '0', '--live-interval-ms', '1'], /--live-interval-ms must be an integer between 10/],
     [['--port', '0', '--token', ''], /--token must not be empty/],
+    [['--port', '0', '--webhook-url', 'ftp://example.com/hook'], /--webhook-url must be an http\(s\) URL/],
+    [['--port', '0', '--webhook-secret', 'abc'], /--webhook-secret needs --webhook-url/],
   ])('rejects %j with exit code 2 and a clear message', async (argv, message) => {
     const c = capture();
     expect(await simulateCommand(argv, c.out)).toBe(2);
     expect(c.lines[0]).toMatch(message);
+  });
+
+  it('delivers signed webhooks to --webhook-url as its live updates start and finish', async () => {
+    const received: Array<{ kind: string; id: string; signature: string; body: string }> = [];
+    const receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({
+          kind: String(req.headers['pulumi-webhook-kind']),
+          id: String(req.headers['pulumi-webhook-id']),
+          signature: String(req.headers['pulumi-webhook-signature']),
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks/pulumi`;
+    const c = capture();
+    const stop = new AbortController();
+    const done = simulateCommand(['--port', '0', '--live-interval-ms', '20', '--webhook-url', hook, '--webhook-secret', 'sim-secret-value'], c.out, stop.signal);
+    try {
+      for (let i = 0; i < 300 && !received.some((r) => r.kind.startsWith('stack_')); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(c.lines.join('\n')).toContain(`webhooks: delivered to ${hook} (signed)`);
+      const finished = received.find((r) => r.kind === 'stack_update' || r.kind === 'stack_preview');
+      expect(finished, 'a delivery for a finished update').toBeDefined();
+      for (const r of received) {
+        expect(r.signature).toBe(createHmac('sha256', 'sim-secret-value').update(r.body).digest('hex'));
+        expect(r.id).toMatch(/^[0-9a-f-]{36}$/);
+        const payload = JSON.parse(r.body) as { organization: { githubLogin: string }; projectName: string; stackName: string };
+        expect(typeof payload.organization.githubLogin).toBe('string');
+        expect(payload.projectName.length).toBeGreaterThan(0);
+        expect(payload.stackName.length).toBeGreaterThan(0);
+      }
+      expect(received.some((r) => r.kind === 'deployment' && (JSON.parse(r.body) as { status: string }).status === 'running')).toBe(true);
+    } finally {
+      stop.abort();
+      expect(await done).toBe(0);
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
   });
 
   it('parses fault flags', () => {
