@@ -34,6 +34,8 @@ interface Measured {
   readonly traceMs: number[];
   readonly metricsMs: number[];
   readonly syncs: string;
+  /** [start, end] of each poll cycle that ended while updates were measured, Unix ms. */
+  readonly cycles: Array<[number, number]>;
 }
 
 async function measure(webhooks: boolean): Promise<Measured> {
@@ -111,7 +113,10 @@ async function measure(webhooks: boolean): Promise<Measured> {
       return measured.every((m) => m.metricsAtMs !== undefined && roots.has(m.traceId));
     };
     const limit = Date.now() + UPDATES * 10_000 + 2 * config.poll.intervalSeconds * 1000;
+    const cycles: Array<[number, number]> = [];
     while (!done()) {
+      const last = app.lastPoll();
+      if (last !== undefined && cycles.at(-1)?.[1] !== last.finishedAtMs) cycles.push([last.finishedAtMs - last.durationSeconds * 1000, last.finishedAtMs]);
       if (Date.now() > limit) {
         const roots = rootArrival();
         const missing = measured.filter((m) => m.metricsAtMs === undefined || !roots.has(m.traceId)).length;
@@ -132,6 +137,7 @@ async function measure(webhooks: boolean): Promise<Measured> {
       traceMs: measured.map((m) => roots.get(m.traceId)! - m.endMs),
       metricsMs: measured.map((m) => m.metricsAtMs! - m.endMs),
       syncs: syncs === '' ? 'none' : syncs,
+      cycles: cycles.slice(1),
     };
   } finally {
     scraping = false;
@@ -173,8 +179,11 @@ export const freshnessSuite: BenchSuite = {
           { name: 'metrics, webhooks on', items: UPDATES, unit: 'updates', fn: async () => (await run(true)).metricsMs, baseline: offMetrics },
         ],
         done: async () => {
-          const on = runs.get(true);
-          if (on !== undefined) console.log(`  webhook-triggered syncs (webhooks on): ${(await on).syncs}`);
+          for (const [webhooks, r] of runs) {
+            const { syncs, cycles } = await r;
+            const durations = cycles.map(([start, end]) => `${((end - start) / 1000).toFixed(1)} s`).join(', ');
+            console.log(`  webhooks ${webhooks ? 'on' : 'off'}: ${cycles.length} poll cycle(s) while measuring (${durations || 'none'}); webhook-triggered syncs: ${syncs}`);
+          }
         },
       },
     ];
