@@ -29,6 +29,14 @@ describe('describeConfig', () => {
     expect(config.pulumi.accessToken).toBe(TOKEN);
   });
 
+  it('redacts the webhook secret', () => {
+    const secret = 'describe-webhook-secret-000';
+    const described = describeConfig(loadConfig({ env: { EXPORTER_WEBHOOK_SECRET: secret } }));
+    expect(described.webhooks.secret).toBe('[REDACTED]');
+    expect(JSON.stringify(described)).not.toContain(secret);
+    expect(describeConfig(defaultConfig()).webhooks.secret).toBeUndefined();
+  });
+
   it('shows an unset token as empty rather than as redacted', () => {
     expect(describeConfig(defaultConfig()).pulumi.accessToken).toBe('');
   });

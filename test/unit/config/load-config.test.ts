@@ -358,6 +358,27 @@ describe('loadConfig secrets', () => {
     expect(redact('0123456789abcdef0')).toBe('[REDACTED]');
   });
 
+  it('reads the webhook settings from the environment and registers the secret, from a variable, a file or the config file', () => {
+    const fromEnv = 'webhook-secret-from-env-0001';
+    const config = loadConfig({ env: { EXPORTER_WEBHOOK_SECRET: fromEnv, EXPORTER_WEBHOOK_PORT: '9820' } });
+    expect(config.webhooks).toMatchObject({ enabled: true, secret: fromEnv, port: 9820 });
+    expect(redact(`sig ${fromEnv}`)).toBe('sig [REDACTED]');
+    const fromFile = 'webhook-secret-from-file-002';
+    expect(loadConfig({ env: { EXPORTER_WEBHOOK_SECRET: fromEnv, EXPORTER_WEBHOOK_SECRET_FILE: '/w' }, readFile: files({ '/w': `${fromFile}\n` }) }).webhooks.secret).toBe(fromFile);
+    expect(redact(fromFile)).toBe('[REDACTED]');
+    const inFile = 'webhook-secret-in-config-003';
+    loadConfig({ configPath: '/x.yaml', env: {}, readFile: files({ '/x.yaml': `webhooks:\n  secret: ${inFile}\n` }) });
+    expect(redact(inFile)).toBe('[REDACTED]');
+  });
+
+  it('refuses a short webhook secret and a webhook port equal to the metrics port, without printing the secret', () => {
+    const err = loadError(() => loadConfig({ env: { EXPORTER_WEBHOOK_SECRET: 'short-secret', EXPORTER_PORT: '9000', EXPORTER_WEBHOOK_PORT: '9000' } }));
+    expect(err.message).toContain('webhooks.secret: must be at least 16 characters');
+    expect(err.message).toContain('(from EXPORTER_WEBHOOK_SECRET)');
+    expect(err.message).toContain('webhooks.port: must differ from server.port');
+    expect(err.message).not.toContain('short-secret');
+  });
+
   it('registers a token written in the config file too', () => {
     const fileToken = 'pul-from-the-file-000000';
     loadConfig({ configPath: '/x.yaml', env: {}, readFile: files({ '/x.yaml': `pulumi:\n  accessToken: ${fileToken}\n` }) });
