@@ -216,6 +216,11 @@ export function createWebhookApp(router: express.Router, logger: Logger): expres
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   app.use(router);
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'not found' });

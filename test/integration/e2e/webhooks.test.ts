@@ -1,4 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/app.js';
 import type { ConfigInput } from '../../../src/config/schema.js';
@@ -8,6 +9,7 @@ import type { RunningSimulator } from '../../../src/simulator/simulator.js';
 import { buildApp, configFor, startTestSimulator, tempDir } from '../../helpers/e2e.js';
 import { parseExposition, sumOf } from '../../helpers/exposition.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../helpers/otlp-receiver.js';
+import { createTestDatabase, postgresAvailable } from '../../helpers/postgres.js';
 import { eventually } from '../../helpers/processes.js';
 
 const SECRET = 'e2e-webhook-secret-0123456789';
@@ -216,5 +218,43 @@ describe('webhooks end to end (simulator -> exporter)', () => {
     expect(await deliver(url, body(firstStack(sim)))).toBe(202);
     expect(await deliver(`${metricsUrl}/webhooks/pulumi`, body(firstStack(sim)))).toBe(404);
     expect((await fetch(`${url.replace('/webhooks/pulumi', '')}/metrics`)).status).toBe(404);
+  });
+});
+
+const postgres = await postgresAvailable();
+
+describe.runIf(postgres)('webhooks with two replicas on PostgreSQL', () => {
+  it('a delivery reaching the replica that does not hold the stack is harmless: the holder syncs it, the update counts once', async () => {
+    const sim = await startTestSimulator({ scale: { orgs: 1, projectsPerOrg: 2, stacksPerProject: 3, updatesPerStack: 2, resourcesPerStack: 4 }, fixtures: false });
+    cleanups.push(() => sim.close());
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    cleanups.push(() => client.end());
+    // No scheduled cycle: the test runs them, so the stacks are split before the delivery.
+    const config = configFor(sim, db.url, { poll: { intervalSeconds: 3600, initialJitterSeconds: 3600 }, webhooks: { secret: SECRET } });
+    const replicas = [buildApp(config, true), buildApp(config, true)];
+    for (const app of replicas) cleanups.push(() => app.stop());
+    for (const app of replicas) await app.start();
+    for (let round = 0; round < 3; round++) for (const app of replicas) await app.runOnce();
+    const { rows: owners } = await client.query<{ owner: string; n: string }>('SELECT owner, count(*) AS n FROM stack_leases WHERE owner IS NOT NULL GROUP BY owner');
+    expect(owners).toHaveLength(2);
+
+    const stack = firstStack(sim);
+    const updateId = sim.control.addCompletedUpdate(stack);
+    const payload = body(stack);
+    // The same event reaches both replicas (an org and a stack webhook, or two deliveries behind one Service).
+    for (const app of replicas) expect(await deliver(app.webhookUrl()!, payload)).toBe(202);
+    const count = async (): Promise<number> =>
+      Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM exported_updates WHERE update_id = $1', [updateId])).rows[0]!.n);
+    await eventually(async () => ((await count()) === 1 ? true : undefined), 15_000, 'the update exported by the stack\'s holder');
+    const results = async (result: string): Promise<number> =>
+      (await Promise.all(replicas.map((app) => metric(app, 'pulumi_exporter_webhook_syncs_total', { result })))).reduce((a, b) => a + b, 0);
+    await eventually(async () => ((await results('synced')) + (await results('not_held')) === 2 ? true : undefined), 10_000, 'both deliveries handled');
+    expect(await results('synced')).toBe(1);
+    expect(await results('not_held')).toBe(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await count()).toBe(1);
   });
 });

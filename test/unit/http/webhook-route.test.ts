@@ -235,7 +235,9 @@ describe('POST /webhooks/pulumi', () => {
 
   it('on a port of its own serves the webhook and nothing else', async () => {
     const s = await serve({ ownPort: true });
-    expect((await deliver(s.url, updateBody())).status).toBe(202);
+    const res = await deliver(s.url, updateBody());
+    expect(res.status).toBe(202);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     const base = s.url.slice(0, -WEBHOOK_PATH.length);
     expect((await fetch(`${base}/metrics`)).status).toBe(404);
     expect((await fetch(`${base}/`)).status).toBe(404);
