@@ -29,6 +29,11 @@ describe.runIf(requireTool('docker-compose'))('docker-compose.yml', () => {
       PULUMI_BACKEND_URL: 'http://simulator:8080',
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318',
     });
+    // The simulator signs its webhook deliveries to the exporter with the exporter's secret.
+    const command = (doc.services['simulator'] as unknown as { command: string[] }).command;
+    const flag = (name: string): string | undefined => command[command.indexOf(name) + 1];
+    expect(flag('--webhook-url')).toBe('http://exporter:9819/webhooks/pulumi');
+    expect(flag('--webhook-secret')).toBe(doc.services['exporter']!.environment!['EXPORTER_WEBHOOK_SECRET']);
   });
 });
 
