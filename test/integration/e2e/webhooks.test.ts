@@ -183,7 +183,7 @@ describe('webhooks end to end (simulator -> exporter)', () => {
     expect(await metric(app, 'pulumi_exporter_webhook_deliveries_total', { outcome: 'filtered' })).toBe(1);
   });
 
-  it('a storm of deliveries for one stack costs at most one sync per coalescing window, one at a time', async () => {
+  it('a storm of deliveries for one stack costs at most one sync per coalescing window, each a single history read (one at a time: see the SyncTrigger unit tests)', async () => {
     const { sim, app, url } = await rig();
     const stack = firstStack(sim);
     sim.control.addCompletedUpdate(stack);
@@ -222,6 +222,14 @@ describe('webhooks end to end (simulator -> exporter)', () => {
 });
 
 const postgres = await postgresAvailable();
+
+describe('webhooks switched off', () => {
+  it('webhooks.enabled false serves no webhook endpoint', async () => {
+    const { app, sim } = await rig({ webhooks: { enabled: false } });
+    expect(app.webhookUrl()).toBeUndefined();
+    expect(await deliver(`${app.httpUrl()!}/webhooks/pulumi`, body(firstStack(sim)))).toBe(404);
+  });
+});
 
 describe.runIf(postgres)('webhooks with two replicas on PostgreSQL', () => {
   it('a delivery reaching the replica that does not hold the stack is harmless: the holder syncs it, the update counts once', async () => {
