@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/logging/logger.js';
 import { PulumiClient } from '../../../src/pulumi/pulumi-client.js';
 import { sendJson, startLocalServer, type LocalServer } from './local-server.js';
 
@@ -41,10 +43,18 @@ describe('adaptive limit against a real server under a 429 storm', () => {
         } else sendJson(res, 200, EMPTY_HISTORY);
       }, 15);
     });
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
+        done();
+      },
+    });
     const client = new PulumiClient({
       baseUrl: server.url,
       accessToken: TOKEN,
       version: '0',
+      logger: createLogger({ level: 'info', destination }),
       maxConcurrentRequests: cap,
       maxAttempts: 3,
       retryBaseDelayMillis: 1,
@@ -63,5 +73,8 @@ describe('adaptive limit against a real server under a 429 storm', () => {
     expect(Math.max(...after.slice(0, cap).map((a) => a.inFlight))).toBeLessThanOrEqual(cap / 2);
     // ... and recovered additively to the cap by the end.
     expect(Math.max(...after.slice(-cap).map((a) => a.inFlight))).toBe(cap);
+    // The storm halved the limit once, so it is logged once, not once per throttled answer.
+    const lowered = lines.map((l) => JSON.parse(l) as { msg: string; concurrencyLimit?: number }).filter((l) => l.msg.includes('lowered the request concurrency limit'));
+    expect(lowered.map((l) => l.concurrencyLimit)).toEqual([cap / 2]);
   });
 });
