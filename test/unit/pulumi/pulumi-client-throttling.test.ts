@@ -27,6 +27,7 @@ describe('adaptive limit against a real server under a 429 storm', () => {
     const stormSize = cap;
     const arrivals: Arrival[] = [];
     const throttledAt: number[] = [];
+    const storm: ServerResponse[] = [];
     let inFlight = 0;
     server = await startLocalServer((_req, res: ServerResponse) => {
       inFlight += 1;
@@ -35,13 +36,19 @@ describe('adaptive limit against a real server under a 429 storm', () => {
       });
       const index = arrivals.length;
       arrivals.push({ at: Date.now(), inFlight });
-      // The first window of requests is throttled together; the rest succeed after a short delay.
-      setTimeout(() => {
-        if (index < stormSize) {
-          throttledAt.push(Date.now());
-          sendJson(res, 429, { code: 429, message: 'slow down' }, { 'Retry-After': '1' });
-        } else sendJson(res, 200, EMPTY_HISTORY);
-      }, 15);
+      // The first window of requests is held until all of it has arrived (however slow a loaded
+      // machine is to connect), then throttled together; the rest succeed after a short delay.
+      if (index < stormSize) {
+        storm.push(res);
+        if (storm.length === stormSize) {
+          for (const held of storm) {
+            throttledAt.push(Date.now());
+            sendJson(held, 429, { code: 429, message: 'slow down' }, { 'Retry-After': '1' });
+          }
+        }
+        return;
+      }
+      setTimeout(() => sendJson(res, 200, EMPTY_HISTORY), 15);
     });
     const lines: string[] = [];
     const destination = new Writable({
