@@ -28,6 +28,8 @@ describe('adaptive limit against a real server under a 429 storm', () => {
     const arrivals: Arrival[] = [];
     const throttledAt: number[] = [];
     const storm: ServerResponse[] = [];
+    const held: ServerResponse[] = [];
+    let heldTimer: NodeJS.Timeout | undefined;
     let inFlight = 0;
     server = await startLocalServer((_req, res: ServerResponse) => {
       inFlight += 1;
@@ -48,7 +50,17 @@ describe('adaptive limit against a real server under a 429 storm', () => {
         }
         return;
       }
-      setTimeout(() => sendJson(res, 200, EMPTY_HISTORY), 15);
+      // Successes are held until the client has `cap` requests in flight, or 250 ms have
+      // passed: a full window then shows as `cap` in flight even on a machine too loaded for
+      // requests sent together to overlap at a fixed short delay.
+      held.push(res);
+      const answer = (): void => {
+        clearTimeout(heldTimer);
+        heldTimer = undefined;
+        for (const r of held.splice(0)) sendJson(r, 200, EMPTY_HISTORY);
+      };
+      if (inFlight >= cap) answer();
+      else heldTimer ??= setTimeout(answer, 250);
     });
     const lines: string[] = [];
     const destination = new Writable({
