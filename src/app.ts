@@ -288,6 +288,8 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         // behind a slow or dead collector end at once instead of each waiting out its
         // timeout; then wait (bounded) for the sync to unwind. An interrupted update commits
         // nothing half-way and is redone after the restart; every span sent is kept.
+        // One deadline for the whole wait, however the cycle was started.
+        const deadline = Date.now() + STOP_SYNC_TIMEOUT_MS;
         const inFlight = running;
         const jobStopped = job.stop(STOP_SYNC_TIMEOUT_MS);
         const triggerStopped = trigger.stop(STOP_SYNC_TIMEOUT_MS);
@@ -295,7 +297,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         await sink.shutdown();
         await jobStopped;
         await triggerStopped;
-        if (inFlight !== undefined) await settledWithin(inFlight, STOP_SYNC_TIMEOUT_MS);
+        if (inFlight !== undefined) await settledWithin(inFlight, Math.max(0, deadline - Date.now()));
         await server?.close();
         await webhookServer?.close();
         await coordinator.stop();
