@@ -111,6 +111,8 @@ export interface DecodedPoint {
 
 export interface ReceivedMetricsRequest {
   readonly contentType: string;
+  /** The Content-Encoding header ('' without one). */
+  readonly contentEncoding: string;
   readonly status: number;
   readonly points: readonly DecodedPoint[];
 }
@@ -139,27 +141,28 @@ export async function startOtlpMetricsReceiver(port = 0): Promise<OtlpMetricsRec
     const raw = await readBody(req);
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
     const isJson = contentType === 'application/json';
+    const contentEncoding = req.headers['content-encoding'] ?? '';
     if (req.method !== 'POST' || req.url !== '/v1/metrics' || (!isJson && contentType !== 'application/x-protobuf')) {
-      requests.push({ contentType, status: 404, points: [] });
+      requests.push({ contentType, contentEncoding, status: 404, points: [] });
       res.writeHead(404).end();
       return;
     }
     let points: DecodedPoint[];
     try {
-      const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
+      const body = contentEncoding === 'gzip' ? gunzipSync(raw) : raw;
       points = isJson ? decodeJson(body) : decodeProtobuf(body);
     } catch (err) {
-      requests.push({ contentType, status: 400, points: [] });
+      requests.push({ contentType, contentEncoding, status: 400, points: [] });
       res.writeHead(400, { 'content-type': 'text/plain' }).end(`cannot decode request: ${(err as Error).message}`);
       return;
     }
     if (failures !== undefined && failures.remaining > 0) {
       failures.remaining -= 1;
-      requests.push({ contentType, status: failures.status, points });
+      requests.push({ contentType, contentEncoding, status: failures.status, points });
       res.writeHead(failures.status, { 'content-type': 'text/plain' }).end(`planned failure ${failures.status}`);
       return;
     }
-    requests.push({ contentType, status: 200, points });
+    requests.push({ contentType, contentEncoding, status: 200, points });
     latest = points;
     if (isJson) {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');

@@ -260,3 +260,26 @@ describe('OTLP metrics push with several replicas', () => {
     }
   }, 60_000);
 });
+
+describe('OTLP metrics push over http/json with gzip', () => {
+  it('sends the same values as JSON', async () => {
+    const sim = await startTestSimulator({ seed: 5 });
+    const receiver = await startOtlpMetricsReceiver();
+    const base = pushConfig(sim, ':memory:', receiver.url);
+    const app = createApp({ ...base, metricsPush: { ...base.metricsPush, protocol: 'http/json', compression: 'gzip' } }, capturingLogger().logger, {
+      http: false,
+    });
+    try {
+      await app.start();
+      await app.runOnce();
+      const latest = await pushWithUpdates(receiver, terminal(sim.truth()).length);
+      expect(receiver.requests.at(-1)).toMatchObject({ contentType: 'application/json', contentEncoding: 'gzip' });
+      expect(total(latest, 'pulumi_update_duration_seconds')).toBe(terminal(sim.truth()).length);
+      expect(points(latest, 'pulumi_updates_total').every((p) => p.temporality === OTLP_TEMPORALITY.CUMULATIVE && p.monotonic)).toBe(true);
+    } finally {
+      await app.stop();
+      await receiver.close();
+      await sim.close();
+    }
+  }, 60_000);
+});
