@@ -396,6 +396,12 @@ describe('loadConfig secrets', () => {
     expect(redact('0123456789abcdef0')).toBe('[REDACTED]');
   });
 
+  it('registers credential-like metrics push headers written in the config file', () => {
+    const key = 'metrics-key-7f3a9c1e5b';
+    loadConfig({ configPath: '/x.yaml', env: {}, readFile: files({ '/x.yaml': `metricsPush:\n  headers:\n    x-api-key: ${key}\n` }) });
+    expect(redact(`sent ${key}`)).toBe('sent [REDACTED]');
+  });
+
   it('registers a token written in the config file too', () => {
     const fileToken = 'pul-from-the-file-000000';
     loadConfig({ configPath: '/x.yaml', env: {}, readFile: files({ '/x.yaml': `pulumi:\n  accessToken: ${fileToken}\n` }) });
