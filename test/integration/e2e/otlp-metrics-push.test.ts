@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../../src/app.js';
 import type { Config } from '../../../src/config/schema.js';
@@ -7,7 +8,7 @@ import type { RunningSimulator } from '../../../src/simulator/simulator.js';
 import type { SimulatorTruth, TruthStack, TruthUpdate } from '../../../src/simulator/simulator-truth.js';
 import type { Coordinator } from '../../../src/state/coordinator.js';
 import { memoryStore } from '../../helpers/memory-store.js';
-import { configFor, startTestSimulator, tempDir } from '../../helpers/e2e.js';
+import { configFor, orgsOf, startTestSimulator, tempDir, TEST_TOKEN } from '../../helpers/e2e.js';
 import { parseExposition, sumOf } from '../../helpers/exposition.js';
 import {
   OTLP_TEMPORALITY,
@@ -15,7 +16,9 @@ import {
   type DecodedPoint,
   type OtlpMetricsReceiver,
 } from '../../helpers/otlp-metrics-receiver.js';
-import { eventually } from '../../helpers/processes.js';
+import { eventually, spawnProcess } from '../../helpers/processes.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 // The OTLP metrics push (metricsPush.exporter=otlp): a real receiver decodes what the real
 // SDK exporter sends, and the values equal the simulator's ground truth and /metrics.
@@ -282,4 +285,46 @@ describe('OTLP metrics push over http/json with gzip', () => {
       await sim.close();
     }
   }, 60_000);
+});
+
+describe('OTLP metrics push from the run command, configured by the standard variables', () => {
+  it('pushes while running and once more on SIGTERM', async () => {
+    const sim = await startTestSimulator({ seed: 9 });
+    const receiver = await startOtlpMetricsReceiver();
+    const tmp = tempDir('pue-otlp-metrics-cli-');
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (!k.startsWith('PULUMI_') && !k.startsWith('EXPORTER_') && !k.startsWith('OTEL_')) env[k] = v;
+    }
+    const run = spawnProcess(process.execPath, ['--import', 'tsx', `${ROOT}src/cli.ts`, 'run'], {
+      ...env,
+      PULUMI_BACKEND_URL: sim.url,
+      PULUMI_ACCESS_TOKEN: TEST_TOKEN,
+      EXPORTER_ORGS: orgsOf(sim.truth()).join(','),
+      EXPORTER_STATE: `${tmp.dir}/state.db`,
+      EXPORTER_BACKFILL_DAYS: '3650',
+      EXPORTER_PORT: '0',
+      EXPORTER_HOST: '127.0.0.1',
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: receiver.url,
+      OTEL_METRIC_EXPORT_INTERVAL: '500',
+      OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: '500',
+    });
+    try {
+      await pushWithUpdates(receiver, terminal(sim.truth()).length);
+      const before = receiver.requests.length;
+      await run.stop();
+      expect(run.child.exitCode).toBe(0);
+      // The shutdown push, after the last timed one.
+      expect(receiver.requests.length).toBeGreaterThan(before);
+      expect(total(receiver.latest(), 'pulumi_updates_total')).toBe(terminal(sim.truth()).length);
+      expect(run.output()).toMatch(/metrics push: pushing the metrics over OTLP/);
+    } finally {
+      await run.stop();
+      await receiver.close();
+      await sim.close();
+      tmp.cleanup();
+    }
+  }, 90_000);
 });
