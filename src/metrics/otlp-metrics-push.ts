@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as ProtobufMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
@@ -64,7 +65,13 @@ export function startMetricsPush(options: MetricsPushOptions): MetricsPush {
     metricProducers: [new ExporterMetricProducer(options)],
   });
   const provider = new MeterProvider({
-    resource: resourceFromAttributes({ 'service.name': 'pulumi-update-exporter', 'service.version': options.version }),
+    resource: resourceFromAttributes({
+      'service.name': 'pulumi-update-exporter',
+      'service.version': options.version,
+      // Tells the replicas' pushes apart (Prometheus' OTLP receiver makes it the instance
+      // label), as a scrape's target does: each replica pushes its own pulumi_exporter_*.
+      'service.instance.id': randomUUID(),
+    }),
     readers: [reader],
   });
   logger.info({ endpoint: config.endpoint, intervalMillis: config.intervalMillis }, 'metrics push: pushing the metrics over OTLP');

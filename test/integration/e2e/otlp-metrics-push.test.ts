@@ -149,6 +149,7 @@ describe('OTLP metrics push against the simulator ground truth', () => {
   it('carries the exporter resource and the same series and values as /metrics', async () => {
     for (const p of first) {
       expect(p.resource['service.name']).toBe('pulumi-update-exporter');
+      expect(p.resource['service.instance.id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       expect(p.scope.name).toBe('pulumi-update-exporter');
     }
     const scraped = parseExposition((await app!.metrics.render()).body);
@@ -185,6 +186,8 @@ describe('OTLP metrics push against the simulator ground truth', () => {
     const startOf = (list: readonly DecodedPoint[], name: string): bigint[] => [...new Set(points(list, name).map((p) => p.startTimeUnixNano))];
     expect(startOf(after, 'pulumi_updates_total')).toEqual(startOf(first, 'pulumi_updates_total'));
     expect(startOf(after, 'pulumi_updates_total')).toHaveLength(1);
+    // A new process is a new instance (as a new scrape target would be); the totals are not reset.
+    expect(after[0]?.resource['service.instance.id']).not.toBe(first[0]?.resource['service.instance.id']);
     expect(startOf(after, 'pulumi_exporter_polls_total')[0]).toBeGreaterThan(startOf(after, 'pulumi_updates_total')[0]!);
   }, 60_000);
 
