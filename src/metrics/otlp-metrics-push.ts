@@ -34,6 +34,8 @@ export interface MetricsPushOptions {
 }
 
 export interface MetricsPush {
+  /** Pushes now, outside the interval (benchmarks); resolves once the collector answered or the push failed. */
+  flush(): Promise<void>;
   /** Pushes once more (the store's latest values), then stops; idempotent. */
   shutdown(): Promise<void>;
 }
@@ -77,6 +79,7 @@ export function startMetricsPush(options: MetricsPushOptions): MetricsPush {
   logger.info({ endpoint: config.endpoint, intervalMillis: config.intervalMillis }, 'metrics push: pushing the metrics over OTLP');
   let stopped: Promise<void> | undefined;
   return {
+    flush: () => provider.forceFlush(),
     shutdown: () =>
       (stopped ??= provider.shutdown().catch((err: unknown) => {
         logger.warn({ err }, 'metrics push: the last push failed');
