@@ -7,6 +7,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
   type CollectionResult,
+  type MetricData,
   type MetricProducer,
   type PushMetricExporter,
   type ResourceMetrics,
@@ -90,16 +91,13 @@ export function startMetricsPush(options: MetricsPushOptions): MetricsPush {
 /** Reads the metrics at collection time: the store (leader only) and the self-metrics registry. */
 class ExporterMetricProducer implements MetricProducer {
   private storeStartMs: number | undefined;
+
   constructor(private readonly options: MetricsPushOptions) {}
 
   async collect(): Promise<CollectionResult> {
     const errors: unknown[] = [];
     const nowMs = Date.now();
-    const self = selfMetricData(
-      (await this.options.metrics.registry.getMetricsAsJSON()) as unknown as PromFamily[],
-      { storeStartMs: 0, selfStartMs: this.options.selfMetricsSinceMs, nowMs },
-    );
-    let fromStore: ReturnType<typeof storeMetricData> = [];
+    let fromStore: MetricData[] = [];
     if (this.options.isLeader()) {
       try {
         fromStore = await this.readStore(nowMs);
@@ -110,6 +108,11 @@ class ExporterMetricProducer implements MetricProducer {
         this.options.logger.warn({ err }, 'metrics push: the state store could not be read; this push has no pulumi_* series');
       }
     }
+    // After the store read, so a failed read is counted in this very push.
+    const self = selfMetricData(
+      (await this.options.metrics.registry.getMetricsAsJSON()) as unknown as PromFamily[],
+      { storeStartMs: 0, selfStartMs: this.options.selfMetricsSinceMs, nowMs },
+    );
     return {
       // The reader keeps the MeterProvider's resource; only the scope metrics of this result count.
       resourceMetrics: {
@@ -120,7 +123,7 @@ class ExporterMetricProducer implements MetricProducer {
     };
   }
 
-  private async readStore(nowMs: number): Promise<ReturnType<typeof storeMetricData>> {
+  private async readStore(nowMs: number): Promise<MetricData[]> {
     const s = this.options.store;
     this.storeStartMs ??= await s.readMetricsStartMs();
     const [counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress] = await Promise.all([
