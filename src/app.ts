@@ -57,6 +57,8 @@ const STATUS_RECENT_UPDATES = 50;
 export function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): App {
   const clock = overrides.clock ?? systemClock;
   const store = overrides.store ?? createStateStore(config.state, logger.child({ module: 'state' }));
+  // The self-metrics count from here (the start time of their pushed cumulative points).
+  const metricsSinceMs = Date.now();
   const metrics = new ExporterMetrics({
     store,
     version: VERSION,
@@ -165,6 +167,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
 
   let server: { url: string; close(): Promise<void> } | undefined;
   let selfTelemetry: { shutdown(): Promise<void> } | undefined;
+  let metricsPush: { shutdown(): Promise<void> } | undefined;
   let stopping: Promise<void> | undefined;
   // Aborts a cycle started by runOnce(), as job.stop() aborts the scheduler's.
   const onceAbort = new AbortController();
@@ -187,6 +190,19 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         });
       }
       await migrate();
+      if (config.metricsPush.exporter === 'otlp') {
+        // Loaded only when switched on, like self-telemetry: the metrics SDK is not needed for /metrics.
+        const { startMetricsPush } = await import('./metrics/otlp-metrics-push.js');
+        metricsPush = startMetricsPush({
+          config: config.metricsPush,
+          store,
+          metrics,
+          isLeader: () => coordinator.isLeader(),
+          selfMetricsSinceMs: metricsSinceMs,
+          version: VERSION,
+          logger: logger.child({ module: 'metrics-push' }),
+        });
+      }
       if (overrides.http !== false) {
         const everyOrgListed = (): boolean => ready || progress.snapshot().listedAllOrgs;
         const app = createHttpApp({
@@ -258,6 +274,8 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         await sink.shutdown();
         await jobStopped;
         if (inFlight !== undefined) await settledWithin(inFlight, Math.max(0, deadline - Date.now()));
+        // The last push reads the store, so it goes before the store closes.
+        await metricsPush?.shutdown();
         await server?.close();
         await coordinator.stop();
         await store.close();

@@ -447,6 +447,15 @@ export class PostgresStateStore implements StateStore {
     });
   }
 
+  async readMetricsStartMs(): Promise<number> {
+    return this.query('readMetricsStartMs', async (db) => {
+      const r = await db.query<{ ms: number }>(
+        'SELECT floor(extract(epoch FROM min(applied_at)) * 1000)::float8 AS ms FROM schema_migrations',
+      );
+      return r.rows[0]?.ms ?? 0;
+    });
+  }
+
   async readCounters(): Promise<CounterRow[]> {
     return this.query('readCounters', async (db) =>
       (

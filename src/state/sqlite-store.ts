@@ -421,6 +421,10 @@ export class SqliteStateStore implements StateStore {
     return this.run('readMetricsStamp', () => this.stmt('SELECT stamp FROM metrics_stamp WHERE id = 1').pluck().get() as number);
   }
 
+  async readMetricsStartMs(): Promise<number> {
+    return this.run('readMetricsStartMs', () => this.stmt('SELECT min(applied_at_ms) FROM schema_migrations').pluck().get() as number);
+  }
+
   async readCounters(): Promise<CounterRow[]> {
     return this.run('readCounters', () =>
       (

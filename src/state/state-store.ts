@@ -144,6 +144,12 @@ export interface StateStore {
    * those reads may reuse what it rendered for the same stamp.
    */
   readMetricsStamp(): Promise<number>;
+  /**
+   * Unix ms since which the stored counters and histograms accumulate: when the store was
+   * created (its first migration). Never changes, so pushed cumulative metrics keep their
+   * start time across restarts and replicas.
+   */
+  readMetricsStartMs(): Promise<number>;
   readCounters(): Promise<CounterRow[]>;
   readHistograms(): Promise<HistogramRow[]>;
   readLastUpdates(): Promise<LastUpdateRow[]>;

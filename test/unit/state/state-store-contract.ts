@@ -605,6 +605,17 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
       });
     });
 
+    describe('metrics start time', () => {
+      it('says when the store began accumulating metrics, and keeps saying it', async () => {
+        const start = await store.readMetricsStartMs();
+        expect(start).toBeGreaterThan(Date.UTC(2020, 0, 1));
+        expect(start).toBeLessThanOrEqual(Date.now());
+        await store.commitUpdate(commit(update(DEV, 'u1', 1), { counters: [counter('c_total', {}, 1)] }));
+        await store.migrate();
+        expect(await store.readMetricsStartMs()).toBe(start);
+      });
+    });
+
     describe('last-update facts', () => {
       it('keeps the newest end time per stack and kind when commits arrive out of order', async () => {
         await store.commitUpdate(commit(update(DEV, 'u2', 2, { result: 'failed', startTime: 180, endTime: 200 })));
