@@ -1,0 +1,225 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createApp, type App } from '../../../src/app.js';
+import type { Config } from '../../../src/config/schema.js';
+import { traceIdFor } from '../../../src/conversion/trace-ids.js';
+import type { StackRef } from '../../../src/domain/stack.js';
+import { silentLogger } from '../../../src/logging/logger.js';
+import type { RunningSimulator } from '../../../src/simulator/simulator.js';
+import type { TruthUpdate } from '../../../src/simulator/simulator-truth.js';
+import { sumOf } from '../../helpers/exposition.js';
+import { configFor, scrape, startTestSimulator, tempDir } from '../../helpers/e2e.js';
+import { startOtlpReceiver, type DecodedSpan, type OtlpReceiver } from '../../helpers/otlp-receiver.js';
+
+/*
+ * Following running updates on the live simulator: each control.tick() reveals the next few
+ * engine events of a running update, and the simulator ends the update (history result and
+ * end time) with the tick that reveals its last event.
+ */
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function setup(): Promise<{ sim: RunningSimulator; receiver: OtlpReceiver; dir: string }> {
+  const sim = await startTestSimulator({ seed: 5, tickEvents: 3 });
+  const receiver = await startOtlpReceiver();
+  const tmp = tempDir();
+  cleanups.push(() => tmp.cleanup(), () => sim.close(), () => receiver.close());
+  return { sim, receiver, dir: tmp.dir };
+}
+
+function followingConfig(sim: RunningSimulator, statePath: string, receiver: OtlpReceiver, followIntervalSeconds = 5): Config {
+  return configFor(sim, statePath, {
+    poll: { followIntervalSeconds },
+    traces: { exporter: 'otlp', endpoint: receiver.url, timeoutMillis: 5_000 },
+  });
+}
+
+function track(app: App): App {
+  cleanups.push(() => app.stop());
+  return app;
+}
+
+function build(config: Config, clock?: { now(): number }): App {
+  return track(createApp(config, silentLogger(), { http: false, ...(clock === undefined ? {} : { clock }) }));
+}
+
+/** The generated stack with the most resources, so its updates have many steps. */
+function biggestStack(sim: RunningSimulator): StackRef {
+  const stacks = sim.truth().stacks.filter((s) => s.project !== 'pulumi-samples');
+  const s = stacks.reduce((a, b) => (b.resourceCount > a.resourceCount ? b : a));
+  return { org: s.org, project: s.project, stack: s.stack };
+}
+
+function truthOf(sim: RunningSimulator, updateId: string): TruthUpdate {
+  const u = sim.truth().stacks.flatMap((s) => s.updates).find((x) => x.updateId === updateId);
+  if (u === undefined) throw new Error(`the simulator has no update ${updateId}`);
+  return u;
+}
+
+function spansOf(receiver: OtlpReceiver, traceId: string): DecodedSpan[] {
+  return receiver.spans().filter((s) => s.traceId === traceId);
+}
+
+/** Spans in a comparable form, ordered by span id. */
+function comparable(spans: readonly DecodedSpan[]): unknown[] {
+  return [...spans]
+    .sort((a, b) => (a.spanId < b.spanId ? -1 : 1))
+    .map((s) => ({ ...s, startTimeUnixNano: String(s.startTimeUnixNano), endTimeUnixNano: String(s.endTimeUnixNano), events: s.events.map((e) => ({ ...e, timeUnixNano: String(e.timeUnixNano) })) }));
+}
+
+/** The trace an exporter that does not follow sends for the (ended) update: today's trace. */
+async function referenceTrace(sim: RunningSimulator, dir: string, traceId: string): Promise<DecodedSpan[]> {
+  const receiver = await startOtlpReceiver();
+  cleanups.push(() => receiver.close());
+  const app = build(followingConfig(sim, `${dir}/reference.db`, receiver, 0));
+  expect(app.followOnce()).toBeUndefined();
+  expect((await app.runOnce()).result).toBe('success');
+  return spansOf(receiver, traceId);
+}
+
+describe('following a running update', () => {
+  it('sends step spans while the update runs, the root at its end, keeps the in-progress gauges exact and sends the same trace as without following', async () => {
+    const { sim, receiver, dir } = await setup();
+    const app = build(followingConfig(sim, `${dir}/state.db`, receiver));
+    expect((await app.runOnce()).result).toBe('success');
+    const base = await scrape(app);
+    const ref = biggestStack(sim);
+    const labels = { ...ref, kind: 'update' };
+
+    sim.control.advanceClock(600);
+    const updateId = sim.control.startUpdate(ref, { kind: 'update', result: 'succeeded' });
+    const traceId = traceIdFor(ref, updateId);
+    const startTime = truthOf(sim, updateId).startTime;
+    sim.control.tick();
+    // The poll cycle sees the update running; from then on the follow rounds follow it.
+    await app.runOnce();
+
+    const stepsSeenWhileRunning: number[] = [];
+    for (let round = 0; truthOf(sim, updateId).result === 'in-progress'; round++) {
+      expect(round).toBeLessThan(500);
+      const followed = await app.followOnce();
+      expect(followed?.stacks).toBe(1);
+      const now = await scrape(app);
+      expect(sumOf(now, 'pulumi_stack_update_in_progress', labels)).toBe(1);
+      expect(sumOf(now, 'pulumi_stack_update_started_timestamp_seconds', labels)).toBe(startTime);
+      expect(sumOf(now, 'pulumi_updates_total')).toBe(sumOf(base, 'pulumi_updates_total'));
+      const spans = spansOf(receiver, traceId);
+      expect(spans.filter((s) => s.parentSpanId === '')).toEqual([]);
+      stepsSeenWhileRunning.push(spans.length);
+      sim.control.tick();
+    }
+    // Spans came in over several rounds, while the update ran.
+    expect(stepsSeenWhileRunning.at(-1)).toBeGreaterThan(0);
+    expect(new Set(stepsSeenWhileRunning.filter((n) => n > 0)).size).toBeGreaterThan(1);
+    const earlyFollowed = sumOf(await scrape(app), 'pulumi_exporter_spans_followed_total');
+    expect(earlyFollowed).toBe(stepsSeenWhileRunning.at(-1));
+
+    // The update ended: the next round exports the root and the rest, and counts it once.
+    await app.followOnce();
+    const spans = spansOf(receiver, traceId);
+    expect(spans.filter((s) => s.parentSpanId === '')).toHaveLength(1);
+    expect(new Set(spans.map((s) => s.spanId)).size).toBe(spans.length);
+    const after = await scrape(app);
+    const truth = truthOf(sim, updateId);
+    expect(sumOf(after, 'pulumi_stack_update_in_progress', labels)).toBe(0);
+    expect(sumOf(after, 'pulumi_stack_update_started_timestamp_seconds', labels)).toBe(0);
+    expect(sumOf(after, 'pulumi_updates_total', { ...labels, result: 'succeeded' })).toBe(
+      sumOf(base, 'pulumi_updates_total', { ...labels, result: 'succeeded' }) + 1,
+    );
+    expect(sumOf(after, 'pulumi_updates_total')).toBe(sumOf(base, 'pulumi_updates_total') + 1);
+    expect(sumOf(after, 'pulumi_stack_last_update_duration_seconds', labels)).toBe(truth.endTime! - truth.startTime);
+    expect(await app.store.readFollow(ref, updateId)).toBeUndefined();
+    await app.runOnce();
+    await app.followOnce();
+    expect(spansOf(receiver, traceId)).toHaveLength(spans.length);
+    expect(sumOf(await scrape(app), 'pulumi_updates_total')).toBe(sumOf(base, 'pulumi_updates_total') + 1);
+
+    expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
+  });
+
+  it('loses and repeats no span when the exporter restarts in the middle of an update', async () => {
+    const { sim, receiver, dir } = await setup();
+    const config = followingConfig(sim, `${dir}/state.db`, receiver);
+    const first = build(config);
+    expect((await first.runOnce()).result).toBe('success');
+    const ref = biggestStack(sim);
+    sim.control.advanceClock(600);
+    const updateId = sim.control.startUpdate(ref, { kind: 'update', result: 'succeeded' });
+    const traceId = traceIdFor(ref, updateId);
+    const total = truthOf(sim, updateId).eventCount;
+    expect(total).toBeGreaterThan(30);
+    sim.control.tick();
+    await first.runOnce();
+    // Follow until about a third of the events are out, then stop.
+    while (spansOf(receiver, traceId).length === 0 || (await first.store.readFollow(ref, updateId))!.eventsRead < total / 3) {
+      sim.control.tick();
+      await first.followOnce();
+      expect(truthOf(sim, updateId).result).toBe('in-progress');
+    }
+    const beforeRestart = spansOf(receiver, traceId).length;
+    const record = await first.store.readFollow(ref, updateId);
+    expect(record?.sentSpanIds).toHaveLength(beforeRestart);
+    await first.stop();
+
+    // Events go on while the exporter is down.
+    sim.control.tick();
+    expect(truthOf(sim, updateId).result).toBe('in-progress');
+    const second = build(config);
+    await second.runOnce();
+    expect(spansOf(receiver, traceId).filter((s) => s.parentSpanId === '')).toEqual([]);
+    while (truthOf(sim, updateId).result === 'in-progress') {
+      await second.followOnce();
+      sim.control.tick();
+    }
+    await second.followOnce();
+    const spans = spansOf(receiver, traceId);
+    expect(spans.length).toBeGreaterThan(beforeRestart);
+    expect(new Set(spans.map((s) => s.spanId)).size).toBe(spans.length);
+    expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
+    const stackTruth = sim.truth().stacks.find((s) => s.org === ref.org && s.project === ref.project && s.stack === ref.stack)!;
+    expect(sumOf(await scrape(second), 'pulumi_updates_total', { ...ref, kind: 'update', result: 'succeeded' })).toBe(
+      stackTruth.updates.filter((u) => u.kind === 'update' && u.result === 'succeeded').length,
+    );
+  });
+
+  it('leaves an update that stops moving to the poll cycle, shows it running, and counts it once when it ends', async () => {
+    const { sim, receiver, dir } = await setup();
+    let nowMs = Date.now();
+    const app = build(followingConfig(sim, `${dir}/state.db`, receiver), { now: () => nowMs });
+    await app.runOnce();
+    const base = await scrape(app);
+    const ref = biggestStack(sim);
+    const labels = { ...ref, kind: 'update' };
+    sim.control.advanceClock(600);
+    const updateId = sim.control.startUpdate(ref, { kind: 'update', result: 'succeeded' });
+    sim.control.tick();
+    await app.runOnce();
+    expect((await app.followOnce())?.stacks).toBe(1);
+
+    // No new event for longer than the idle time: the follow rounds skip the stack.
+    nowMs += 6 * 60_000;
+    await app.runOnce();
+    sim.resetStats();
+    expect((await app.followOnce())?.stacks).toBe(0);
+    expect(sim.stats().total).toBe(0);
+    let now = await scrape(app);
+    expect(sumOf(now, 'pulumi_stack_update_in_progress', labels)).toBe(1);
+    expect(sumOf(now, 'pulumi_updates_total')).toBe(sumOf(base, 'pulumi_updates_total'));
+
+    // It moves again: the poll cycle sees new events and the follow rounds take it back.
+    sim.control.tick();
+    await app.runOnce();
+    expect((await app.followOnce())?.stacks).toBe(1);
+
+    sim.control.completeUpdate(ref, updateId);
+    await app.followOnce();
+    now = await scrape(app);
+    expect(sumOf(now, 'pulumi_stack_update_in_progress', labels)).toBe(0);
+    expect(sumOf(now, 'pulumi_updates_total')).toBe(sumOf(base, 'pulumi_updates_total') + 1);
+    await app.runOnce();
+    expect(sumOf(await scrape(app), 'pulumi_updates_total')).toBe(sumOf(base, 'pulumi_updates_total') + 1);
+    expect(spansOf(receiver, traceIdFor(ref, updateId)).filter((s) => s.parentSpanId === '')).toHaveLength(1);
+  });
+});
