@@ -29,10 +29,10 @@ async function setup(): Promise<{ sim: RunningSimulator; receiver: OtlpReceiver;
   return { sim, receiver, dir: tmp.dir };
 }
 
-function followingConfig(sim: RunningSimulator, statePath: string, receiver: OtlpReceiver, followIntervalSeconds = 5): Config {
+function followingConfig(sim: RunningSimulator, statePath: string, receiver: OtlpReceiver, followIntervalSeconds = 5, timeoutMillis = 5_000): Config {
   return configFor(sim, statePath, {
     poll: { followIntervalSeconds },
-    traces: { exporter: 'otlp', endpoint: receiver.url, timeoutMillis: 5_000 },
+    traces: { exporter: 'otlp', endpoint: receiver.url, timeoutMillis },
   });
 }
 
@@ -182,6 +182,38 @@ describe('following a running update', () => {
     expect(sumOf(await scrape(second), 'pulumi_updates_total', { ...ref, kind: 'update', result: 'succeeded' })).toBe(
       stackTruth.updates.filter((u) => u.kind === 'update' && u.result === 'succeeded').length,
     );
+  });
+
+  it('sends the spans the collector refused while the update ran in a later round, each once', async () => {
+    const { sim, receiver, dir } = await setup();
+    const app = build(followingConfig(sim, `${dir}/state.db`, receiver, 5, 700));
+    await app.runOnce();
+    const ref = biggestStack(sim);
+    sim.control.advanceClock(600);
+    const updateId = sim.control.startUpdate(ref, { kind: 'update', result: 'succeeded' });
+    const traceId = traceIdFor(ref, updateId);
+    sim.control.tick();
+    await app.runOnce();
+    let refused = 0;
+    while (truthOf(sim, updateId).result === 'in-progress') {
+      sim.control.tick();
+      // Every other round the collector is down.
+      const down = refused < 3 && spansOf(receiver, traceId).length > 0;
+      if (down) receiver.failNext(503, 1_000);
+      await app.followOnce();
+      if (down) {
+        receiver.failNext(503, 0);
+        if (receiver.requests.some((r) => r.status === 503 && r.spans.some((x) => x.traceId === traceId))) refused += 1;
+      }
+    }
+    await app.followOnce();
+    // An update whose export failed at its end is no longer running: the poll cycle retries it.
+    await app.runOnce();
+    expect(refused).toBeGreaterThan(0);
+    expect(sumOf(await scrape(app), 'pulumi_exporter_errors_total', { code: 'TRACE_EXPORT_FAILED' })).toBeGreaterThan(0);
+    const spans = spansOf(receiver, traceId);
+    expect(new Set(spans.map((s) => s.spanId)).size).toBe(spans.length);
+    expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
   });
 
   it('leaves an update that stops moving to the poll cycle, shows it running, and counts it once when it ends', async () => {
