@@ -107,8 +107,8 @@ export async function followUpdate(
   const stream = follow.streams.open(stack, update.updateId, deps.clock.now());
   try {
     const stored = await deps.store.readFollow(stack, update.updateId);
+    const before = stream.events.length;
     if (stream.token !== null) {
-      const before = stream.events.length;
       const pages = deps.api.engineEvents(stack, update.updateId, {
         ...(stream.token === undefined ? {} : { continuationToken: stream.token }),
         inProgress: true,
@@ -119,9 +119,10 @@ export async function followUpdate(
         for (const event of page.events) stream.events.push(event);
         stream.token = page.continuationToken;
       }
-      if (stream.events.length > before) stream.lastNewEventsMs = deps.clock.now();
-      else if (stored !== undefined && stored.eventsRead === stream.events.length) return 0;
     }
+    if (stream.events.length > before) stream.lastNewEventsMs = deps.clock.now();
+    // Nothing new since the position recorded: nothing can have become final.
+    else if (stored !== undefined && stored.eventsRead === stream.events.length) return 0;
 
     const conversion = convertUpdate(update, stream.events, deps.conversion);
     const sent = new Set(stored?.sentSpanIds ?? []);
