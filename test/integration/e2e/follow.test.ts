@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../../src/app.js';
 import type { Config } from '../../../src/config/schema.js';
 import { traceIdFor } from '../../../src/conversion/trace-ids.js';
@@ -9,6 +9,7 @@ import type { TruthUpdate } from '../../../src/simulator/simulator-truth.js';
 import { sumOf } from '../../helpers/exposition.js';
 import { configFor, scrape, startTestSimulator, tempDir } from '../../helpers/e2e.js';
 import { startOtlpReceiver, type DecodedSpan, type OtlpReceiver } from '../../helpers/otlp-receiver.js';
+import { createTestDatabase, postgresAvailable, type TestDatabase } from '../../helpers/postgres.js';
 
 /*
  * Following running updates on the live simulator: each control.tick() reveals the next few
@@ -19,6 +20,16 @@ import { startOtlpReceiver, type DecodedSpan, type OtlpReceiver } from '../../he
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+const postgresReady = await postgresAvailable();
+let testDatabase: TestDatabase | undefined;
+async function database(): Promise<TestDatabase> {
+  testDatabase ??= await createTestDatabase();
+  return testDatabase;
+}
+afterAll(async () => {
+  await testDatabase?.drop();
 });
 
 async function setup(): Promise<{ sim: RunningSimulator; receiver: OtlpReceiver; dir: string }> {
@@ -139,9 +150,14 @@ describe('following a running update', () => {
     expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
   });
 
-  it('loses and repeats no span when the exporter restarts in the middle of an update', async () => {
+  it.each(['sqlite', 'postgres'] as const)('loses and repeats no span when the exporter restarts in the middle of an update (%s store)', async (kind, ctx) => {
+    if (kind === 'postgres' && !postgresReady) {
+      ctx.skip();
+      return;
+    }
     const { sim, receiver, dir } = await setup();
-    const config = followingConfig(sim, `${dir}/state.db`, receiver);
+    const statePath = kind === 'sqlite' ? `${dir}/state.db` : await (await database()).schemaUrl();
+    const config = followingConfig(sim, statePath, receiver);
     const first = build(config);
     expect((await first.runOnce()).result).toBe('success');
     const ref = biggestStack(sim);
