@@ -200,6 +200,37 @@ describe('following a running update', () => {
     );
   });
 
+  it('follows each stack on the replica that holds its lease only: two replicas on PostgreSQL send every span once', async (ctx) => {
+    if (!postgresReady) {
+      ctx.skip();
+      return;
+    }
+    const { sim, receiver, dir } = await setup();
+    const config = followingConfig(sim, await (await database()).schemaUrl(), receiver);
+    const replicas = [build(config), build(config)];
+    await Promise.all(replicas.map((r) => r.runOnce()));
+    await Promise.all(replicas.map((r) => r.runOnce()));
+    const ref = biggestStack(sim);
+    sim.control.advanceClock(600);
+    const updateId = sim.control.startUpdate(ref, { kind: 'update', result: 'succeeded' });
+    const traceId = traceIdFor(ref, updateId);
+    sim.control.tick();
+    await Promise.all(replicas.map((r) => r.runOnce()));
+    const rounds = [0, 0];
+    while (truthOf(sim, updateId).result === 'in-progress') {
+      const results = await Promise.all(replicas.map((r) => r.followOnce()));
+      results.forEach((r, i) => (rounds[i]! += r?.stacks ?? 0));
+      sim.control.tick();
+    }
+    await Promise.all(replicas.map((r) => r.followOnce()));
+    await Promise.all(replicas.map((r) => r.runOnce()));
+    // One replica followed the stack, the other never did.
+    expect(rounds.filter((n) => n > 0)).toHaveLength(1);
+    const spans = spansOf(receiver, traceId);
+    expect(new Set(spans.map((s) => s.spanId)).size).toBe(spans.length);
+    expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
+  });
+
   it('sends the spans the collector refused while the update ran in a later round, each once', async () => {
     const { sim, receiver, dir } = await setup();
     const app = build(followingConfig(sim, `${dir}/state.db`, receiver, 5, 700));
