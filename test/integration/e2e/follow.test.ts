@@ -150,55 +150,57 @@ describe('following a running update', () => {
     expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
   });
 
-  it.each(['sqlite', 'postgres'] as const)('loses and repeats no span when the exporter restarts in the middle of an update (%s store)', async (kind, ctx) => {
-    if (kind === 'postgres' && !postgresReady) {
-      ctx.skip();
-      return;
-    }
-    const { sim, receiver, dir } = await setup();
-    const statePath = kind === 'sqlite' ? `${dir}/state.db` : await (await database()).schemaUrl();
-    const config = followingConfig(sim, statePath, receiver);
-    const first = build(config);
-    expect((await first.runOnce()).result).toBe('success');
-    const ref = biggestStack(sim);
-    sim.control.advanceClock(600);
-    const updateId = sim.control.startUpdate(ref, { kind: 'update', result: 'succeeded' });
-    const traceId = traceIdFor(ref, updateId);
-    const total = truthOf(sim, updateId).eventCount;
-    expect(total).toBeGreaterThan(30);
-    sim.control.tick();
-    await first.runOnce();
-    // Follow until about a third of the events are out, then stop.
-    while (spansOf(receiver, traceId).length === 0 || (await first.store.readFollow(ref, updateId))!.eventsRead < total / 3) {
+  for (const kind of ['sqlite', 'postgres'] as const) {
+    it(`loses and repeats no span when the exporter restarts in the middle of an update (${kind} store)`, async (ctx) => {
+      if (kind === 'postgres' && !postgresReady) {
+        ctx.skip();
+        return;
+      }
+      const { sim, receiver, dir } = await setup();
+      const statePath = kind === 'sqlite' ? `${dir}/state.db` : await (await database()).schemaUrl();
+      const config = followingConfig(sim, statePath, receiver);
+      const first = build(config);
+      expect((await first.runOnce()).result).toBe('success');
+      const ref = biggestStack(sim);
+      sim.control.advanceClock(600);
+      const updateId = sim.control.startUpdate(ref, { kind: 'update', result: 'succeeded' });
+      const traceId = traceIdFor(ref, updateId);
+      const total = truthOf(sim, updateId).eventCount;
+      expect(total).toBeGreaterThan(30);
       sim.control.tick();
-      await first.followOnce();
-      expect(truthOf(sim, updateId).result).toBe('in-progress');
-    }
-    const beforeRestart = spansOf(receiver, traceId).length;
-    const record = await first.store.readFollow(ref, updateId);
-    expect(record?.sentSpanIds).toHaveLength(beforeRestart);
-    await first.stop();
+      await first.runOnce();
+      // Follow until about a third of the events are out, then stop.
+      while (spansOf(receiver, traceId).length === 0 || (await first.store.readFollow(ref, updateId))!.eventsRead < total / 3) {
+        sim.control.tick();
+        await first.followOnce();
+        expect(truthOf(sim, updateId).result).toBe('in-progress');
+      }
+      const beforeRestart = spansOf(receiver, traceId).length;
+      const record = await first.store.readFollow(ref, updateId);
+      expect(record?.sentSpanIds).toHaveLength(beforeRestart);
+      await first.stop();
 
-    // Events go on while the exporter is down.
-    sim.control.tick();
-    expect(truthOf(sim, updateId).result).toBe('in-progress');
-    const second = build(config);
-    await second.runOnce();
-    expect(spansOf(receiver, traceId).filter((s) => s.parentSpanId === '')).toEqual([]);
-    while (truthOf(sim, updateId).result === 'in-progress') {
-      await second.followOnce();
+      // Events go on while the exporter is down.
       sim.control.tick();
-    }
-    await second.followOnce();
-    const spans = spansOf(receiver, traceId);
-    expect(spans.length).toBeGreaterThan(beforeRestart);
-    expect(new Set(spans.map((s) => s.spanId)).size).toBe(spans.length);
-    expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
-    const stackTruth = sim.truth().stacks.find((s) => s.org === ref.org && s.project === ref.project && s.stack === ref.stack)!;
-    expect(sumOf(await scrape(second), 'pulumi_updates_total', { ...ref, kind: 'update', result: 'succeeded' })).toBe(
-      stackTruth.updates.filter((u) => u.kind === 'update' && u.result === 'succeeded').length,
-    );
-  });
+      expect(truthOf(sim, updateId).result).toBe('in-progress');
+      const second = build(config);
+      await second.runOnce();
+      expect(spansOf(receiver, traceId).filter((s) => s.parentSpanId === '')).toEqual([]);
+      while (truthOf(sim, updateId).result === 'in-progress') {
+        await second.followOnce();
+        sim.control.tick();
+      }
+      await second.followOnce();
+      const spans = spansOf(receiver, traceId);
+      expect(spans.length).toBeGreaterThan(beforeRestart);
+      expect(new Set(spans.map((s) => s.spanId)).size).toBe(spans.length);
+      expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
+      const stackTruth = sim.truth().stacks.find((s) => s.org === ref.org && s.project === ref.project && s.stack === ref.stack)!;
+      expect(sumOf(await scrape(second), 'pulumi_updates_total', { ...ref, kind: 'update', result: 'succeeded' })).toBe(
+        stackTruth.updates.filter((u) => u.kind === 'update' && u.result === 'succeeded').length,
+      );
+    });
+  }
 
   it('follows each stack on the replica that holds its lease only: two replicas on PostgreSQL send every span once', async (ctx) => {
     if (!postgresReady) {
