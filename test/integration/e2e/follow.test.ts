@@ -10,6 +10,7 @@ import { sumOf } from '../../helpers/exposition.js';
 import { configFor, scrape, startTestSimulator, tempDir } from '../../helpers/e2e.js';
 import { startOtlpReceiver, type DecodedSpan, type OtlpReceiver } from '../../helpers/otlp-receiver.js';
 import { createTestDatabase, postgresAvailable, type TestDatabase } from '../../helpers/postgres.js';
+import { eventually } from '../../helpers/processes.js';
 
 /*
  * Following running updates on the live simulator: each control.tick() reveals the next few
@@ -148,6 +149,40 @@ describe('following a running update', () => {
     expect(sumOf(await scrape(app), 'pulumi_updates_total')).toBe(sumOf(base, 'pulumi_updates_total') + 1);
 
     expect(comparable(spans)).toEqual(comparable(await referenceTrace(sim, dir, traceId)));
+  });
+
+  it('runs the follow rounds on their own schedule once started', async () => {
+    const { sim, receiver, dir } = await setup();
+    const app = build(followingConfig(sim, `${dir}/state.db`, receiver, 0.2));
+    await app.start();
+    // The first poll cycle runs at start; the next one only in an hour.
+    await eventually(async () => app.lastPoll(), 60_000, 'the first poll cycle');
+    const ref = biggestStack(sim);
+    sim.control.advanceClock(600);
+    const updateId = sim.control.startUpdate(ref, { kind: 'update', result: 'succeeded' });
+    const traceId = traceIdFor(ref, updateId);
+    sim.control.tick();
+    // Seen running by a poll cycle (runOnce joins none: the scheduled one is over).
+    await app.runOnce();
+    // One tick at a time, leaving the job time to follow, until spans arrive.
+    await eventually(
+      async () => {
+        if (spansOf(receiver, traceId).length > 0) return true;
+        sim.control.tick();
+        expect(truthOf(sim, updateId).result).toBe('in-progress');
+        return undefined;
+      },
+      30_000,
+      'spans sent by the follow job',
+    );
+    expect(spansOf(receiver, traceId).filter((s) => s.parentSpanId === '')).toEqual([]);
+    sim.control.completeUpdate(ref, updateId);
+    await eventually(
+      async () => (spansOf(receiver, traceId).some((s) => s.parentSpanId === '') ? true : undefined),
+      30_000,
+      'the root span sent by the follow job',
+    );
+    expect(sumOf(await scrape(app), 'pulumi_stack_update_in_progress', { ...ref, kind: 'update' })).toBe(0);
   });
 
   for (const kind of ['sqlite', 'postgres'] as const) {
