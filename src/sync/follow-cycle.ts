@@ -30,7 +30,8 @@ export interface FollowCycleResult {
  * One follow round: syncs the stacks that have an update in progress (and whose lease this
  * replica holds), each through the shared queue. A stack sync follows its running updates
  * (follow-update.ts), so their finished steps' spans go out within one follow interval, and
- * exports an update that ended at once, root span included. Never throws.
+ * exports an update that ended at once, root span included. Rejects only when the store
+ * cannot be read (the job logs and counts it); a failed stack sync is in its result.
  */
 export async function runFollowCycle(deps: FollowCycleDeps, signal?: AbortSignal): Promise<FollowCycleResult> {
   const running = await deps.store.listInProgress();
