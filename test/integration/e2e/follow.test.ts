@@ -111,8 +111,13 @@ describe('following a running update', () => {
     const stepsSeenWhileRunning: number[] = [];
     for (let round = 0; truthOf(sim, updateId).result === 'in-progress'; round++) {
       expect(round).toBeLessThan(500);
+      sim.resetStats();
       const followed = await app.followOnce();
       expect(followed?.stacks).toBe(1);
+      // A round costs one history page and the events after the last token: the new page and
+      // the call that gets the same token back (shared pulumi-api.md section 2.7).
+      expect(sim.stats().byEndpoint.listUpdates).toBe(1);
+      expect(sim.stats().byEndpoint.engineEvents).toBeLessThanOrEqual(2);
       const now = await scrape(app);
       expect(sumOf(now, 'pulumi_stack_update_in_progress', labels)).toBe(1);
       expect(sumOf(now, 'pulumi_stack_update_started_timestamp_seconds', labels)).toBe(startTime);
@@ -128,8 +133,11 @@ describe('following a running update', () => {
     const earlyFollowed = sumOf(await scrape(app), 'pulumi_exporter_spans_followed_total');
     expect(earlyFollowed).toBe(stepsSeenWhileRunning.at(-1));
 
-    // The update ended: the next round exports the root and the rest, and counts it once.
+    // The update ended: the next round exports the root and the rest, and counts it once,
+    // reading on from the last token rather than the whole stream again.
+    sim.resetStats();
     await app.followOnce();
+    expect(sim.stats().byEndpoint.engineEvents).toBe(1);
     const spans = spansOf(receiver, traceId);
     expect(spans.filter((s) => s.parentSpanId === '')).toHaveLength(1);
     expect(new Set(spans.map((s) => s.spanId)).size).toBe(spans.length);
