@@ -153,6 +153,11 @@ export async function followUpdate(
     // Read again from the start next round: a position the service no longer accepts cannot block following.
     follow.streams.forget(stack, update.updateId);
     const code = errorCodeOf(err);
+    if (code === 'API_NOT_FOUND') {
+      // No event stream (yet): nothing to follow; its end is exported from the history entry.
+      log.debug({ code }, 'the running update has no engine events to follow');
+      return 0;
+    }
     deps.metrics.error(code);
     log.warn({ ...(isExporterError(err) ? { error: err.message } : { err }), code }, 'following a running update failed; it is followed again next round');
     return 0;

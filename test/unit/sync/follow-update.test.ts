@@ -191,6 +191,12 @@ describe('followUpdate', () => {
     expect(new Set(sink.sentIds()).size).toBe(2);
     expect(sink.sentIds()).toHaveLength(2);
   });
+
+  it('treats an update without an event stream (404) as nothing to follow, not as an error', async () => {
+    api.failNext = new ExporterError('API_NOT_FOUND', 'no events', { retryable: false });
+    expect(await round()).toBe(0);
+    expect(errors).toEqual([]);
+  });
 });
 
 describe('FollowedStreams', () => {
