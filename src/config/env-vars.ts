@@ -37,6 +37,7 @@ export const ENV_VARS: readonly EnvVarBinding[] = [
   { name: 'EXPORTER_STATE_FILE', key: 'state.path', kind: 'secret-file' },
   { name: 'EXPORTER_STATE_LEASE_SECONDS', key: 'state.leaseSeconds', kind: 'number' },
   { name: 'EXPORTER_POLL_INTERVAL_SECONDS', key: 'poll.intervalSeconds', kind: 'number' },
+  { name: 'EXPORTER_FOLLOW_INTERVAL_SECONDS', key: 'poll.followIntervalSeconds', kind: 'number' },
   { name: 'EXPORTER_BACKFILL_DAYS', key: 'poll.backfillDays', kind: 'number' },
   { name: 'EXPORTER_LOG_LEVEL', key: 'log.level', kind: 'string' },
   { name: 'OTEL_TRACES_EXPORTER', key: 'traces.exporter', kind: 'string' },

@@ -102,6 +102,12 @@ export const configSchema = z
     poll: z
       .object({
         intervalSeconds: duration('seconds', 86_400, '1 day').positive().default(60),
+        /**
+         * Seconds between two follow rounds over the stacks with an update in progress: the
+         * spans of its finished steps are sent within this time, and its end is seen as fast.
+         * 0 = off (running updates are only seen by the poll cycle, their spans sent at the end).
+         */
+        followIntervalSeconds: duration('seconds', 3_600, '1 hour').min(0).default(5),
         backfillDays: duration('days', 3_650, 'about 10 years').min(0).default(7),
         stackConcurrency: z.number().int().positive().default(4),
         initialJitterSeconds: duration('seconds', 3_600, '1 hour').min(0).default(5),
