@@ -4,6 +4,7 @@ import { conversionSuite } from './conversion.js';
 import { idleCycleSuite } from './idle-cycle.js';
 import { freshnessSuite } from './freshness.js';
 import { memorySuite } from './memory.js';
+import { metricsPushSuite } from './metrics-push.js';
 import { scrapeSuite } from './scrape.js';
 
 
@@ -54,7 +55,7 @@ export interface BenchSuite {
   close?(): Promise<void>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite, scrapeSuite, freshnessSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite, scrapeSuite, metricsPushSuite, freshnessSuite];
 
 interface Measured {
   /** Milliseconds, or bytes in a peak-rss group. */
