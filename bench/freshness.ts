@@ -16,8 +16,9 @@ import type { BenchSuite } from './run.js';
  * Freshness: how long after an update ends its trace root reaches the collector and its
  * metrics show in a scrape, over many live updates, with webhooks off (only the poll cycle
  * finds it: bounded by poll.intervalSeconds) and on (the simulator delivers signed webhooks
- * to the exporter). Both runs use the default 60 s poll interval and the same seed, so the
- * same stream of updates; the webhooks-off run is the baseline, measured in the same run.
+ * to the exporter). Both runs use the exporter's defaults (60 s poll interval, following of
+ * running updates every 5 s) and the same seed, so the same stream of updates; the
+ * webhooks-off run is the baseline, measured in the same run.
  *
  * An update's end is the wall-clock moment the simulator marks it finished (its history shows
  * the result from then on; the live simulator's clock follows the wall clock). The trace root's
