@@ -286,12 +286,13 @@ export class PostgresStateStore implements StateStore {
     const histograms = [...commit.deltas.histograms].sort((a, b) => compare(seriesKey(a), seriesKey(b)));
     return this.transaction('commitUpdate', async (db) => {
       if (commit.leaseOwner !== undefined) {
-        // FOR SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
-        // row by until this commit ends, so the lease cannot change hands half-way.
+        // FOR KEY SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
+        // row by until this commit ends, so the lease cannot change hands half-way; the
+        // holder's own renewal (an UPDATE of expires_at) does not wait for the commit.
         const held = await db.query(
           `SELECT 1 FROM stack_leases
            WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4 AND expires_at > clock_timestamp()
-           FOR SHARE`,
+           FOR KEY SHARE`,
           [s.org, s.project, s.stack, commit.leaseOwner],
         );
         if (held.rowCount === 0) {
