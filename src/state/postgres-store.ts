@@ -25,7 +25,6 @@ import {
   MIGRATION_LOCK_KEY,
   POSTGRES_MIGRATIONS,
   POSTGRES_MIGRATIONS_TABLE_SQL,
-  POSTGRES_SCHEMA_VERSION,
 } from './postgres-migrations.js';
 import { pendingMigrations } from './sqlite-migrations.js';
 import {
@@ -129,16 +128,7 @@ export class PostgresStateStore implements StateStore {
         const applied = (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
           (r) => r.version,
         );
-        const newest = Math.max(0, ...applied);
-        if (newest > POSTGRES_SCHEMA_VERSION) {
-          throw new ExporterError(
-            'STATE_MIGRATION_FAILED',
-            `state database ${this.target} has schema version ${newest}, newer than the ${POSTGRES_SCHEMA_VERSION} ` +
-              'this exporter knows; run a newer exporter release against it (downgrades are not supported)',
-            { details: { database: this.target, databaseVersion: newest, knownVersion: POSTGRES_SCHEMA_VERSION } },
-          );
-        }
-        for (const migration of pendingMigrations(applied, POSTGRES_MIGRATIONS)) {
+        for (const migration of pendingMigrations(applied, POSTGRES_MIGRATIONS, this.target)) {
           try {
             await client.query('BEGIN');
             await client.query(migration.sql);
