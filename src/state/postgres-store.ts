@@ -278,10 +278,13 @@ export class PostgresStateStore implements StateStore {
       if (commit.leaseOwner !== undefined) {
         // FOR KEY SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
         // row by until this commit ends, so the lease cannot change hands half-way; the
-        // holder's own renewal (an UPDATE of expires_at) does not wait for the commit.
+        // holder's own renewal (an UPDATE of expires_at) does not wait for the commit. A lease
+        // that lapsed but is still in this replica's name had no other holder (taking it over
+        // changes the owner), so nobody else exported the stack meanwhile: the commit stands,
+        // as the renewal keeps such a lease.
         const held = await db.query(
           `SELECT 1 FROM stack_leases
-           WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4 AND expires_at > clock_timestamp()
+           WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4
            FOR KEY SHARE`,
           [s.org, s.project, s.stack, commit.leaseOwner],
         );

@@ -164,6 +164,8 @@ describe.skipIf(!available)('PostgresCoordinator leases on the real server', () 
     expect(await a.coordinator.claimStacks(stacks)).toHaveLength(STACKS.length);
     // a was starved past its lease: every lease lapsed, nobody took them, the next renewal keeps them.
     await a.store.query('expire', (q) => q.query("UPDATE stack_leases SET expires_at = clock_timestamp() - interval '1 second' WHERE owner = 'a'"));
+    // An update sent before the stall commits: nobody else held the stack meanwhile.
+    expect(await a.store.commitUpdate(commitOf(stacks[0]!, 'u-sent-before-the-stall', 1, 'a'))).toBe(true);
     expect(await a.coordinator.claimStacks(stacks)).toHaveLength(STACKS.length);
     for (const s of stacks) expect(a.coordinator.holds(s)).toBe(true);
     // Stacks deleted from the org: their leases are given back and the share is the listed rest.
