@@ -245,14 +245,16 @@ describe.skipIf(!available)('three replicas on one PostgreSQL database', () => {
     expect(actual).toEqual(expected);
 
     // Every trace arrived, and no update was exported twice, counting the OTLP requests per
-    // trace id. One exception cannot be designed away: the spans go to the collector before
-    // the update commits (the other order could lose a trace), so an update whose request the
-    // killed replica sent but did not live to commit is sent again by the next holder of its
-    // stack. Nothing else may be sent twice: each such trace has exactly one request from the
-    // killed replica and one from a survivor, its update was not committed when the killed
-    // replica died, it belongs to a stack the killed replica held, at most one per stack it was
-    // exporting (STACK_CONCURRENCY at once), and both copies carry the same span ids, so a
-    // tracing backend keeps it once. Counted once: the ledger row is the commit.
+    // trace id, with two exceptions the design allows: the spans go to the collector before
+    // the update commits (the other order could lose a trace), so an update is sent again by
+    // the next holder of its stack when the replica that sent it did not commit it, because
+    // - it was killed first: one request from the killed replica, then one from a survivor,
+    //   the update not committed when the killed replica exited, of a stack it held, at most
+    //   one per stack it was exporting (STACK_CONCURRENCY at once); or
+    // - it stalled (a starved CPU) past its lease between sending and committing, so another
+    //   replica took the stack over: its commit was refused, which it logged (STATE_LEASE_LOST).
+    // Nothing else: exactly two requests, from two replicas, with the same span ids (so a
+    // tracing backend keeps the trace once). Counted once: the ledger row is the commit.
     const sends = new Map<string, { replica: string; spanIds: string[] }[]>();
     for (const request of receiver.requests.filter((r) => r.status === 200)) {
       const replica = String(request.headers['x-replica']);
@@ -264,17 +266,33 @@ describe.skipIf(!available)('three replicas on one PostgreSQL database', () => {
     const missing = terminal.filter((u) => !sends.has(traceIdFor(u.stack, u.updateId)));
     expect(missing).toEqual([]);
     const updateOfTrace = new Map(terminal.map((u) => [traceIdFor(u.stack, u.updateId), u]));
-    const twice = [...sends.entries()].filter(([, copies]) => copies.length > 1);
-    for (const [traceId, copies] of twice) {
-      const update = updateOfTrace.get(traceId)!;
-      expect(copies.map((c) => c.replica === killed!.name).sort()).toEqual([false, true]);
-      expect(committedBeforeKill.has(`${update.stack.org}/${update.updateId}`)).toBe(false);
-      expect(killedStacks).toContain(stackKey(update.stack));
-      expect(new Set(copies[1]!.spanIds)).toEqual(new Set(copies[0]!.spanIds));
-    }
-    const twiceStacks = twice.map(([traceId]) => stackKey(updateOfTrace.get(traceId)!.stack));
-    expect(new Set(twiceStacks).size).toBe(twiceStacks.length);
-    expect(twice.length).toBeLessThanOrEqual(STACK_CONCURRENCY);
+    const refusedCommit = (replica: string, stack: string): boolean =>
+      replicas
+        .find((r) => r.name === replica)!
+        .process.output()
+        .split('\n')
+        .some((l) => l.includes('"code":"STATE_LEASE_LOST"') && l.includes(`"stack":"${stack}"`));
+    const twice = [...sends.entries()]
+      .filter(([, copies]) => copies.length > 1)
+      .map(([traceId, copies]) => {
+        const update = updateOfTrace.get(traceId)!;
+        const stack = stackKey(update.stack);
+        const [first, second] = copies as [{ replica: string; spanIds: string[] }, { replica: string; spanIds: string[] }];
+        const inFlightAtKill = first.replica === killed!.name && !committedBeforeKill.has(`${update.stack.org}/${update.updateId}`) && killedStacks.has(stack);
+        return {
+          traceId,
+          stack,
+          requests: copies.map((c) => c.replica),
+          sameSpans: JSON.stringify([...second.spanIds].sort()) === JSON.stringify([...first.spanIds].sort()),
+          cause: inFlightAtKill ? 'in flight at the kill' : refusedCommit(first.replica, stack) ? 'stalled past its lease' : 'none',
+        };
+      });
+    const unexplained = twice.filter((t) => t.requests.length !== 2 || t.requests[0] === t.requests[1] || !t.sameSpans || t.cause === 'none');
+    expect(unexplained).toEqual([]);
+    const atKill = twice.filter((t) => t.cause === 'in flight at the kill').map((t) => t.stack);
+    expect(new Set(atKill).size).toBe(atKill.length);
+    expect(atKill.length).toBeLessThanOrEqual(STACK_CONCURRENCY);
+    const afterStall = twice.length - atKill.length;
     for (const r of replicas) {
       expect(r.process.output()).toContain('"module":"coordinator"');
       expect(r.process.output()).not.toContain(DB_PASSWORD);
@@ -282,7 +300,8 @@ describe.skipIf(!available)('three replicas on one PostgreSQL database', () => {
     console.info(
       `replicas: ${terminal.length} updates, killed the leader at ${exportedAtKill} exported ` +
         `(${leftOnKilledStacks} left on its ${killedStacks.size} stacks); ` +
-        `${sends.size} traces received, ${twice.length} sent twice (in flight at the kill); ${phases.join(', ')}`,
+        `${sends.size} traces received, ${atKill.length} sent twice (in flight at the kill), ${afterStall} (a replica stalled past its lease); ` +
+        phases.join(', '),
     );
   }, 150_000);
 });
