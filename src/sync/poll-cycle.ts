@@ -94,9 +94,11 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   const queue = deps.syncQueue ?? new KeyedQueue<StackSyncResult>();
   let watched = 0;
   try {
-    const listed = (await deps.store.listStacks()).filter((s) => listedOrgs.has(s.org));
-    // Several replicas: this one syncs only the stacks whose lease it holds.
-    const all = deps.coordinator === undefined ? listed : await deps.coordinator.claimStacks(listed);
+    const stored = await deps.store.listStacks();
+    // Several replicas: this one syncs only the stacks whose lease it holds. Shares are
+    // counted over every listed stack, so an org whose listing failed here moves no lease.
+    const held = deps.coordinator === undefined ? stored : await deps.coordinator.claimStacks(stored);
+    const all = held.filter((s) => listedOrgs.has(s.org));
     watched = all.length;
     const inProgressKeys = new Set((await deps.store.listInProgress()).map((u) => stackKey(u.stack)));
     const changed = all.filter((s) => needsSync(s, inProgressKeys));

@@ -511,6 +511,25 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         ]);
       });
 
+      it('adds up several observations of a series in one commit and keeps the latest exemplar per bucket', async () => {
+        const traced = (value: number, traceId: string, timestamp: number): HistogramObservation => ({ ...observe(value), exemplar: { traceId, timestamp } });
+        const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(32)) as [string, string, string];
+        await store.commitUpdate(commit(update(DEV, 'u1', 1), { histograms: [traced(0.5, a, 100), traced(20, b, 101)] }));
+        // No exemplar for +Inf in this commit: the stored one stays; the first bucket's is replaced.
+        await store.commitUpdate(commit(update(DEV, 'u2', 2), { histograms: [traced(0.75, c, 102), observe(8), observe(9)] }));
+        expect(await store.readHistograms()).toEqual([
+          {
+            name: 'pulumi_update_duration_seconds',
+            labels: { kind: 'update' },
+            buckets: BOUNDS,
+            bucketCounts: [2, 0, 2, 1],
+            sum: 38.25,
+            count: 5,
+            exemplars: [{ traceId: c, value: 0.75, timestamp: 102 }, null, null, { traceId: b, value: 20, timestamp: 101 }],
+          },
+        ]);
+      });
+
       it('counts every value in +Inf when a histogram has no finite buckets', async () => {
         await store.commitUpdate(commit(update(DEV, 'u1', 1), { histograms: [observe(3, {}, [])] }));
         expect((await store.readHistograms())[0]).toMatchObject({ buckets: [], bucketCounts: [1], sum: 3, count: 1 });
