@@ -22,6 +22,8 @@ export interface RenderedExposition {
   readonly body: string;
   /** The body as bytes, when the renderer keeps them (saves encoding a large body again). */
   bytes?(): Buffer;
+  /** The body's length in bytes, when the renderer knows it without joining them. */
+  readonly byteLength?: number;
   /** The body gzip-compressed, when the renderer can do it cheaper (e.g. from a cache). */
   gzip?(): Promise<Buffer>;
 }
@@ -67,11 +69,17 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     // res.send would re-format the content type (sorting its parameters); send it verbatim.
     res.status(200).setHeader('Content-Type', rendered.contentType);
     res.setHeader('Vary', 'Accept, Accept-Encoding');
-    let payload = rendered.bytes?.() ?? Buffer.from(rendered.body, 'utf8');
-    // Expositions of large orgs run to megabytes; Prometheus always accepts gzip.
-    if (payload.length >= GZIP_MIN_BYTES && req.acceptsEncodings('gzip', 'identity') === 'gzip') {
-      payload = rendered.gzip ? await rendered.gzip() : await gzipAsync(payload);
+    let joined: Buffer | undefined;
+    const plain = (): Buffer => (joined ??= rendered.bytes?.() ?? Buffer.from(rendered.body, 'utf8'));
+    // Expositions of large orgs run to megabytes; Prometheus always accepts gzip. A renderer
+    // that knows the length and compresses by itself is never asked to join the plain bytes.
+    const length = rendered.byteLength ?? plain().length;
+    let payload: Buffer;
+    if (length >= GZIP_MIN_BYTES && req.acceptsEncodings('gzip', 'identity') === 'gzip') {
+      payload = rendered.gzip ? await rendered.gzip() : await gzipAsync(plain());
       res.setHeader('Content-Encoding', 'gzip');
+    } else {
+      payload = plain();
     }
     res.setHeader('Content-Length', payload.length);
     res.end(payload);

@@ -28,6 +28,7 @@ export interface RenderedMetrics {
   readonly body: string;
   /** The body as UTF-8 bytes. */
   bytes(): Buffer;
+  readonly byteLength: number;
   /**
    * The body gzip-compressed: several gzip members (the store-backed part in chunks, each
    * compressed once per change of its series, then the self-metrics), which gzip readers
@@ -266,10 +267,10 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
       if (own) out.registerMetric(new RenamableView(own) as unknown as Metric);
     }
     const self = await out.metrics();
-    if (store === undefined) {
-      return { contentType: out.contentType, body: self, bytes: () => Buffer.from(self, 'utf8'), gzip: () => gzipAsync(self) };
-    }
     const selfBytes = Buffer.from(self, 'utf8');
+    if (store === undefined) {
+      return { contentType: out.contentType, body: self, bytes: () => selfBytes, byteLength: selfBytes.length, gzip: () => gzipAsync(selfBytes) };
+    }
     const bytes = (): Buffer => Buffer.concat([...store.map((p) => p.bytes), selfBytes]);
     return {
       contentType: out.contentType,
@@ -278,6 +279,7 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
         return bytes().toString('utf8');
       },
       bytes,
+      byteLength: store.reduce((n, p) => n + p.bytes.length, selfBytes.length),
       gzip: async () => Buffer.concat([...(await Promise.all(store.map((p) => p.gzip()))), await gzipAsync(selfBytes)]),
     };
   }

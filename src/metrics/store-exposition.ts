@@ -11,7 +11,7 @@ import { storedSeriesKey } from './store-samples.js';
 const gzipAsync = promisify(gzip);
 
 /** A chunk is split once it holds twice this many samples (about 200 KB of text at 10,000 stacks). */
-const CHUNK_SAMPLES = 2_000;
+const DEFAULT_CHUNK_SAMPLES = 2_000;
 
 /** A run of exposition bytes, with its gzip member made once, when first asked for. */
 export interface ExpositionPiece {
@@ -49,8 +49,9 @@ export class StoreExposition {
   private readonly byName = new Map<string, Family>();
   private readonly tails = new Map<ExpositionFormat, ExpositionPiece>();
 
-  constructor(defs: readonly MetricDefinition[]) {
-    this.families = defs.map((def, i) => new Family(def, i === 0));
+  /** `chunkSamples`: the size chunks are filled to (tests make it small). */
+  constructor(defs: readonly MetricDefinition[], chunkSamples = DEFAULT_CHUNK_SAMPLES) {
+    this.families = defs.map((def, i) => new Family(def, i === 0, chunkSamples));
     for (const f of this.families) this.byName.set(f.def.name, f);
   }
 
@@ -100,6 +101,7 @@ class Family {
   constructor(
     readonly def: MetricDefinition,
     private readonly first: boolean,
+    private readonly chunkSamples: number,
   ) {}
 
   /** Groups already in order, as storeSeries gives them. */
@@ -107,7 +109,7 @@ class Family {
     const chunks: Chunk[] = [];
     let chunk = new Chunk();
     for (const g of groups) {
-      if (chunk.samples >= CHUNK_SAMPLES) {
+      if (chunk.samples >= this.chunkSamples) {
         chunks.push(chunk);
         chunk = new Chunk();
       }
@@ -121,7 +123,7 @@ class Family {
     const i = this.chunkFor(key);
     const chunk = this.chunks[i] as Chunk;
     chunk.set(key, samples);
-    if (chunk.samples >= 2 * CHUNK_SAMPLES && chunk.keys.length > 1) this.chunks.splice(i, 1, ...chunk.split());
+    if (chunk.samples >= 2 * this.chunkSamples && chunk.keys.length > 1) this.chunks.splice(i, 1, ...chunk.split());
   }
 
   delete(key: string): void {
