@@ -26,15 +26,15 @@ export interface ExporterMetricsOptions {
 export interface RenderedMetrics {
   readonly contentType: string;
   readonly body: string;
-  /** The body as UTF-8 bytes. */
-  bytes(): Buffer;
+  /** The body as UTF-8 bytes, in runs to send in order (the kept chunks of the store part, then the self-metrics). */
+  parts(): readonly Buffer[];
   readonly byteLength: number;
   /**
-   * The body gzip-compressed: several gzip members (the store-backed part in chunks, each
-   * compressed once per change of its series, then the self-metrics), which gzip readers
-   * concatenate (RFC 1952 2.2).
+   * The body gzip-compressed: gzip members to send in order (the store-backed part in chunks,
+   * each compressed once per change of its series, then the self-metrics), which gzip readers
+   * read as one stream (RFC 1952 2.2).
    */
-  gzip(): Promise<Buffer>;
+  gzipParts(): Promise<readonly Buffer[]>;
 }
 
 const STORE_DEFINITIONS = METRIC_DEFINITIONS.filter((d) => d.source !== 'process');
@@ -269,18 +269,25 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     const self = await out.metrics();
     const selfBytes = Buffer.from(self, 'utf8');
     if (store === undefined) {
-      return { contentType: out.contentType, body: self, bytes: () => selfBytes, byteLength: selfBytes.length, gzip: () => gzipAsync(selfBytes) };
+      return { contentType: out.contentType, body: self, parts: () => [selfBytes], byteLength: selfBytes.length, gzipParts: async () => [await gzipAsync(selfBytes)] };
     }
-    const bytes = (): Buffer => Buffer.concat([...store.map((p) => p.bytes), selfBytes]);
+    const parts = (): Buffer[] => [...store.map((p) => p.bytes), selfBytes];
     return {
       contentType: out.contentType,
-      // Built only when asked for: the HTTP layer sends the bytes.
+      // Built only when asked for: the HTTP layer sends the parts.
       get body() {
-        return bytes().toString('utf8');
+        return Buffer.concat(parts()).toString('utf8');
       },
-      bytes,
+      parts,
       byteLength: store.reduce((n, p) => n + p.bytes.length, selfBytes.length),
-      gzip: async () => Buffer.concat([...(await Promise.all(store.map((p) => p.gzip()))), await gzipAsync(selfBytes)]),
+      gzipParts: async () => {
+        // One chunk at a time: compressing every chunk at once (the first scrape) would hold a
+        // compressor's memory per chunk. Chunks that did not change are compressed already.
+        const members: Buffer[] = [];
+        for (const p of store) members.push(await p.gzip());
+        members.push(await gzipAsync(selfBytes));
+        return members;
+      },
     };
   }
 

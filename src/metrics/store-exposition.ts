@@ -10,8 +10,12 @@ import { storedSeriesKey } from './store-samples.js';
 
 const gzipAsync = promisify(gzip);
 
-/** A chunk is split once it holds twice this many samples (about 200 KB of text at 10,000 stacks). */
-const DEFAULT_CHUNK_SAMPLES = 2_000;
+/**
+ * Chunks are filled to this many samples (about 50 KB of text) and split at twice as many.
+ * Measured at 10,000 stacks: 2,000 re-rendered and re-compressed 2.5 times as much per commit,
+ * for a gzip body 6% smaller.
+ */
+const DEFAULT_CHUNK_SAMPLES = 500;
 
 /** A run of exposition bytes, with its gzip member made once, when first asked for. */
 export interface ExpositionPiece {
@@ -39,7 +43,7 @@ function piece(text: string): ExpositionPiece {
  * The rendered store-backed families, kept between scrapes and updated per series and per
  * stack (as kube-state-metrics keeps a rendered block per object). Each family's groups
  * (storeSeries: a series, or a stack's samples of a stack-state family) sit in sorted chunks
- * of a few thousand samples; a change re-renders only the chunks it touches, in the format
+ * of a few hundred samples; a change re-renders only the chunks it touches, in the format
  * asked for, and the gzip member of a chunk that did not change is reused. After any updates
  * the pieces hold the bytes a reset from a full read of the same store gives (a test holds
  * the two equal); their gzip members read as one gzip stream (RFC 1952 2.2).
