@@ -208,6 +208,8 @@ async function group(stacks: number): Promise<{ group: BenchGroup; close: () => 
   const t = performance.now();
   const seeded = await seed(stacks);
   const seedSeconds = (performance.now() - t) / 1000;
+  gc?.();
+  const rssSeeded = rssMb();
   const server = await serve(seeded.store);
   const plainBytes = await scrape(server.url, 'identity');
   const gzipBytes = await scrape(server.url, 'gzip');
@@ -268,6 +270,7 @@ async function group(stacks: number): Promise<{ group: BenchGroup; close: () => 
       title: `${stacks.toLocaleString('en-US')} stacks, ${(stacks * 2).toLocaleString('en-US')} updates: ${series.toLocaleString('en-US')} series, ${(plainBytes / 2 ** 20).toFixed(1)} MiB plain, ${(gzipBytes / 2 ** 20).toFixed(1)} MiB gzip`,
       notes: [
         `seeded through SqliteStateStore.commitUpdate in ${seedSeconds.toFixed(1)} s (database file in ${seeded.dir}, WAL)`,
+        `RSS after seeding, before any scrape ${fmt(rssSeeded)} MiB (the first scrapes build the kept exposition)`,
         `RSS idle ${fmt(rssUnchanged.idle)} MiB, peak during 10 scrapes of an unchanged store ${fmt(rssUnchanged.peak)} MiB (+${fmt(rssUnchanged.peak - rssUnchanged.idle)})`,
         `RSS idle ${fmt(rssAfterCommit.idle)} MiB, peak during 10 commit+scrape rounds ${fmt(rssAfterCommit.peak)} MiB (+${fmt(rssAfterCommit.peak - rssAfterCommit.idle)})` +
           (gc ? '' : ' (no --expose-gc: idle is not after a GC)'),
