@@ -15,8 +15,11 @@ export interface MetricsChanges {
   readonly stacks: readonly StackRef[];
 }
 
-/** Above this many remembered keys the log forgets them all (readers then read everything once). */
-const MAX_KEYS = 200_000;
+/**
+ * Above this many remembered keys the log forgets them all (readers then read everything
+ * once). Bounds its memory (about 150 bytes a key) when nobody scrapes for a long time.
+ */
+const MAX_KEYS = 100_000;
 
 /**
  * Remembers, in memory, which series and stacks the writes of this process touched, against
@@ -27,7 +30,8 @@ const MAX_KEYS = 200_000;
  * Recording a key that did not really change is harmless (its rows are read again).
  */
 export class MetricsChangeLog {
-  private readonly series = new Map<string, { ref: SeriesRef; stamp: number }>();
+  /** `name\nlabelsKey` to the stamp of its latest write: only strings, no caller objects kept. */
+  private readonly series = new Map<string, number>();
   private readonly stacks = new Map<string, { ref: StackRef; stamp: number }>();
   /** The answer covers stamps above `base`, through `last`; undefined before the first record. */
   private base: number | undefined;
@@ -42,7 +46,7 @@ export class MetricsChangeLog {
       this.base = stamp - 1;
     }
     this.last = stamp;
-    for (const ref of changes.series) this.series.set(`${ref.name}\n${labelsKey(ref.labels)}`, { ref, stamp });
+    for (const ref of changes.series) this.series.set(`${ref.name}\n${labelsKey(ref.labels)}`, stamp);
     for (const ref of changes.stacks) this.stacks.set(stackKey(ref), { ref, stamp });
   }
 
@@ -56,8 +60,8 @@ export class MetricsChangeLog {
     if (this.base === undefined || this.last !== current || since < this.base || since > current) return undefined;
     const series: SeriesRef[] = [];
     const stacks: StackRef[] = [];
-    for (const [key, entry] of this.series) {
-      if (entry.stamp > since) series.push(entry.ref);
+    for (const [key, stamp] of this.series) {
+      if (stamp > since) series.push(seriesRef(key));
       else this.series.delete(key);
     }
     for (const [key, entry] of this.stacks) {
@@ -67,4 +71,10 @@ export class MetricsChangeLog {
     this.base = since;
     return { series, stacks };
   }
+}
+
+/** The series a `name\nlabelsKey` key names (labelsKey: JSON of the sorted [name, value] pairs). */
+function seriesRef(key: string): SeriesRef {
+  const cut = key.indexOf('\n');
+  return { name: key.slice(0, cut), labels: Object.fromEntries(JSON.parse(key.slice(cut + 1)) as [string, string][]) };
 }
