@@ -1,5 +1,6 @@
 import type { Exemplar, Labels, MetricDeltas } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
+import type { MetricsChanges } from './metrics-change-log.js';
 
 /** What the store knows about one watched stack. */
 export interface StackRecord extends StackSummary {
@@ -179,4 +180,25 @@ export interface StateStore {
   readHistograms(): Promise<HistogramRow[]>;
   readLastUpdates(): Promise<LastUpdateRow[]>;
   readLastSuccesses(): Promise<LastSuccessRow[]>;
+  /**
+   * Optional: what changed after metrics stamp `since`, with the current rows of just those
+   * series and stacks, as of the stamp it returns; undefined when this store cannot tell
+   * (a write it did not see moved the stamp). A scrape then reads everything.
+   */
+  readMetricsChanges?(since: number): Promise<MetricsChangeRows | undefined>;
+}
+
+/** See StateStore.readMetricsChanges. */
+export interface MetricsChangeRows {
+  /** The metrics stamp these rows are as of. */
+  readonly stamp: number;
+  readonly changes: MetricsChanges;
+  /** The rows of the changed series that exist. */
+  readonly counters: readonly CounterRow[];
+  readonly histograms: readonly HistogramRow[];
+  /** Of the changed stacks: those listed, and their facts. */
+  readonly stacks: readonly StackRecord[];
+  readonly lastUpdates: readonly LastUpdateRow[];
+  readonly lastSuccesses: readonly LastSuccessRow[];
+  readonly inProgress: readonly InProgressRecord[];
 }
