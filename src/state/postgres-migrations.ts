@@ -154,6 +154,16 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       INSERT INTO metrics_stamp (id, stamp) VALUES (1, 0);
     `,
   },
+  // Version 4 belongs to another change (following running updates); versions only have to increase.
+  {
+    version: 5,
+    name: 'preview cursor',
+    // Mirrors SQLite schema 5: where a stack's preview listing resumes; NULL = never listed.
+    sql: `
+      ALTER TABLE stacks ADD COLUMN preview_cursor_version bigint;
+      ALTER TABLE stacks ADD COLUMN preview_cursor_start bigint;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

@@ -146,6 +146,16 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     `,
     data: reshapeStoredMetrics,
   },
+  // Version 4 belongs to another change (following running updates); versions only have to increase.
+  {
+    version: 5,
+    name: 'preview cursor',
+    // Where a stack's preview listing resumes (StackRecord.previewCursor); NULL = never listed.
+    sql: `
+      ALTER TABLE stacks ADD COLUMN preview_cursor_version INTEGER;
+      ALTER TABLE stacks ADD COLUMN preview_cursor_start INTEGER;
+    `,
+  },
 ];
 
 interface CounterDbRow {
