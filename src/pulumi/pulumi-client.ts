@@ -262,9 +262,7 @@ export class PulumiClient implements PulumiCloudApi {
         ids.add(u.updateId);
         out.push(u);
       }
-      const perPage = hp.itemsPerPage > 0 ? hp.itemsPerPage : this.historyPageSize;
-      if (hp.updates.length === 0 || hp.updates.length < perPage) return out;
-      if (totalReported && page * perPage >= hp.total) return out;
+      if (this.lastPage(hp, page, totalReported)) return out;
       if (page >= this.maxPages) throw this.tooManyPages('listUpdates', PATHS.listUpdates, stackKey(ref));
     }
   }
@@ -318,7 +316,14 @@ export class PulumiClient implements PulumiCloudApi {
   }
 
   async latestPreviews(ref: StackRef, page: number, pageSize: number, options: CallOptions = {}): Promise<HistoryPage> {
-    return this.previewsPage(ref, undefined, page, pageSize, options);
+    return (await this.previewsPage(ref, undefined, page, pageSize, options)).page;
+  }
+
+  /** A page-numbered listing (history, previews) ends at a short page, or at `total` when the service reports it. */
+  private lastPage(hp: HistoryPage, page: number, totalReported: boolean): boolean {
+    const perPage = hp.itemsPerPage > 0 ? hp.itemsPerPage : this.historyPageSize;
+    if (hp.updates.length === 0 || hp.updates.length < perPage) return true;
+    return totalReported && page * perPage >= hp.total;
   }
 
   async previewsSince(ref: StackRef, options: PreviewsSinceOptions): Promise<UpdateInfo[]> {
@@ -330,7 +335,7 @@ export class PulumiClient implements PulumiCloudApi {
     const ids = new Set<string>();
     const floor = options.notBeforeSeconds;
     for (let page = 1; ; page += 1) {
-      const hp = await this.previewsPage(ref, version, page, this.historyPageSize, options);
+      const { page: hp, totalReported } = await this.previewsPage(ref, version, page, this.historyPageSize, options);
       for (const u of hp.updates) {
         if (floor !== undefined && u.startTime < floor) return out;
         // Previews started while paging shift older entries onto the next page.
@@ -338,9 +343,7 @@ export class PulumiClient implements PulumiCloudApi {
         ids.add(u.updateId);
         out.push(u);
       }
-      const perPage = hp.itemsPerPage > 0 ? hp.itemsPerPage : this.historyPageSize;
-      if (hp.updates.length === 0 || hp.updates.length < perPage) return out;
-      if (page * perPage >= hp.total) return out;
+      if (this.lastPage(hp, page, totalReported)) return out;
       if (page >= this.maxPages) {
         const endpoint = version === undefined ? 'latestPreviews' : 'versionPreviews';
         throw this.tooManyPages(endpoint, PATHS[endpoint], stackKey(ref));
@@ -359,7 +362,7 @@ export class PulumiClient implements PulumiCloudApi {
     page: number,
     pageSize: number,
     options: CallOptions,
-  ): Promise<HistoryPage> {
+  ): Promise<{ page: HistoryPage; totalReported: boolean }> {
     positiveInt('page', page);
     positiveInt('pageSize', pageSize);
     const endpoint = version === undefined ? 'latestPreviews' : 'versionPreviews';
@@ -379,7 +382,7 @@ export class PulumiClient implements PulumiCloudApi {
         if (!r.ok) return r;
         const i = r.page.updates.findIndex((u) => !isPreviewKind(u.kind));
         if (i >= 0) return { ok: false, problem: `updates.${i}: kind "${r.page.updates[i]?.kind ?? ''}" is not a preview kind` };
-        return { ok: true, value: r.page };
+        return { ok: true, value: { page: r.page, totalReported: typeof d.total === 'number' } };
       }),
     });
   }

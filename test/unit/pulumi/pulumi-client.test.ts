@@ -318,6 +318,19 @@ describe('previews and status', () => {
     expect(s.requests.at(-1)?.url).toBe('/api/stacks/acme/web/prod/updates/latest/previews?asc=false&page=3&pageSize=2');
   });
 
+  it('pages previews past a full page when the service reports no total', async () => {
+    const starts = [500, 400, 300];
+    const s = await serve((req, res) => {
+      const q = new URL(req.url ?? '', 'http://x').searchParams;
+      const page = Number(q.get('page'));
+      const slice = starts.slice((page - 1) * 2, page * 2);
+      sendJson(res, 200, { updates: slice.map((t) => ({ info: { kind: 'Pupdate', startTime: t, endTime: t + 5, result: 'succeeded' }, updateID: `p-${t}`, version: 2 })) });
+    });
+    const got = await clientFor(s.url, { historyPageSize: 2 }).previewsSince(ref, {});
+    expect(got.map((u) => u.updateId)).toEqual(['p-500', 'p-400', 'p-300']);
+    expect(s.requests).toHaveLength(2);
+  });
+
   it('rejects a previews answer holding a history update as malformed, naming the entry', async () => {
     const s = await serve((_req, res) =>
       sendJson(res, 200, {
