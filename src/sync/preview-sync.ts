@@ -97,7 +97,8 @@ async function listNewPreviews(deps: StackSyncDeps, stack: StackRecord, signal?:
  * listed again and found in the ledger). The version is that preview's, else the newest known.
  */
 function nextCursor(stack: StackRecord, listed: readonly Listed[]): PreviewCursor | undefined {
-  const versions = [stack.cursorVersion, stack.previewCursor?.version ?? 0, ...listed.map((l) => l.preview.version)];
+  // Not the old cursor's version: a stack deleted and created again restarts its versions.
+  const versions = [stack.cursorVersion, ...listed.map((l) => l.preview.version)];
   const open = listed.find((l) => !l.done);
   if (open !== undefined) {
     const openVersion = Math.min(...listed.filter((l) => !l.done).map((l) => l.preview.version));

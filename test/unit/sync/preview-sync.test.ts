@@ -180,6 +180,26 @@ describe('preview sync', () => {
     expect(await cycle()).toEqual(['success', 'listStacks', 'previews latest from 200', 'events p3']);
   });
 
+  it('starts the previews of a stack deleted and created again afresh, counting nothing twice', async () => {
+    const { api, sink, store, cycle } = await setup();
+    for (const [i, t] of [100, 200, 300].entries()) api.addUpdate(`u${i + 1}`, t);
+    api.addPreview('p1', 400);
+    await cycle();
+    expect((await store.getStack(web))?.previewCursor).toEqual({ version: 3, startTime: 400 });
+    // Same name, new stack: versions restart at 1.
+    api.updates = [];
+    api.previews = [];
+    api.addUpdate('n1', 500);
+    api.addPreview('q1', 600);
+    expect(await cycle()).toEqual(['success', 'listStacks', 'history', 'history', 'events n1', 'previews latest from -', 'events q1']);
+    expect((await store.getStack(web))?.previewCursor).toEqual({ version: 1, startTime: 600 });
+    api.addPreview('q2', 700);
+    api.addUpdate('n2', 800);
+    expect(await cycle()).toEqual(['success', 'listStacks', 'history', 'events n2', 'previews latest from 600', 'previews 1 from 600', 'events q2']);
+    expect(sink.runIds).toEqual(['n2', 'q2']);
+    expect(await store.countExported(web)).toBe(8);
+  });
+
   it('makes no previews call when previews are off', async () => {
     const { api, sink, cycle } = await setup(false);
     api.addUpdate('u1', 50);
