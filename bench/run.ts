@@ -3,6 +3,7 @@ import { backfillSuite } from './backfill.js';
 import { conversionSuite } from './conversion.js';
 import { idleCycleSuite } from './idle-cycle.js';
 import { memorySuite } from './memory.js';
+import { previewsCycleSuite } from './previews-cycle.js';
 import { scrapeSuite } from './scrape.js';
 
 
@@ -51,7 +52,7 @@ export interface BenchSuite {
   close?(): Promise<void>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite, scrapeSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, previewsCycleSuite, memorySuite, scrapeSuite];
 
 interface Measured {
   /** Milliseconds, or bytes in a peak-rss group. */

@@ -66,7 +66,8 @@ export async function syncPreviews(
     }
   } finally {
     const cursor = nextCursor(stack, listed);
-    if (cursor !== undefined) await deps.store.setPreviewCursor(stack, cursor);
+    const moved = (cursor.version !== stack.previewCursor?.version || cursor.startTime !== stack.previewCursor.startTime);
+    if (moved) await deps.store.setPreviewCursor(stack, cursor);
   }
   return exported;
 }
@@ -96,7 +97,7 @@ async function listNewPreviews(deps: StackSyncDeps, stack: StackRecord, signal?:
  * because the stack stopped), else at the newest start seen (previews of that second are
  * listed again and found in the ledger). The version is that preview's, else the newest known.
  */
-function nextCursor(stack: StackRecord, listed: readonly Listed[]): PreviewCursor | undefined {
+function nextCursor(stack: StackRecord, listed: readonly Listed[]): PreviewCursor {
   // Not the old cursor's version: a stack deleted and created again restarts its versions.
   const versions = [stack.cursorVersion, ...listed.map((l) => l.preview.version)];
   const open = listed.find((l) => !l.done);
@@ -106,7 +107,7 @@ function nextCursor(stack: StackRecord, listed: readonly Listed[]): PreviewCurso
   }
   const newest = listed.at(-1);
   if (newest !== undefined) return { version: Math.max(...versions), startTime: newest.preview.startTime };
-  if (stack.previewCursor !== undefined && stack.previewCursor.version >= stack.cursorVersion) return undefined;
+  if (stack.previewCursor !== undefined && stack.previewCursor.version >= stack.cursorVersion) return stack.previewCursor;
   return { version: Math.max(...versions), startTime: stack.previewCursor?.startTime ?? 0 };
 }
 
