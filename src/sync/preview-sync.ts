@@ -66,7 +66,7 @@ export async function syncPreviews(
     }
   } finally {
     const cursor = nextCursor(stack, listed);
-    const moved = (cursor.version !== stack.previewCursor?.version || cursor.startTime !== stack.previewCursor.startTime);
+    const moved = cursor.version !== stack.previewCursor?.version || cursor.startTime !== stack.previewCursor.startTime;
     if (moved) await deps.store.setPreviewCursor(stack, cursor);
   }
   return exported;
