@@ -36,6 +36,7 @@ class PreviewApi implements PulumiCloudApi {
   previews: UpdateInfo[] = [];
   calls: string[] = [];
   failEventsOnce = new Set<string>();
+  notFoundForVersion0 = false;
 
   latestVersion(): number {
     return Math.max(0, ...this.updates.map((u) => u.version));
@@ -69,6 +70,8 @@ class PreviewApi implements PulumiCloudApi {
   async previewsSince(_ref: StackRef, o: PreviewsSinceOptions): Promise<UpdateInfo[]> {
     this.calls.push(`previews ${o.version ?? 'latest'} from ${o.notBeforeSeconds ?? '-'}`);
     const version = o.version ?? this.latestVersion();
+    // As `updates/latest` answers a stack never updated (shared pulumi-api.md 2.4).
+    if (version === 0 && this.notFoundForVersion0) throw new ExporterError('API_NOT_FOUND', 'no such version', { retryable: false });
     return this.previews
       .filter((p) => p.version === version && p.startTime >= (o.notBeforeSeconds ?? 0))
       .sort((a, b) => b.startTime - a.startTime);
@@ -198,6 +201,17 @@ describe('preview sync', () => {
     expect(await cycle()).toEqual(['success', 'listStacks', 'history', 'events n2', 'previews latest from 600', 'previews 1 from 600', 'events q2']);
     expect(sink.runIds).toEqual(['n2', 'q2']);
     expect(await store.countExported(web)).toBe(8);
+  });
+
+  it('takes a 404 previews listing (a stack never updated) as no previews, and lists that version again after the first update', async () => {
+    const { api, sink, store, cycle } = await setup();
+    api.notFoundForVersion0 = true;
+    expect(await cycle()).toEqual(['success', 'listStacks', 'previews latest from -']);
+    expect((await store.getStack(web))?.previewCursor).toEqual({ version: 0, startTime: 0 });
+    api.addUpdate('u1', 50);
+    api.addPreview('p1', 100);
+    expect(await cycle()).toEqual(['success', 'listStacks', 'history', 'events u1', 'previews latest from -', 'previews 0 from -', 'events p1']);
+    expect(sink.runIds).toEqual(['u1', 'p1']);
   });
 
   it('makes no previews call when previews are off', async () => {
