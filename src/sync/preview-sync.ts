@@ -78,13 +78,13 @@ async function listNewPreviews(deps: StackSyncDeps, stack: StackRecord, signal?:
   const floor = backfillFloorSeconds(stack, deps.backfillDays);
   const notBefore = Math.max(cursor?.startTime ?? 0, floor ?? 0);
   const bounds = notBefore > 0 ? { notBeforeSeconds: notBefore } : {};
-  const latest = await listed(deps.api.previewsSince(stack, { ...bounds, signal }));
+  const latest = await orEmptyIfNotFound(deps.api.previewsSince(stack, { ...bounds, signal }));
   const byId = new Map<string, UpdateInfo>(latest.map((p) => [p.updateId, p]));
   if (cursor !== undefined) {
     // Versions the cursor has not finished and that are no longer the latest.
     const current = Math.max(stack.cursorVersion, ...latest.map((p) => p.version));
     for (let version = cursor.version; version < current; version++) {
-      for (const p of await listed(deps.api.previewsSince(stack, { version, ...bounds, signal }))) byId.set(p.updateId, p);
+      for (const p of await orEmptyIfNotFound(deps.api.previewsSince(stack, { version, ...bounds, signal }))) byId.set(p.updateId, p);
     }
   }
   return [...byId.values()]
@@ -97,7 +97,7 @@ async function listNewPreviews(deps: StackSyncDeps, stack: StackRecord, signal?:
  * for a stack never updated (shared pulumi-api.md 2.4), and a version may have no previews
  * route. Any other error stops the stack.
  */
-async function listed(listing: Promise<UpdateInfo[]>): Promise<UpdateInfo[]> {
+async function orEmptyIfNotFound(listing: Promise<UpdateInfo[]>): Promise<UpdateInfo[]> {
   try {
     return await listing;
   } catch (err) {
