@@ -4,6 +4,7 @@ import { conversionSuite } from './conversion.js';
 import { idleCycleSuite } from './idle-cycle.js';
 import { memorySuite } from './memory.js';
 import { previewsCycleSuite } from './previews-cycle.js';
+import { metricsPushSuite } from './metrics-push.js';
 import { scrapeSuite } from './scrape.js';
 
 
@@ -52,7 +53,7 @@ export interface BenchSuite {
   close?(): Promise<void>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, previewsCycleSuite, memorySuite, scrapeSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, previewsCycleSuite, memorySuite, scrapeSuite, metricsPushSuite];
 
 interface Measured {
   /** Milliseconds, or bytes in a peak-rss group. */

@@ -38,7 +38,7 @@ const RESOURCE_TYPES = [
 const STACKS_PER_PROJECT = 100;
 const ORG = 'acme-corp';
 
-interface Seeded {
+export interface Seeded {
   readonly store: SqliteStateStore;
   readonly dir: string;
   readonly stacks: number;
@@ -59,7 +59,8 @@ function operations(i: number, version: number): ResourceOperation[] {
   }));
 }
 
-async function seed(stacks: number): Promise<Seeded> {
+/** A SQLite store with issue 7's data for `stacks` stacks (also used by the metrics-push suite). */
+export async function seed(stacks: number): Promise<Seeded> {
   // On tmpfs where there is one: fsync is then free, so 20,000 seeding commits take seconds
   // instead of minutes. Scrapes read through the page cache either way.
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pue-bench-scrape-'));

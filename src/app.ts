@@ -14,6 +14,8 @@ import type { Coordinator } from './state/coordinator.js';
 import { createCoordinator, createStateStore } from './state/create-state.js';
 import type { StateStore } from './state/state-store.js';
 import { BackfillProgress } from './sync/backfill-progress.js';
+import { runFollowCycle, type FollowCycleDeps, type FollowCycleResult } from './sync/follow-cycle.js';
+import { FollowedStreams } from './sync/follow-update.js';
 import { runPollCycle, type PollCycleDeps, type PollCycleResult } from './sync/poll-cycle.js';
 import type { StackSyncResult } from './sync/stack-sync.js';
 import { UpdateAttempts } from './sync/update-attempts.js';
@@ -40,6 +42,8 @@ export interface App {
   start(): Promise<void>;
   /** Runs one complete poll cycle now (the `once` command and tests); stop() aborts it. */
   runOnce(): Promise<PollCycleResult>;
+  /** Runs one follow round now (tests); undefined when following is off (poll.followIntervalSeconds 0). */
+  followOnce(): Promise<FollowCycleResult> | undefined;
   /** Stops the scheduler, waits for the in-flight sync, flushes spans, closes HTTP and the store. Idempotent. */
   stop(): Promise<void>;
   readonly metrics: ExporterMetrics;
@@ -50,6 +54,8 @@ export interface App {
 }
 
 const STOP_SYNC_TIMEOUT_MS = 15_000;
+/** A running update without a new event for this long is followed by the poll cycle alone until it moves. */
+const FOLLOW_IDLE_MS = 5 * 60_000;
 /** Updates listed under "Recent updates" on the status page. */
 const STATUS_RECENT_UPDATES = 50;
 
@@ -57,6 +63,8 @@ const STATUS_RECENT_UPDATES = 50;
 export function createApp(config: Config, logger: Logger, overrides: AppOverrides = {}): App {
   const clock = overrides.clock ?? systemClock;
   const store = overrides.store ?? createStateStore(config.state, logger.child({ module: 'state' }));
+  // The self-metrics count from here (the start time of their pushed cumulative points).
+  const metricsSinceMs = Date.now();
   const metrics = new ExporterMetrics({
     store,
     version: VERSION,
@@ -121,7 +129,27 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     coordinator,
     // One sync at a time per stack, whoever asks for it.
     syncQueue: new KeyedQueue<StackSyncResult>(),
+    ...(config.poll.followIntervalSeconds > 0
+      ? { follow: { streams: new FollowedStreams(), spansFollowed: (n: number) => metrics.spansFollowed(n) } }
+      : {}),
   };
+  // Following running updates: a second job over the stacks with an update in progress.
+  const followDeps: FollowCycleDeps | undefined =
+    deps.follow === undefined || deps.syncQueue === undefined
+      ? undefined
+      : {
+          ...deps,
+          follow: deps.follow,
+          syncQueue: deps.syncQueue,
+          followIdleMs: FOLLOW_IDLE_MS,
+          // Its syncs do not count in the poll cycle's backfill progress and gauges.
+          followProgress: new BackfillProgress({
+            clock,
+            logger: logger.child({ module: 'follow' }),
+            intervalMs: config.poll.progressLogIntervalSeconds * 1000,
+            metrics: { setBacklog: () => undefined, setBackfillStacksPending: () => undefined },
+          }),
+        };
 
   let last: PollCycleResult | undefined;
   let ready = false;
@@ -164,8 +192,29 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     onError: (err) => metrics.error(errorCodeOf(err), err),
   });
 
+  const follow = (signal?: AbortSignal): Promise<FollowCycleResult> | undefined =>
+    followDeps === undefined
+      ? undefined
+      : (async () => {
+          await migrate();
+          return runFollowCycle(followDeps, signal);
+        })();
+  const followJob =
+    followDeps === undefined
+      ? undefined
+      : new IntervalJob({
+          name: 'follow',
+          intervalMs: config.poll.followIntervalSeconds * 1000,
+          run: async (signal) => {
+            await follow(signal);
+          },
+          logger,
+          onError: (err) => metrics.error(errorCodeOf(err), err),
+        });
+
   let server: { url: string; close(): Promise<void> } | undefined;
   let selfTelemetry: { shutdown(): Promise<void> } | undefined;
+  let metricsPush: { shutdown(): Promise<void> } | undefined;
   let stopping: Promise<void> | undefined;
   // Aborts a cycle started by runOnce(), as job.stop() aborts the scheduler's.
   const onceAbort = new AbortController();
@@ -188,6 +237,19 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         });
       }
       await migrate();
+      if (config.metricsPush.exporter === 'otlp') {
+        // Loaded only when switched on, like self-telemetry: the metrics SDK is not needed for /metrics.
+        const { startMetricsPush } = await import('./metrics/otlp-metrics-push.js');
+        metricsPush = startMetricsPush({
+          config: config.metricsPush,
+          store,
+          metrics,
+          isLeader: () => coordinator.isLeader(),
+          selfMetricsSinceMs: metricsSinceMs,
+          version: VERSION,
+          logger: logger.child({ module: 'metrics-push' }),
+        });
+      }
       if (overrides.http !== false) {
         const everyOrgListed = (): boolean => ready || progress.snapshot().listedAllOrgs;
         const app = createHttpApp({
@@ -243,20 +305,28 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
         logger.info({ url: server.url }, 'serving /metrics');
       }
       job.start();
+      followJob?.start();
     },
     runOnce: () => cycle(onceAbort.signal),
+    followOnce: () => follow(onceAbort.signal),
     stop() {
       stopping ??= (async () => {
         // Abort the cycle first (no new update starts), then shut the sink so exports queued
         // behind a slow or dead collector end at once instead of each waiting out its
         // timeout; then wait (bounded) for the sync to unwind. An interrupted update commits
         // nothing half-way and is redone after the restart; every span sent is kept.
+        // One deadline for the whole wait, however the cycle was started.
+        const deadline = Date.now() + STOP_SYNC_TIMEOUT_MS;
         const inFlight = running;
         const jobStopped = job.stop(STOP_SYNC_TIMEOUT_MS);
+        const followStopped = followJob?.stop(STOP_SYNC_TIMEOUT_MS);
         onceAbort.abort(new Error('the exporter is stopping'));
         await sink.shutdown();
         await jobStopped;
-        if (inFlight !== undefined) await settledWithin(inFlight, STOP_SYNC_TIMEOUT_MS);
+        await followStopped;
+        if (inFlight !== undefined) await settledWithin(inFlight, Math.max(0, deadline - Date.now()));
+        // The last push reads the store, so it goes before the store closes.
+        await metricsPush?.shutdown();
         await server?.close();
         await coordinator.stop();
         await store.close();

@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   API_TOO_MANY_PAGES: 'a stack listing, update history or update event stream had more pages than pulumi.maxPagesPerListing',
   API_REDIRECT_REFUSED: 'Pulumi Cloud answered with a redirect to another origin, which is not followed',
   TRACE_EXPORT_FAILED: 'the trace sink did not accept the spans of an update',
+  METRICS_PUSH_FAILED: 'the OTLP collector did not accept a metrics push (metricsPush.exporter=otlp)',
   STATE_ERROR: 'the state store failed a read or write',
   STATE_MIGRATION_FAILED: 'the state store schema could not be migrated',
   STATE_LOCKED: 'the SQLite state file is in use by another exporter process',

@@ -5,15 +5,21 @@
  * redact(), so a secret that reaches a message by accident is still not printed.
  */
 const secrets = new Set<string>();
+/** The JSON-escaped form of each secret that differs from it (computed once, used per log line). */
+const escapedSecrets = new Set<string>();
 
 export const REDACTED = '[REDACTED]';
 
 export function registerSecret(value: string | undefined): void {
-  if (value !== undefined && value.length >= 4) secrets.add(value);
+  if (value === undefined || value.length < 4) return;
+  secrets.add(value);
+  const escaped = JSON.stringify(value).slice(1, -1);
+  if (escaped !== value) escapedSecrets.add(escaped);
 }
 
 export function clearSecretsForTests(): void {
   secrets.clear();
+  escapedSecrets.clear();
 }
 
 /** `scheme://user:password@`: the password part of the user info of a URL inside any text. */
@@ -46,9 +52,8 @@ export function registerUrlPassword(value: string): void {
  */
 export function redactJson(text: string): string {
   let out = text;
-  for (const s of secrets) {
-    const escaped = JSON.stringify(s).slice(1, -1);
-    if (escaped !== s && out.includes(escaped)) out = out.split(escaped).join(REDACTED);
+  for (const escaped of escapedSecrets) {
+    if (out.includes(escaped)) out = out.split(escaped).join(REDACTED);
   }
   return redact(out);
 }

@@ -10,6 +10,7 @@ type EnvKind =
   | 'headers'
   | 'protocol'
   | 'otlp-base-endpoint'
+  | 'otlp-base-metrics-endpoint'
   | 'secret-file';
 
 export interface EnvVarBinding {
@@ -36,6 +37,7 @@ export const ENV_VARS: readonly EnvVarBinding[] = [
   { name: 'EXPORTER_STATE_FILE', key: 'state.path', kind: 'secret-file' },
   { name: 'EXPORTER_STATE_LEASE_SECONDS', key: 'state.leaseSeconds', kind: 'number' },
   { name: 'EXPORTER_POLL_INTERVAL_SECONDS', key: 'poll.intervalSeconds', kind: 'number' },
+  { name: 'EXPORTER_FOLLOW_INTERVAL_SECONDS', key: 'poll.followIntervalSeconds', kind: 'number' },
   { name: 'EXPORTER_BACKFILL_DAYS', key: 'poll.backfillDays', kind: 'number' },
   { name: 'EXPORTER_LOG_LEVEL', key: 'log.level', kind: 'string' },
   { name: 'OTEL_TRACES_EXPORTER', key: 'traces.exporter', kind: 'string' },
@@ -52,6 +54,19 @@ export const ENV_VARS: readonly EnvVarBinding[] = [
   { name: 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', key: 'traces.compression', kind: 'string' },
   { name: 'EXPORTER_TRACE_LINK_TEMPLATE', key: 'traces.linkTemplate', kind: 'string' },
   { name: 'EXPORTER_SELF_TRACES_ENDPOINT', key: 'selfTelemetry.tracesEndpoint', kind: 'string' },
+  // The metrics push reads the same generic OTLP variables, then its signal-specific ones.
+  { name: 'OTEL_METRICS_EXPORTER', key: 'metricsPush.exporter', kind: 'string' },
+  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', key: 'metricsPush.endpoint', kind: 'otlp-base-metrics-endpoint' },
+  { name: 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', key: 'metricsPush.endpoint', kind: 'string' },
+  { name: 'OTEL_EXPORTER_OTLP_HEADERS', key: 'metricsPush.headers', kind: 'headers' },
+  { name: 'OTEL_EXPORTER_OTLP_METRICS_HEADERS', key: 'metricsPush.headers', kind: 'headers' },
+  { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', key: 'metricsPush.protocol', kind: 'protocol' },
+  { name: 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL', key: 'metricsPush.protocol', kind: 'protocol' },
+  { name: 'OTEL_EXPORTER_OTLP_TIMEOUT', key: 'metricsPush.timeoutMillis', kind: 'number' },
+  { name: 'OTEL_EXPORTER_OTLP_METRICS_TIMEOUT', key: 'metricsPush.timeoutMillis', kind: 'number' },
+  { name: 'OTEL_EXPORTER_OTLP_COMPRESSION', key: 'metricsPush.compression', kind: 'string' },
+  { name: 'OTEL_EXPORTER_OTLP_METRICS_COMPRESSION', key: 'metricsPush.compression', kind: 'string' },
+  { name: 'OTEL_METRIC_EXPORT_INTERVAL', key: 'metricsPush.intervalMillis', kind: 'number' },
 ];
 
 export type ConfigPath = readonly (string | number)[];
@@ -151,6 +166,11 @@ export function tracesEndpointFromBase(base: string): string {
   return `${base.replace(/\/+$/, '')}/v1/traces`;
 }
 
+/** Joins an OTLP base endpoint and the metrics path the way the OpenTelemetry SDKs do. */
+function metricsEndpointFromBase(base: string): string {
+  return `${base.replace(/\/+$/, '')}/v1/metrics`;
+}
+
 export function readEnvLayer(env: Readonly<Record<string, string | undefined>>): EnvLayer {
   const values: Record<string, unknown> = {};
   const sources: { path: ConfigPath; variable: string }[] = [];
@@ -222,6 +242,9 @@ export function readEnvLayer(env: Readonly<Record<string, string | undefined>>):
         break;
       case 'otlp-base-endpoint':
         set(tracesEndpointFromBase(raw));
+        break;
+      case 'otlp-base-metrics-endpoint':
+        set(metricsEndpointFromBase(raw));
         break;
       case 'secret-file':
         secretFiles.push({ path, variable: binding.name, file: raw });

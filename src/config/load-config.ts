@@ -218,13 +218,13 @@ function registerSecretsOf(merged: PlainObject): void {
   const pulumi = merged.pulumi;
   if (isPlainObject(pulumi) && typeof pulumi.accessToken === 'string') registerSecret(pulumi.accessToken);
   // Passwords in URL-valued settings, whether or not the schema then accepts the URL.
-  for (const path of [['pulumi', 'backendUrl'], ['traces', 'endpoint'], ['state', 'path']]) {
+  for (const path of [['pulumi', 'backendUrl'], ['traces', 'endpoint'], ['metricsPush', 'endpoint'], ['state', 'path']]) {
     const url = valueAt(merged, path);
     if (typeof url === 'string') registerUrlPassword(url);
   }
-  const traces = merged.traces;
-  if (isPlainObject(traces) && isPlainObject(traces.headers)) {
-    for (const [name, value] of Object.entries(traces.headers)) {
+  for (const section of [merged.traces, merged.metricsPush]) {
+    if (!isPlainObject(section) || !isPlainObject(section.headers)) continue;
+    for (const [name, value] of Object.entries(section.headers)) {
       if (typeof value === 'string' && isSecretHeader(name, value)) registerSecret(value);
     }
   }

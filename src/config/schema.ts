@@ -102,6 +102,12 @@ export const configSchema = z
     poll: z
       .object({
         intervalSeconds: duration('seconds', 86_400, '1 day').positive().default(60),
+        /**
+         * Seconds between two follow rounds over the stacks with an update in progress: the
+         * spans of its finished steps are sent within this time, and its end is seen as fast.
+         * 0 = off (running updates are only seen by the poll cycle, their spans sent at the end).
+         */
+        followIntervalSeconds: duration('seconds', 3_600, '1 hour').min(0).default(5),
         backfillDays: duration('days', 3_650, 'about 10 years').min(0).default(7),
         stackConcurrency: z.number().int().positive().default(4),
         initialJitterSeconds: duration('seconds', 3_600, '1 hour').min(0).default(5),
@@ -163,6 +169,29 @@ export const configSchema = z
         tracesEndpoint: z.url().optional(),
       })
       .strict()
+      .prefault({}),
+    metricsPush: z
+      .object({
+        /**
+         * otlp pushes the pulumi_* and pulumi_exporter_* metrics as OpenTelemetry metrics
+         * (OTEL_METRICS_EXPORTER); none (the default) does not load the metrics SDK. /metrics is served either way.
+         */
+        exporter: z.enum(['none', 'otlp']).default('none'),
+        /** OTLP/HTTP metrics URL; derived from OTEL_EXPORTER_OTLP_ENDPOINT + /v1/metrics when unset. */
+        endpoint: z.url().default('http://localhost:4318/v1/metrics'),
+        protocol: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+        headers: z.record(z.string(), z.string()).default({}),
+        /** Time limit of one push, its retries included. */
+        timeoutMillis: duration('milliseconds', TEN_MINUTES_MS, '10 minutes').int().positive().default(10_000),
+        /** Time between two pushes (OTEL_METRIC_EXPORT_INTERVAL); at least timeoutMillis. */
+        intervalMillis: duration('milliseconds', 86_400_000, '1 day').int().positive().default(60_000),
+        compression: z.enum(['none', 'gzip']).default('none'),
+      })
+      .strict()
+      .refine((push) => push.exporter === 'none' || push.intervalMillis >= push.timeoutMillis, {
+        path: ['intervalMillis'],
+        message: 'must be at least metricsPush.timeoutMillis (a push may not outlast the interval)',
+      })
       .prefault({}),
     metrics: z
       .object({

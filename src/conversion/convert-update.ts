@@ -37,6 +37,13 @@ export interface ConversionResult {
   readonly result: TerminalResult;
   /** Outputs/failed events that matched no open step (a component's second outputs event in a preview). */
   readonly unmatchedTerminalEvents: number;
+  /**
+   * Step spans that no later event of the stream can change: the step finished, its parent
+   * is known, and it is early enough in the stream that the span cap can never cut it. For
+   * an update still running these are the spans that may be sent before it ends
+   * (src/sync/follow-update.ts); each is exactly the span the finished update's trace holds.
+   */
+  readonly finalSpanIds: ReadonlySet<string>;
 }
 
 const PIPELINE_RESULT: Readonly<Record<TerminalResult, string>> = {
@@ -113,6 +120,7 @@ export function convertUpdate(
     ...(scan.summary ? { summary: scan.summary } : {}),
     result,
     unmatchedTerminalEvents: scan.unmatchedTerminalEvents,
+    finalSpanIds: layout.finalSpanIds,
   };
 }
 
@@ -135,6 +143,7 @@ interface SpanLayout {
   readonly stepSpans: SpanRecord[];
   readonly rootEvents: SpanEventRecord[];
   readonly droppedSpans: number;
+  readonly finalSpanIds: ReadonlySet<string>;
 }
 
 /** Times and parents every step, keeps the spans worth emitting (up to the cap) and places the span events. */
@@ -188,7 +197,13 @@ function layOutSpans(scan: EventScan, window: TimeWindow, traceId: string, rootS
     while (parent && !parent.emitted) parent = parent.parent;
     return stepSpan(node, traceId, parent ? parent.spanId : rootSpanId, options.maxAttributeLength);
   });
-  return { stepSpans, rootEvents, droppedSpans: kept.length - emitted.length };
+  // Later events only add steps after these and keep earlier `same` steps, so a step among
+  // the first maxSteps of the stream stays under the cap (and so does its parent).
+  const finalSpanIds = new Set<string>();
+  nodes.forEach((node, position) => {
+    if (node.emitted && node.step.terminal !== undefined && node.parentSettled && position < maxSteps) finalSpanIds.add(node.spanId);
+  });
+  return { stepSpans, rootEvents, droppedSpans: kept.length - emitted.length, finalSpanIds };
 }
 
 interface RootIds {
@@ -267,7 +282,10 @@ function resolveParents(nodes: readonly Node[], tracker: StepTracker, nodeOf: Re
   for (const node of nodes) {
     const m = node.step.pre.metadata;
     const parentUrn = parentUrnOf(m);
-    if (!parentUrn || parentUrn === m.urn) continue;
+    if (!parentUrn || parentUrn === m.urn) {
+      node.parentSettled = true;
+      continue;
+    }
     const candidates = tracker.stepsOf(parentUrn);
     let before: Step | undefined;
     for (let k = candidates.length - 1; k >= 0; k--) {
@@ -277,8 +295,10 @@ function resolveParents(nodes: readonly Node[], tracker: StepTracker, nodeOf: Re
         break;
       }
     }
-    if (before) node.parent = nodeOf.get(before);
-    else if (candidates[0]) later.push([node, nodeOf.get(candidates[0])!]);
+    if (before) {
+      node.parent = nodeOf.get(before);
+      node.parentSettled = true;
+    } else if (candidates[0]) later.push([node, nodeOf.get(candidates[0])!]);
   }
   for (const [node, candidate] of later) {
     let n: Node | undefined = candidate;

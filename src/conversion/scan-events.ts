@@ -11,6 +11,8 @@ export interface Node {
   failureMessage?: string;
   failureStatus?: number;
   parent?: Node;
+  /** The parent can no longer change: the step has no parent URN, or its parent's step came before it. */
+  parentSettled: boolean;
   keep: boolean;
   emitted: boolean;
   spanId: string;
@@ -96,7 +98,7 @@ export function scanEvents(events: readonly EngineEvent[], redactText: (text: st
     switch (e.type) {
       case 'resourcePreEvent': {
         const step = tracker.begin(e, i);
-        const node: Node = { step, keep: false, emitted: false, spanId: '', startMs: 0, endMs: 0, events: [] };
+        const node: Node = { step, parentSettled: false, keep: false, emitted: false, spanId: '', startMs: 0, endMs: 0, events: [] };
         nodes.push(node);
         nodeOf.set(step, node);
         break;

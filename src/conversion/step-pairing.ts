@@ -49,12 +49,14 @@ export class StepTracker {
     return step;
   }
 
-  /** The step a URN-scoped event belongs to: the newest open step of that URN, else its newest step. */
+  /**
+   * The step a URN-scoped event belongs to: the newest open step of that URN, else none (the
+   * event goes to the root). A finished step takes no more events, so its span is final when
+   * its terminal event arrives and can be sent while the update still runs.
+   */
   stepFor(urn: string): Step | undefined {
     const queue = this.open.get(urn);
-    if (queue && queue.length > 0) return queue[queue.length - 1];
-    const all = this.byUrn.get(urn);
-    return all?.[all.length - 1];
+    return queue && queue.length > 0 ? queue[queue.length - 1] : undefined;
   }
 
   /** All steps of a URN in stream order (empty when the URN had none). */

@@ -243,6 +243,13 @@ export const METRICS = {
     help: 'Spans accepted by the trace sink.',
     labelNames: [],
   },
+  spansFollowedTotal: {
+    name: 'pulumi_exporter_spans_followed_total',
+    type: 'counter',
+    source: 'process',
+    help: 'Step spans sent while their update was still running (also in pulumi_exporter_spans_exported_total).',
+    labelNames: [],
+  },
   spanExportFailuresTotal: {
     name: 'pulumi_exporter_span_export_failures_total',
     type: 'counter',

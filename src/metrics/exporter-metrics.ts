@@ -116,6 +116,7 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
   private readonly updatesExported: Counter<'kind'>;
   private readonly engineEventsRead: Counter<'type'>;
   private readonly spans: Counter;
+  private readonly spansFollowedCount: Counter;
   private readonly spanFailures: Counter<'reason'>;
   private readonly exportDelay: Histogram;
   private readonly errors: Counter<'code'>;
@@ -156,6 +157,7 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
     this.updatesExported = counter(METRICS.updatesExportedTotal);
     this.engineEventsRead = counter(METRICS.engineEventsTotal);
     this.spans = counter(METRICS.spansExportedTotal);
+    this.spansFollowedCount = counter(METRICS.spansFollowedTotal);
     this.spanFailures = counter(METRICS.spanExportFailuresTotal);
     this.exportDelay = histogram(METRICS.exportDelaySeconds);
     this.errors = counter(METRICS.errorsTotal);
@@ -182,6 +184,11 @@ export class ExporterMetrics implements ApiObserver, SinkObserver {
 
   spansExported(count: number): void {
     if (Number.isFinite(count) && count > 0) this.spans.inc(count);
+  }
+
+  /** Step spans of a running update sent before it ended (counted in spansExported too). */
+  spansFollowed(count: number): void {
+    if (Number.isFinite(count) && count > 0) this.spansFollowedCount.inc(count);
   }
 
   exportFailed(reason: string): void {

@@ -219,13 +219,15 @@ export class ApiTransport {
       throw err;
     }
     let result: Attempt<T> | undefined;
-    const before = this.limiter.limit;
     try {
       result = await this.attemptOnce(req, url, attempt);
       return result;
     } finally {
       const retryAfterMs = result?.kind === 'http' ? result.retryAfterMs : undefined;
       const throttled = result?.kind === 'http' && (result.status === 429 || retryAfterMs !== undefined);
+      // Read just before this release: only the answer that lowered the limit logs it, not
+      // every request that was in flight when another one lowered it.
+      const before = this.limiter.limit;
       permit.release(throttled ? 'throttled' : result?.kind === 'ok' ? 'ok' : 'failed', retryAfterMs);
       const after = this.limiter.limit;
       if (after < before) {

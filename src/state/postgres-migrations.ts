@@ -154,7 +154,23 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       INSERT INTO metrics_stamp (id, stamp) VALUES (1, 0);
     `,
   },
-  // Version 4 belongs to another change (following running updates); versions only have to increase.
+  {
+    version: 4,
+    name: 'follow records of running updates',
+    // Mirrors SQLite schema 4: one row per update followed while it runs, deleted with its commit.
+    sql: `
+      CREATE TABLE follow_records (
+        org text NOT NULL,
+        project text NOT NULL,
+        stack text NOT NULL,
+        update_id text NOT NULL,
+        events_read bigint NOT NULL CHECK (events_read >= 0),
+        continuation_token text,
+        sent_span_ids text[] NOT NULL,
+        PRIMARY KEY (org, project, stack, update_id)
+      );
+    `,
+  },
   {
     version: 5,
     name: 'preview cursor',

@@ -22,6 +22,7 @@ import {
   sameBuckets,
   parseExemplars,
 } from './delta-rules.js';
+import { checkFollowRecord, mergeSpanIds } from './follow-rules.js';
 import { describePostgresUrl } from './postgres-url.js';
 import {
   MIGRATION_LOCK_KEY,
@@ -46,6 +47,7 @@ import {
 import type {
   CounterRow,
   ExportedUpdate,
+  FollowRecord,
   HistogramRow,
   InProgressRecord,
   LastSuccessRow,
@@ -404,6 +406,12 @@ export class PostgresStateStore implements StateStore {
         s.stack,
         u.updateId,
       ]);
+      await db.query('DELETE FROM follow_records WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4', [
+        s.org,
+        s.project,
+        s.stack,
+        u.updateId,
+      ]);
       await db.query(BUMP_METRICS_STAMP_SQL);
       return true;
     });
@@ -430,6 +438,40 @@ export class PostgresStateStore implements StateStore {
     return this.query('listRecentUpdates', async (db) =>
       (await db.query<ExportedUpdateRow>(`${RECENT_UPDATES_SQL} LIMIT $1`, [Math.max(0, Math.floor(limit))])).rows.map(toExportedUpdate),
     );
+  }
+
+  async readFollow(ref: StackRef, updateId: string): Promise<FollowRecord | undefined> {
+    return this.query('readFollow', async (db) => {
+      const r = await db.query<{ events_read: number; continuation_token: string | null; sent_span_ids: string[] }>(
+        `SELECT events_read, continuation_token, sent_span_ids FROM follow_records
+         WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4`,
+        [ref.org, ref.project, ref.stack, updateId],
+      );
+      const row = r.rows[0];
+      if (row === undefined) return undefined;
+      return { stack: ref, updateId, eventsRead: row.events_read, continuationToken: row.continuation_token, sentSpanIds: [...row.sent_span_ids].sort() };
+    });
+  }
+
+  async recordFollow(record: FollowRecord): Promise<void> {
+    checkFollowRecord(record);
+    const { stack: s, updateId } = record;
+    await this.transaction('recordFollow', async (db) => {
+      // The row lock orders replicas recording the same update: the set is merged, never replaced.
+      const stored = await db.query<{ sent_span_ids: string[] }>(
+        `SELECT sent_span_ids FROM follow_records WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4 FOR UPDATE`,
+        [s.org, s.project, s.stack, updateId],
+      );
+      const sent = mergeSpanIds(stored.rows[0]?.sent_span_ids ?? [], record.sentSpanIds);
+      await db.query(
+        `INSERT INTO follow_records (org, project, stack, update_id, events_read, continuation_token, sent_span_ids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (org, project, stack, update_id) DO UPDATE SET
+           events_read = excluded.events_read, continuation_token = excluded.continuation_token,
+           sent_span_ids = ARRAY(SELECT DISTINCT unnest(follow_records.sent_span_ids || excluded.sent_span_ids) ORDER BY 1)`,
+        [s.org, s.project, s.stack, updateId, record.eventsRead, record.continuationToken, sent],
+      );
+    });
   }
 
   async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {
@@ -460,6 +502,15 @@ export class PostgresStateStore implements StateStore {
     return this.query('readMetricsStamp', async (db) => {
       const r = await db.query<{ stamp: number }>('SELECT stamp FROM metrics_stamp WHERE id = 1');
       return r.rows[0]?.stamp ?? 0;
+    });
+  }
+
+  async readMetricsStartMs(): Promise<number> {
+    return this.query('readMetricsStartMs', async (db) => {
+      const r = await db.query<{ ms: number }>(
+        'SELECT floor(extract(epoch FROM min(applied_at)) * 1000)::float8 AS ms FROM schema_migrations',
+      );
+      return r.rows[0]?.ms ?? 0;
     });
   }
 

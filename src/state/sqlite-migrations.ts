@@ -146,7 +146,24 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     `,
     data: reshapeStoredMetrics,
   },
-  // Version 4 belongs to another change (following running updates); versions only have to increase.
+  {
+    version: 4,
+    name: 'follow records of running updates',
+    // One row per update followed while it runs (StateStore.recordFollow); sent_span_ids is a
+    // JSON array of the step span ids already sent. Deleted with the update's commit.
+    sql: `
+      CREATE TABLE follow_records (
+        org TEXT NOT NULL,
+        project TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        update_id TEXT NOT NULL,
+        events_read INTEGER NOT NULL CHECK (events_read >= 0),
+        continuation_token TEXT,
+        sent_span_ids TEXT NOT NULL,
+        PRIMARY KEY (org, project, stack, update_id)
+      ) WITHOUT ROWID;
+    `,
+  },
   {
     version: 5,
     name: 'preview cursor',

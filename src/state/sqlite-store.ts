@@ -22,6 +22,7 @@ import {
   sameBuckets,
   parseExemplars,
 } from './delta-rules.js';
+import { checkFollowRecord, mergeSpanIds } from './follow-rules.js';
 import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations, type HistogramDbRow } from './sqlite-migrations.js';
 import {
   IN_PROGRESS_SQL,
@@ -39,6 +40,7 @@ import {
 import type {
   CounterRow,
   ExportedUpdate,
+  FollowRecord,
   HistogramRow,
   InProgressRecord,
   LastSuccessRow,
@@ -375,6 +377,7 @@ export class SqliteStateStore implements StateStore {
           s.stack,
           u.updateId,
         );
+        this.stmt('DELETE FROM follow_records WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(s.org, s.project, s.stack, u.updateId);
         this.stmt(BUMP_METRICS_STAMP_SQL).run();
         return true;
       });
@@ -401,6 +404,35 @@ export class SqliteStateStore implements StateStore {
     return this.run('listRecentUpdates', () =>
       (this.stmt(`${RECENT_UPDATES_SQL} LIMIT ?`).all(Math.max(0, Math.floor(limit))) as ExportedUpdateRow[]).map(toExportedUpdate),
     );
+  }
+
+  async readFollow(ref: StackRef, updateId: string): Promise<FollowRecord | undefined> {
+    return this.run('readFollow', () => {
+      const row = this.stmt(
+        'SELECT events_read, continuation_token, sent_span_ids FROM follow_records WHERE org = ? AND project = ? AND stack = ? AND update_id = ?',
+      ).get(ref.org, ref.project, ref.stack, updateId) as FollowRow | undefined;
+      return row === undefined ? undefined : toFollowRecord(ref, updateId, row);
+    });
+  }
+
+  async recordFollow(record: FollowRecord): Promise<void> {
+    this.run('recordFollow', (db) => {
+      checkFollowRecord(record);
+      const { stack: s, updateId } = record;
+      db.transaction(() => {
+        const stored = this.stmt('SELECT sent_span_ids FROM follow_records WHERE org = ? AND project = ? AND stack = ? AND update_id = ?')
+          .pluck()
+          .get(s.org, s.project, s.stack, updateId) as string | undefined;
+        const sent = mergeSpanIds(stored === undefined ? [] : parseSpanIds(stored), record.sentSpanIds);
+        this.stmt(
+          `INSERT INTO follow_records (org, project, stack, update_id, events_read, continuation_token, sent_span_ids)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (org, project, stack, update_id) DO UPDATE SET
+             events_read = excluded.events_read, continuation_token = excluded.continuation_token,
+             sent_span_ids = excluded.sent_span_ids`,
+        ).run(s.org, s.project, s.stack, updateId, record.eventsRead, record.continuationToken, JSON.stringify(sent));
+      }).immediate();
+    });
   }
 
   async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {
@@ -433,6 +465,10 @@ export class SqliteStateStore implements StateStore {
 
   async readMetricsStamp(): Promise<number> {
     return this.run('readMetricsStamp', () => this.stmt('SELECT stamp FROM metrics_stamp WHERE id = 1').pluck().get() as number);
+  }
+
+  async readMetricsStartMs(): Promise<number> {
+    return this.run('readMetricsStartMs', () => this.stmt('SELECT min(applied_at_ms) FROM schema_migrations').pluck().get() as number);
   }
 
   async readCounters(): Promise<CounterRow[]> {
@@ -596,6 +632,24 @@ export class SqliteStateStore implements StateStore {
     }
     return statement;
   }
+}
+
+interface FollowRow {
+  events_read: number;
+  continuation_token: string | null;
+  sent_span_ids: string;
+}
+
+function toFollowRecord(stack: StackRef, updateId: string, row: FollowRow): FollowRecord {
+  return { stack, updateId, eventsRead: row.events_read, continuationToken: row.continuation_token, sentSpanIds: parseSpanIds(row.sent_span_ids) };
+}
+
+function parseSpanIds(json: string): string[] {
+  const value: unknown = JSON.parse(json);
+  if (!Array.isArray(value) || !value.every((id) => typeof id === 'string')) {
+    throw new ExporterError('STATE_ERROR', `state database holds a malformed span id list: ${json.slice(0, 80)}`);
+  }
+  return value as string[];
 }
 
 function labelsJson(labels: Labels): string {

@@ -34,6 +34,21 @@ export interface InProgressRecord {
   readonly startTime: number;
 }
 
+/**
+ * How far a running update has been followed (src/sync/follow-update.ts): what was read of
+ * its event stream and which of its step spans were sent before it ended.
+ */
+export interface FollowRecord {
+  readonly stack: StackRef;
+  readonly updateId: string;
+  /** Engine events read so far. */
+  readonly eventsRead: number;
+  /** The events API's continuation token after them (null once the stream ended). */
+  readonly continuationToken: string | null;
+  /** Step span ids already sent. */
+  readonly sentSpanIds: readonly string[];
+}
+
 /** The terminal facts of one update, written when it is exported. */
 export interface ExportedUpdate {
   readonly stack: StackRef;
@@ -139,9 +154,10 @@ export interface StateStore {
    * org: Pulumi keeps update ids when a stack is renamed, so an id already exported under
    * another stack name of the same org is not counted again),
    * raises the stack cursor to its version, applies the metric deltas, updates the
-   * last-update facts and removes it from the in-progress set. A preview (isPreviewKind)
-   * neither raises the cursor (its version is one the history already has) nor moves the
-   * last successful update: only its own last-update facts, under its kind.
+   * last-update facts and removes it from the in-progress set and its follow record. A
+   * preview (isPreviewKind) neither raises the cursor (its version is one the history
+   * already has) nor moves the last successful update: only its own last-update facts,
+   * under its kind.
    * Returns false, changing nothing, when the update was already exported.
    */
   commitUpdate(commit: UpdateCommit): Promise<boolean>;
@@ -151,6 +167,16 @@ export interface StateStore {
   countExported(ref?: StackRef): Promise<number>;
   /** The most recently ended exported updates, newest end time first (ties: newest version first), at most `limit`. */
   listRecentUpdates(limit: number): Promise<ExportedUpdate[]>;
+
+  /** The follow record of an update; undefined when it was never followed or has been committed. */
+  readFollow(ref: StackRef, updateId: string): Promise<FollowRecord | undefined>;
+  /**
+   * Records how far a running update was followed, after its spans were sent: the position
+   * (events read, token) is replaced and the span ids are added to those stored, a set that
+   * never shrinks, so a replica that recorded late cannot make another resend spans.
+   * commitUpdate deletes the record in its transaction.
+   */
+  recordFollow(record: FollowRecord): Promise<void>;
 
   /** Replaces the in-progress set of one stack. */
   setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void>;
@@ -162,6 +188,12 @@ export interface StateStore {
    * those reads may reuse what it rendered for the same stamp.
    */
   readMetricsStamp(): Promise<number>;
+  /**
+   * Unix ms since which the stored counters and histograms accumulate: when the store was
+   * created (its first migration). Never changes, so pushed cumulative metrics keep their
+   * start time across restarts and replicas.
+   */
+  readMetricsStartMs(): Promise<number>;
   readCounters(): Promise<CounterRow[]>;
   readHistograms(): Promise<HistogramRow[]>;
   readLastUpdates(): Promise<LastUpdateRow[]>;

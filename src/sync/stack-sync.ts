@@ -9,9 +9,10 @@ import type { Logger } from '../logging/logger.js';
 import { kindLabel, updateMetricDeltas, type MetricDetail } from '../metrics/update-deltas.js';
 import type { PulumiCloudApi } from '../pulumi/pulumi-api.js';
 import type { Coordinator } from '../state/coordinator.js';
-import type { InProgressRecord, StackRecord, StateStore } from '../state/state-store.js';
+import type { FollowRecord, InProgressRecord, StackRecord, StateStore } from '../state/state-store.js';
 import type { SpanSink } from '../tracing/span-sink.js';
 import type { BackfillProgress } from './backfill-progress.js';
+import { followUpdate, type FollowContext } from './follow-update.js';
 import type { SyncMetrics } from './sync-metrics.js';
 import type { UpdateAttempts } from './update-attempts.js';
 
@@ -31,6 +32,8 @@ export interface StackSyncDeps {
   readonly maxUpdateAttempts: number;
   /** Several replicas on one store: only stacks whose lease this replica holds are exported. */
   readonly coordinator?: Coordinator;
+  /** Set when running updates are followed (poll.followIntervalSeconds > 0): see follow-update.ts. */
+  readonly follow?: FollowContext;
 }
 
 /** State shared by the stack syncs of one poll cycle. */
@@ -72,6 +75,13 @@ function markIncomplete(trace: TraceRecord, reason: string): TraceRecord {
   const [root, ...rest] = trace.spans;
   if (root === undefined) return trace;
   return { ...trace, spans: [{ ...root, attributes: { ...root.attributes, 'pulumi.trace.incomplete': reason } }, ...rest] };
+}
+
+/** The trace without the step spans sent while the update was running (the root is never among them). */
+function withoutFollowedSpans(trace: TraceRecord, followed: FollowRecord | undefined): TraceRecord {
+  if (followed === undefined || followed.sentSpanIds.length === 0) return trace;
+  const sent = new Set(followed.sentSpanIds);
+  return { ...trace, spans: trace.spans.filter((s) => !sent.has(s.spanId)) };
 }
 
 /**
@@ -169,6 +179,12 @@ export async function syncStack(
       signal?.removeEventListener('abort', stop);
       readAhead.abort();
     }
+    if (deps.follow !== undefined && !sinkFailed(deps, cycle)) {
+      for (const u of history.filter((x) => !isTerminal(x.result)).reverse()) {
+        if (signal?.aborted) break;
+        await followUpdate(deps, deps.follow, stack, u, log.child({ updateId: u.updateId, version: u.version }), signal);
+      }
+    }
     if (inProgress === 0) await deps.store.markStackSynced(stack, stack.lastUpdate);
     return { stack, ok: true, exported, skipped, inProgress };
   } catch (err) {
@@ -195,15 +211,22 @@ export async function fetchEvents(
   progress: BackfillProgress,
   signal: AbortSignal,
 ): Promise<EventsRead> {
-  const events: EngineEvent[] = [];
+  // A followed update's stream is read on from where following left it.
+  const followed = deps.follow?.streams.get(stack, update.updateId);
+  const events: EngineEvent[] = followed === undefined ? [] : [...followed.events];
+  const token = followed?.token;
   try {
-    for await (const page of deps.api.engineEvents(stack, update.updateId, { signal })) {
-      for (const event of page.events) events.push(event);
-      progress.eventsRead(page.events.length);
-      if (signal.aborted) throw new Error('stopping: the remaining event pages are read after the restart');
+    if (token !== null) {
+      for await (const page of deps.api.engineEvents(stack, update.updateId, { ...(token === undefined ? {} : { continuationToken: token }), signal })) {
+        for (const event of page.events) events.push(event);
+        progress.eventsRead(page.events.length);
+        if (signal.aborted) throw new Error('stopping: the remaining event pages are read after the restart');
+      }
     }
     return { ok: true, events };
   } catch (error) {
+    // The next attempt reads the whole stream again.
+    if (followed !== undefined) deps.follow?.streams.forget(stack, update.updateId);
     return { ok: false, error };
   }
 }
@@ -283,7 +306,10 @@ export async function exportUpdate(
   }
   throwIfSinkFailed(deps, cycle);
   if (deps.sink.enabled) {
-    const trace = incomplete === undefined ? conversion.trace : markIncomplete(conversion.trace, incomplete);
+    const trace = withoutFollowedSpans(
+      incomplete === undefined ? conversion.trace : markIncomplete(conversion.trace, incomplete),
+      await deps.store.readFollow(stack, update.updateId),
+    );
     const outcome = await deps.sink.export(trace);
     if (outcome.code !== 'success') {
       const failure = new ExporterError('TRACE_EXPORT_FAILED', `spans of update ${update.updateId} (version ${update.version}) were not accepted: ${outcome.reason}`, {
@@ -322,6 +348,7 @@ export async function exportUpdate(
     ...(deps.coordinator?.owner === undefined ? {} : { leaseOwner: deps.coordinator.owner }),
   });
   deps.attempts.clear(update.updateId);
+  deps.follow?.streams.forget(stack, update.updateId);
   if (!committed) return false;
   deps.metrics.engineEvents(conversion.eventCounts);
   deps.metrics.updateExported(kind, Math.max(0, nowMs / 1000 - endTime));

@@ -4,14 +4,10 @@ import { gunzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 
 /**
- * The OTLP trace messages, field numbers as in open-telemetry/opentelemetry-proto
- * (collector/trace/v1/trace_service.proto, trace/v1/trace.proto, common/v1/common.proto,
- * resource/v1/resource.proto). Kept inline so the receiver needs no .proto files.
+ * The OTLP messages every signal shares (common/v1/common.proto, resource/v1/resource.proto),
+ * for the trace receiver here and the metrics receiver (otlp-metrics-receiver.ts).
  */
-const OTLP_TRACE_PROTO = `
-syntax = "proto3";
-package otlp;
-
+export const OTLP_COMMON_PROTO = `
 message AnyValue {
   oneof value {
     string string_value = 1;
@@ -36,6 +32,17 @@ message Resource {
   repeated KeyValue attributes = 1;
   uint32 dropped_attributes_count = 2;
 }
+`;
+
+/**
+ * The OTLP trace messages, field numbers as in open-telemetry/opentelemetry-proto
+ * (collector/trace/v1/trace_service.proto, trace/v1/trace.proto) and the common messages
+ * above. Kept inline so the receiver needs no .proto files.
+ */
+const OTLP_TRACE_PROTO = `
+syntax = "proto3";
+package otlp;
+${OTLP_COMMON_PROTO}
 message Status {
   string message = 2;
   int32 code = 3;
@@ -326,7 +333,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   };
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
+export function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -411,7 +418,7 @@ interface PbAnyValue {
   kvlistValue?: { values?: PbKeyValue[] };
   bytesValue?: Uint8Array;
 }
-interface PbKeyValue {
+export interface PbKeyValue {
   key: string;
   value?: PbAnyValue;
 }
@@ -424,7 +431,7 @@ function decodeProtobufRequest(body: Buffer): DecodedSpan[] {
   return decodeSpans(request, { id: hex, nanos: (v) => BigInt(v ?? '0'), attributes: pbAttributes });
 }
 
-function pbAttributes(list: PbKeyValue[] | undefined): Record<string, unknown> {
+export function pbAttributes(list: PbKeyValue[] | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of list ?? []) out[kv.key] = pbValue(kv.value);
   return out;
@@ -457,7 +464,7 @@ interface JsonAnyValue {
   kvlistValue?: { values?: JsonKeyValue[] };
   bytesValue?: string;
 }
-interface JsonKeyValue {
+export interface JsonKeyValue {
   key: string;
   value?: JsonAnyValue;
 }
@@ -476,7 +483,7 @@ function nanos(value: string | number | undefined): bigint {
   return BigInt(value);
 }
 
-function jsonAttributes(list: JsonKeyValue[] | undefined): Record<string, unknown> {
+export function jsonAttributes(list: JsonKeyValue[] | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of list ?? []) out[kv.key] = jsonValue(kv.value);
   return out;

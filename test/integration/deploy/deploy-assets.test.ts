@@ -7,12 +7,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { METRIC_DEFINITIONS } from '../../../src/metrics/definitions.js';
 import { requireTool } from '../../helpers/processes.js';
+import { allPanels, labelValuesQuery, readDashboard } from './dashboard-model.js';
 import { checkPromql, type Labels, type Selector, type SeriesCatalog } from './promql-labels.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const RULES = 'deploy/prometheus/alerts.yml';
 const RULE_TESTS = 'deploy/prometheus/alerts.test.yml';
-const DASHBOARD = 'deploy/grafana/pulumi-update-exporter.json';
 const OPERATIONS_DOC = 'docs/operations.md';
 
 // Under CI a missing promtool fails this file (requireTool throws); locally those tests skip.
@@ -38,37 +38,6 @@ interface RuleTestFile {
   }[];
 }
 
-interface Target {
-  readonly refId: string;
-  readonly expr: string;
-  readonly datasource?: { readonly type?: string; readonly uid?: string };
-}
-
-interface Panel {
-  readonly id: number;
-  readonly type: string;
-  readonly title: string;
-  readonly gridPos: { readonly x: number; readonly y: number; readonly w: number; readonly h: number };
-  readonly datasource?: { readonly type?: string; readonly uid?: string };
-  readonly targets?: readonly Target[];
-  readonly panels?: readonly Panel[];
-}
-
-interface Variable {
-  readonly type: string;
-  readonly name: string;
-  readonly query?: string | { readonly query: string };
-  readonly datasource?: { readonly type?: string; readonly uid?: string };
-}
-
-interface Dashboard {
-  readonly uid: string;
-  readonly title: string;
-  readonly schemaVersion: number;
-  readonly panels: readonly Panel[];
-  readonly templating: { readonly list: readonly Variable[] };
-}
-
 function read(path: string): string {
   return readFileSync(join(ROOT, path), 'utf8');
 }
@@ -76,7 +45,7 @@ function read(path: string): string {
 const rules: readonly Rule[] = (parse(read(RULES)) as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules);
 const alerts = rules.filter((r): r is Rule & { alert: string } => r.alert !== undefined);
 const recordings = rules.filter((r): r is Rule & { record: string } => r.record !== undefined);
-const dashboard = JSON.parse(read(DASHBOARD)) as Dashboard;
+const dashboard = readDashboard();
 
 /**
  * Every series the exporter serves, with the labels it carries once scraped under the default
@@ -121,18 +90,10 @@ function metricNamesIn(text: string): string[] {
   return [...text.matchAll(/(?<![\w:])pulumi_[a-z_]+(?![\w:])/g)].map((m) => m[0]);
 }
 
-function allPanels(panels: readonly Panel[]): Panel[] {
-  return panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
-}
-
 const panels = allPanels(dashboard.panels);
 const queryPanels = panels.filter((p) => p.type !== 'row');
 const targets = queryPanels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p, target: t })));
 const queryVariables = dashboard.templating.list.filter((v) => v.type === 'query');
-
-function variableQuery(v: Variable): string {
-  return typeof v.query === 'string' ? v.query : (v.query?.query ?? '');
-}
 
 function runPromtool(args: string[]): { status: number | null; output: string } {
   const r = spawnSync('promtool', args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
@@ -241,14 +202,14 @@ describe('Grafana dashboard (deploy/grafana/pulumi-update-exporter.json)', () =>
       for (const name of metricNamesIn(target.expr)) if (!catalog.has(name)) problems.push(`${panel.title}: ${name}`);
     }
     for (const v of queryVariables) {
-      const m = /^label_values\((.+),\s*(\w+)\)$/.exec(variableQuery(v));
-      if (!m) {
+      const q = labelValuesQuery(v);
+      if (!q) {
         problems.push(`variable ${v.name}: not a label_values(selector, label) query`);
         continue;
       }
-      const check = checkPromql(m[1]!, catalog);
+      const check = checkPromql(q.selector, catalog);
       problems.push(...check.problems.map((p) => `variable ${v.name}: ${p}`));
-      if (!check.labels?.has(m[2]!)) problems.push(`variable ${v.name}: ${m[2]} is not a label of ${m[1]}`);
+      if (!check.labels?.has(q.label)) problems.push(`variable ${v.name}: ${q.label} is not a label of ${q.selector}`);
     }
     expect(problems).toEqual([]);
   });
@@ -282,7 +243,7 @@ describe('Grafana dashboard (deploy/grafana/pulumi-update-exporter.json)', () =>
           name: 'dashboard',
           rules: [
             ...targets.map(({ panel, target }) => ({ record: `dashboard:panel_${panel.id}:${target.refId}`, expr: macro(target.expr) })),
-            ...queryVariables.map((v) => ({ record: `dashboard:variable:${v.name}`, expr: /^label_values\((.+),\s*\w+\)$/.exec(variableQuery(v))?.[1] ?? '' })),
+            ...queryVariables.map((v) => ({ record: `dashboard:variable:${v.name}`, expr: labelValuesQuery(v)?.selector ?? '' })),
           ],
         },
       ],
@@ -294,6 +255,32 @@ describe('Grafana dashboard (deploy/grafana/pulumi-update-exporter.json)', () =>
     const { status, output } = runPromtool(['check', 'rules', file]);
     expect(output).toContain(`SUCCESS: ${asRules.groups[0]!.rules.length} rules found`);
     expect(status).toBe(0);
+  });
+
+  it('links per-stack panels to the stack’s traces with only variables the dashboard defines or Grafana provides', () => {
+    const defined = new Set(dashboard.templating.list.map((v) => v.name));
+    const builtin = /^(__from|__to|__data\.fields\.\w+|__field\.labels\.\w+)$/;
+    const problems: string[] = [];
+    const linked = panels.filter((p) => (p.fieldConfig?.defaults?.links ?? []).length > 0);
+    for (const p of linked) {
+      const labels = new Set(checkPromql(p.targets?.[0]?.expr ?? '', metricCatalog()).labels ?? []);
+      for (const link of p.fieldConfig!.defaults!.links!) {
+        for (const [, name] of `${link.title} ${link.url}`.matchAll(/\$\{([^}:]+)(?::\w+)?\}/g)) {
+          if (!defined.has(name!) && !builtin.test(name!)) problems.push(`${p.title}: ${link.title} uses \${${name}}`);
+          // A row's or line's field must be a label the panel's query keeps.
+          const field = /^__(?:data\.fields|field\.labels)\.(\w+)$/.exec(name!)?.[1];
+          if (field && !labels.has(field)) problems.push(`${p.title}: ${link.title} reads ${field}, which the query drops`);
+        }
+      }
+      // Tables name a row's fields, time series a line's labels.
+      const style = p.type === 'table' ? '__data.fields.' : '__field.labels.';
+      if (!p.fieldConfig!.defaults!.links!.every((l) => l.url.includes(style))) problems.push(`${p.title}: links do not use ${style}`);
+    }
+    expect(linked.length).toBeGreaterThanOrEqual(5);
+    expect(problems).toEqual([]);
+    const textboxes = dashboard.templating.list.filter((v) => v.type === 'textbox');
+    expect(textboxes.map((v) => [v.name, v.query])).toEqual([['jaeger_url', 'http://localhost:16686'], ['trace_service', 'pulumi']]);
+    expect(dashboard.templating.list.find((v) => v.name === 'tempo')).toMatchObject({ type: 'datasource', query: 'tempo' });
   });
 
   it('places panels on the 24-column grid without overlaps', () => {
@@ -312,22 +299,61 @@ describe('Grafana dashboard (deploy/grafana/pulumi-update-exporter.json)', () =>
 });
 
 describe('Grafana provisioning examples (deploy/grafana/provisioning)', () => {
-  it('provision a dashboard directory, a default Prometheus data source and the trace store its exemplars link to', () => {
-    const dashboards = parse(read('deploy/grafana/provisioning/dashboards.yml')) as { apiVersion: number; providers: { type: string; options: { path: string } }[] };
-    const datasources = parse(read('deploy/grafana/provisioning/datasources.yml')) as {
-      apiVersion: number;
-      datasources: { type: string; uid: string; url: string; isDefault?: boolean; jsonData?: { exemplarTraceIdDestinations?: { name: string; datasourceUid: string }[] } }[];
+  interface DataSource {
+    name: string;
+    type: string;
+    uid: string;
+    url: string;
+    isDefault?: boolean;
+    jsonData?: {
+      exemplarTraceIdDestinations?: { name: string; datasourceUid?: string; url?: string }[];
+      tracesToMetrics?: { datasourceUid: string; tags: { key: string; value?: string }[]; queries: { name: string; query: string }[] };
     };
+  }
+  const datasources = (parse(read('deploy/grafana/provisioning/datasources.yml')) as { apiVersion: number; datasources: DataSource[] }).datasources;
+  const [prometheus, ...traceStores] = datasources;
+  const links = prometheus?.jsonData?.exemplarTraceIdDestinations ?? [];
+
+  it('provision a dashboard directory, a default Prometheus data source and the trace stores its exemplars link to', () => {
+    const dashboards = parse(read('deploy/grafana/provisioning/dashboards.yml')) as { apiVersion: number; providers: { type: string; options: { path: string } }[] };
     expect(dashboards.apiVersion).toBe(1);
     expect(dashboards.providers).toEqual([expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: expect.stringMatching(/^\//) }) })]);
-    expect(datasources.apiVersion).toBe(1);
-    const [prometheus, ...others] = datasources.datasources;
     expect(prometheus).toEqual(expect.objectContaining({ type: 'prometheus', isDefault: true, url: expect.stringMatching(/^https?:\/\//) }));
-    // The exemplar label the exporter writes (trace_id) leads to a provisioned trace data source.
-    const links = prometheus?.jsonData?.exemplarTraceIdDestinations ?? [];
-    expect(links.map((l) => l.name)).toEqual(['trace_id']);
-    expect(others.map((d) => d.uid)).toEqual(links.map((l) => l.datasourceUid));
-    expect(others.every((d) => d.isDefault !== true)).toBe(true);
+    expect(traceStores.map((d) => d.type)).toEqual(['jaeger', 'tempo']);
+    expect(traceStores.every((d) => d.isDefault !== true)).toBe(true);
+    // Every exemplar link reads the label the exporter writes (trace_id) and leads to a provisioned trace store or a URL.
+    expect(new Set(links.map((l) => l.name))).toEqual(new Set(['trace_id']));
+    expect(links.filter((l) => l.datasourceUid !== undefined).map((l) => l.datasourceUid)).toEqual(traceStores.map((d) => d.uid));
+  });
+
+  it('link exemplars to the same trace URL the compose exporter gives the status page', () => {
+    const compose = parse(read('docker-compose.yml')) as { services: Record<string, { environment?: Record<string, string> }> };
+    const template = compose.services['exporter']?.environment?.['EXPORTER_TRACE_LINK_TEMPLATE'] ?? '';
+    expect(template).toContain('{traceId}');
+    // Grafana reads $$ in provisioning files as a literal $.
+    const urls = links.filter((l) => l.url !== undefined).map((l) => l.url!.replaceAll('$$', '$'));
+    expect(urls).toEqual([template.replace('{traceId}', '${__value.raw}')]);
+  });
+
+  it('link the traces of both trace stores back to the stack metrics with queries on labels the metrics carry', () => {
+    const catalog = metricCatalog();
+    const problems: string[] = [];
+    for (const store of traceStores) {
+      const t = store.jsonData?.tracesToMetrics;
+      expect(t?.datasourceUid, store.name).toBe(prometheus?.uid);
+      // The resource attributes of every exported trace (shared telemetry-conventions.md, Traces), as metric labels.
+      expect(t?.tags, store.name).toEqual([
+        { key: 'pulumi.org', value: 'org' },
+        { key: 'pulumi.project', value: 'project' },
+        { key: 'pulumi.stack', value: 'stack' },
+      ]);
+      expect(t?.queries.length, store.name).toBeGreaterThan(0);
+      for (const q of t?.queries ?? []) {
+        const expr = q.query.replaceAll('$$__tags', 'org="o", project="p", stack="s"');
+        problems.push(...checkPromql(expr, catalog).problems.map((p) => `${store.name} ${q.name}: ${p}`));
+      }
+    }
+    expect(problems).toEqual([]);
   });
 });
 

@@ -49,6 +49,36 @@ describe.runIf(requireTool('docker-compose'))('the postgres profile of docker-co
   });
 });
 
+describe.runIf(requireTool('docker-compose'))('the tempo profile of docker-compose.yml', () => {
+  it('runs Grafana Tempo with the bundled config where Grafana\'s Tempo data source and the exporter reach it', () => {
+    const r = spawnSync('docker-compose', ['-f', 'docker-compose.yml', '--profile', 'tempo', 'config'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, OTLP_ENDPOINT: 'http://tempo:4318' },
+    });
+    expect(r.status).toBe(0);
+    const doc = parseAllDocuments(r.stdout)[0]!.toJS() as {
+      services: Record<string, { image?: string; command?: string[]; environment?: Record<string, string>; profiles?: string[]; volumes?: string[] }>;
+    };
+    const tempo = doc.services['tempo']!;
+    expect(tempo.profiles).toEqual(['tempo']);
+    expect(tempo.image).toMatch(/^grafana\/tempo:\d+\.\d+\.\d+$/);
+    const configPath = tempo.command?.find((a) => a.startsWith('-config.file='))?.slice('-config.file='.length);
+    const mounted = tempo.volumes?.find((v) => v.split(':')[1] === configPath)?.split(':')[0];
+    expect(mounted).toBe(join(ROOT, 'deploy/tempo/tempo.yaml'));
+    const config = parseAllDocuments(readFileSync(mounted!, 'utf8'))[0]!.toJS() as {
+      server: { http_listen_port: number };
+      distributor: { receivers: { otlp: { protocols: { http: { endpoint: string } } } } };
+    };
+    // The exporter's OTLP endpoint and Grafana's Tempo data source point at the ports Tempo listens on.
+    expect(doc.services['exporter']!.environment!['OTEL_EXPORTER_OTLP_ENDPOINT']).toBe(`http://tempo:${config.distributor.receivers.otlp.protocols.http.endpoint.split(':')[1]}`);
+    const datasources = parseAllDocuments(readFileSync(join(ROOT, 'deploy/grafana/provisioning/datasources.yml'), 'utf8'))[0]!.toJS() as {
+      datasources: { type: string; url: string }[];
+    };
+    expect(datasources.datasources.find((d) => d.type === 'tempo')?.url).toBe(`http://tempo:${config.server.http_listen_port}`);
+  });
+});
+
 describe('the Kubernetes config file', () => {
   it('is a valid exporter configuration', () => {
     const config = loadConfig({ configPath: `${ROOT}deploy/kubernetes/base/config.yaml`, env: {} });

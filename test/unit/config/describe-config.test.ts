@@ -29,6 +29,19 @@ describe('describeConfig', () => {
     expect(config.pulumi.accessToken).toBe(TOKEN);
   });
 
+  it('redacts the metrics push headers and endpoint password too', () => {
+    const described = describeConfig(
+      loadConfig({
+        env: {
+          OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'authorization=Bearer%20m3tr1cs',
+          OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'https://user:hunter33@otlp.example.com/v1/metrics',
+        },
+      }),
+    );
+    expect(described.metricsPush.headers).toEqual({ authorization: '[REDACTED]' });
+    expect(described.metricsPush.endpoint).toBe('https://user:[REDACTED]@otlp.example.com/v1/metrics');
+  });
+
   it('shows an unset token as empty rather than as redacted', () => {
     expect(describeConfig(defaultConfig()).pulumi.accessToken).toBe('');
   });

@@ -205,11 +205,49 @@ describe('loadConfig OpenTelemetry variables', () => {
     expect(err.message).toMatch(/traces\.protocol: grpc is not supported.*HTTP only.*\(from OTEL_EXPORTER_OTLP_PROTOCOL\)/);
   });
 
-  it('ignores a generic variable shadowed by its traces-specific one', () => {
+  it('ignores a generic variable shadowed by its signal-specific ones', () => {
     const config = loadConfig({
-      env: { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' },
+      env: {
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/protobuf',
+      },
     });
     expect(config.traces.protocol).toBe('http/json');
+    expect(config.metricsPush.protocol).toBe('http/protobuf');
+  });
+
+  it('applies the generic OTLP variables to the metrics push too, then its own', () => {
+    const config = loadConfig({
+      env: {
+        OTEL_METRICS_EXPORTER: 'otlp',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
+        OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=a,x-api-key=k1',
+        OTEL_EXPORTER_OTLP_METRICS_HEADERS: 'x-tenant=b',
+        OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: '5000',
+        OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip',
+        OTEL_METRIC_EXPORT_INTERVAL: '15000',
+      },
+    });
+    expect(config.traces.endpoint).toBe('http://collector:4318/v1/traces');
+    expect(config.metricsPush).toEqual({
+      exporter: 'otlp',
+      endpoint: 'http://collector:4318/v1/metrics',
+      protocol: 'http/protobuf',
+      headers: { 'x-tenant': 'b', 'x-api-key': 'k1' },
+      timeoutMillis: 5000,
+      intervalMillis: 15000,
+      compression: 'gzip',
+    });
+    expect(loadConfig({ env: { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://m:4318/x' } }).metricsPush.endpoint).toBe('http://m:4318/x');
+  });
+
+  it('refuses a push interval shorter than its timeout, naming both keys', () => {
+    expect(() =>
+      loadConfig({ env: { OTEL_METRICS_EXPORTER: 'otlp', OTEL_METRIC_EXPORT_INTERVAL: '1000', OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: '5000' } }),
+    ).toThrow(/metricsPush\.intervalMillis.*metricsPush\.timeoutMillis/s);
+    // Off, the same values are harmless (the traces may need a long timeout).
+    expect(loadConfig({ env: { OTEL_METRIC_EXPORT_INTERVAL: '1000', OTEL_EXPORTER_OTLP_TIMEOUT: '5000' } }).metricsPush.exporter).toBe('none');
   });
 });
 
@@ -356,6 +394,12 @@ describe('loadConfig secrets', () => {
     loadConfig({ env: { OTEL_EXPORTER_OTLP_HEADERS: 'x-scope-orgid=platform,x-tenant=0123456789abcdef0' } });
     expect(redact('acme-platform')).toBe('acme-platform');
     expect(redact('0123456789abcdef0')).toBe('[REDACTED]');
+  });
+
+  it('registers credential-like metrics push headers written in the config file', () => {
+    const key = 'metrics-key-7f3a9c1e5b';
+    loadConfig({ configPath: '/x.yaml', env: {}, readFile: files({ '/x.yaml': `metricsPush:\n  headers:\n    x-api-key: ${key}\n` }) });
+    expect(redact(`sent ${key}`)).toBe('sent [REDACTED]');
   });
 
   it('registers a token written in the config file too', () => {

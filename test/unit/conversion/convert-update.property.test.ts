@@ -329,6 +329,33 @@ describe('convertUpdate over generated event streams', () => {
     );
   });
 
+  it('marks as final only step spans that the finished trace holds unchanged, and keeps them final as events arrive', () => {
+    fc.assert(
+      fc.property(streamArb, fc.integer({ min: 1, max: 40 }), fc.boolean(), (v, cap, keepSameSteps) => {
+        const options = { ...BASE, keepSameSteps, maxSpansPerTrace: cap };
+        const events = parseAll(buildStream(v));
+        // The service's end time after every event (the CLI and the service agree on the clock).
+        const finished: UpdateInfo = { ...updateFor(v), result: 'succeeded', endTime: T0 + 10_000 };
+        const running: UpdateInfo = { ...finished, result: 'in-progress' };
+        delete (running as { endTime?: number }).endTime;
+        const final = convertUpdate(finished, events, options);
+        const byId = new Map(final.trace.spans.map((s) => [s.spanId, s]));
+        let before = new Set<string>();
+        for (let k = 0; k <= events.length; k++) {
+          const partial = convertUpdate(running, events.slice(0, k), options);
+          const spans = new Map(partial.trace.spans.map((s) => [s.spanId, s]));
+          for (const id of partial.finalSpanIds) {
+            expect(spans.get(id)).toEqual(byId.get(id));
+            expect(id).not.toBe(partial.trace.spans[0]?.spanId);
+          }
+          for (const id of before) expect(partial.finalSpanIds.has(id)).toBe(true);
+          before = new Set(partial.finalSpanIds);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('respects the span cap and reports exactly how many spans it dropped', () => {
     fc.assert(
       fc.property(streamArb, fc.integer({ min: 1, max: 12 }), fc.boolean(), (v, cap, keepSameSteps) => {

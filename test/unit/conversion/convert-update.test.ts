@@ -437,13 +437,16 @@ describe('root span', () => {
 });
 
 describe('span events, limits and counting', () => {
-  it('puts diagnostics and policy violations on the span of their URN, else on the root', () => {
+  it('puts diagnostics and policy violations on the open step of their URN, else on the root', () => {
     const r = convert([
-      ...step('create', BUCKET, T0 + 1, T0 + 2),
+      pre('create', BUCKET, T0 + 1),
       diag('warned', BUCKET, 'warning', T0 + 2),
       policy('tags-required', 'advisory', BUCKET, T0 + 2),
-      ...step('same', urn('quiet'), T0 + 1, T0 + 1),
+      outputs('create', BUCKET, T0 + 2),
+      diag('after the step finished', BUCKET, 'warning', T0 + 3),
+      pre('same', urn('quiet'), T0 + 1),
       diag('about a dropped same step', urn('quiet'), 'info'),
+      outputs('same', urn('quiet'), T0 + 1),
       policy('stack-wide', 'mandatory'),
     ]);
     expect(only(r, BUCKET).events.map((e) => e.name)).toEqual(['diagnostic', 'policy_violation']);
@@ -453,7 +456,12 @@ describe('span events, limits and counting', () => {
       'pulumi.policy.enforcement_level': 'advisory',
       message: 'tags-required violated',
     });
-    expect(root(r).events.map((e) => e.attributes['message'])).toEqual(['about a dropped same step', 'stack-wide violated']);
+    // A finished step takes no more events: its span is final once its step ends.
+    expect(root(r).events.map((e) => e.attributes['message'])).toEqual([
+      'after the step finished',
+      'about a dropped same step',
+      'stack-wide violated',
+    ]);
     expect(r.policyViolations).toEqual([
       { policyPack: 'pack', policy: 'tags-required', enforcementLevel: 'advisory' },
       { policyPack: 'pack', policy: 'stack-wide', enforcementLevel: 'mandatory' },

@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/logging/logger.js';
 import { PulumiClient } from '../../../src/pulumi/pulumi-client.js';
 import { sendJson, startLocalServer, type LocalServer } from './local-server.js';
 
@@ -25,6 +27,9 @@ describe('adaptive limit against a real server under a 429 storm', () => {
     const stormSize = cap;
     const arrivals: Arrival[] = [];
     const throttledAt: number[] = [];
+    const storm: ServerResponse[] = [];
+    const held: ServerResponse[] = [];
+    let heldTimer: NodeJS.Timeout | undefined;
     let inFlight = 0;
     server = await startLocalServer((_req, res: ServerResponse) => {
       inFlight += 1;
@@ -33,18 +38,42 @@ describe('adaptive limit against a real server under a 429 storm', () => {
       });
       const index = arrivals.length;
       arrivals.push({ at: Date.now(), inFlight });
-      // The first window of requests is throttled together; the rest succeed after a short delay.
-      setTimeout(() => {
-        if (index < stormSize) {
-          throttledAt.push(Date.now());
-          sendJson(res, 429, { code: 429, message: 'slow down' }, { 'Retry-After': '1' });
-        } else sendJson(res, 200, EMPTY_HISTORY);
-      }, 15);
+      // The first window of requests is held until all of it has arrived (however slow a loaded
+      // machine is to connect), then throttled together; the rest succeed after a short delay.
+      if (index < stormSize) {
+        storm.push(res);
+        if (storm.length === stormSize) {
+          for (const held of storm) {
+            throttledAt.push(Date.now());
+            sendJson(held, 429, { code: 429, message: 'slow down' }, { 'Retry-After': '1' });
+          }
+        }
+        return;
+      }
+      // Successes are held until the client has `cap` requests in flight, or 250 ms have
+      // passed: a full window then shows as `cap` in flight even on a machine too loaded for
+      // requests sent together to overlap at a fixed short delay.
+      held.push(res);
+      const answer = (): void => {
+        clearTimeout(heldTimer);
+        heldTimer = undefined;
+        for (const r of held.splice(0)) sendJson(r, 200, EMPTY_HISTORY);
+      };
+      if (inFlight >= cap) answer();
+      else heldTimer ??= setTimeout(answer, 250);
+    });
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
+        done();
+      },
     });
     const client = new PulumiClient({
       baseUrl: server.url,
       accessToken: TOKEN,
       version: '0',
+      logger: createLogger({ level: 'info', destination }),
       maxConcurrentRequests: cap,
       maxAttempts: 3,
       retryBaseDelayMillis: 1,
@@ -63,5 +92,8 @@ describe('adaptive limit against a real server under a 429 storm', () => {
     expect(Math.max(...after.slice(0, cap).map((a) => a.inFlight))).toBeLessThanOrEqual(cap / 2);
     // ... and recovered additively to the cap by the end.
     expect(Math.max(...after.slice(-cap).map((a) => a.inFlight))).toBe(cap);
+    // The storm halved the limit once, so it is logged once, not once per throttled answer.
+    const lowered = lines.map((l) => JSON.parse(l) as { msg: string; concurrencyLimit?: number }).filter((l) => l.msg.includes('lowered the request concurrency limit'));
+    expect(lowered.map((l) => l.concurrencyLimit)).toEqual([cap / 2]);
   });
 });

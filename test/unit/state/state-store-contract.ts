@@ -4,7 +4,7 @@ import type { CounterDelta, HistogramObservation, MetricDeltas } from '../../../
 import type { StackRef, StackSummary } from '../../../src/domain/stack.js';
 import { stackKey } from '../../../src/domain/stack.js';
 import { ExporterError } from '../../../src/errors.js';
-import type { ExportedUpdate, InProgressRecord, StateStore, UpdateCommit } from '../../../src/state/state-store.js';
+import type { ExportedUpdate, FollowRecord, InProgressRecord, StateStore, UpdateCommit } from '../../../src/state/state-store.js';
 
 /** What a store factory hands the suite. `reopen` opens the same data again after `store.close()`. */
 export interface ContractSubject {
@@ -662,6 +662,17 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
       });
     });
 
+    describe('metrics start time', () => {
+      it('says when the store began accumulating metrics, and keeps saying it', async () => {
+        const start = await store.readMetricsStartMs();
+        expect(start).toBeGreaterThan(Date.UTC(2020, 0, 1));
+        expect(start).toBeLessThanOrEqual(Date.now());
+        await store.commitUpdate(commit(update(DEV, 'u1', 1), { counters: [counter('c_total', {}, 1)] }));
+        await store.migrate();
+        expect(await store.readMetricsStartMs()).toBe(start);
+      });
+    });
+
     describe('last-update facts', () => {
       it('keeps the newest end time per stack and kind when commits arrive out of order', async () => {
         await store.commitUpdate(commit(update(DEV, 'u2', 2, { result: 'failed', startTime: 180, endTime: 200 })));
@@ -749,6 +760,84 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         await store.setInProgress(DEV, [running(DEV, 'a', 1)]);
         await expectStateError(store.setInProgress(DEV, [running(DEV, 'b', 2), running(PROD, 'p', 1)]));
         expect((await store.listInProgress()).map((r) => r.updateId)).toEqual(['a']);
+      });
+    });
+
+    describe('follow records', () => {
+      const SPAN_A = '00000000000000aa';
+      const SPAN_B = '00000000000000bb';
+      const SPAN_C = '00000000000000cc';
+      const follow = (stack: StackRef, updateId: string, eventsRead: number, token: string | null, sent: string[]): FollowRecord => ({
+        stack,
+        updateId,
+        eventsRead,
+        continuationToken: token,
+        sentSpanIds: sent,
+      });
+
+      it('has no record for an update never followed', async () => {
+        expect(await store.readFollow(DEV, 'r1')).toBeUndefined();
+      });
+
+      it('replaces the position and adds the sent span ids, never dropping one', async () => {
+        await store.recordFollow(follow(DEV, 'r1', 10, 'tok-10', [SPAN_B, SPAN_A]));
+        expect(await store.readFollow(DEV, 'r1')).toEqual(follow(DEV, 'r1', 10, 'tok-10', [SPAN_A, SPAN_B]));
+        // A replica that recorded a smaller set (late) cannot shrink it.
+        await store.recordFollow(follow(DEV, 'r1', 25, 'tok-25', [SPAN_C, SPAN_A]));
+        expect(await store.readFollow(DEV, 'r1')).toEqual(follow(DEV, 'r1', 25, 'tok-25', [SPAN_A, SPAN_B, SPAN_C]));
+        await store.recordFollow(follow(DEV, 'r1', 30, null, []));
+        expect(await store.readFollow(DEV, 'r1')).toEqual(follow(DEV, 'r1', 30, null, [SPAN_A, SPAN_B, SPAN_C]));
+      });
+
+      it('keeps one record per stack and update', async () => {
+        await store.recordFollow(follow(DEV, 'r1', 1, 't1', [SPAN_A]));
+        await store.recordFollow(follow(PROD, 'r1', 2, 't2', [SPAN_B]));
+        await store.recordFollow(follow(DEV, 'r2', 3, 't3', [SPAN_C]));
+        expect(await store.readFollow(DEV, 'r1')).toEqual(follow(DEV, 'r1', 1, 't1', [SPAN_A]));
+        expect(await store.readFollow(PROD, 'r1')).toEqual(follow(PROD, 'r1', 2, 't2', [SPAN_B]));
+        expect(await store.readFollow(DEV, 'r2')).toEqual(follow(DEV, 'r2', 3, 't3', [SPAN_C]));
+      });
+
+      it('deletes the record of an update in the transaction that commits it, and only that one', async () => {
+        await store.recordFollow(follow(DEV, 'r1', 4, 't', [SPAN_A]));
+        await store.recordFollow(follow(DEV, 'r2', 4, 't', [SPAN_B]));
+        expect(await store.commitUpdate(commit(update(DEV, 'r1', 1)))).toBe(true);
+        expect(await store.readFollow(DEV, 'r1')).toBeUndefined();
+        expect(await store.readFollow(DEV, 'r2')).toEqual(follow(DEV, 'r2', 4, 't', [SPAN_B]));
+      });
+
+      it('keeps the record of an update whose commit fails', async () => {
+        await store.recordFollow(follow(DEV, 'r1', 4, 't', [SPAN_A]));
+        await expectStateError(store.commitUpdate(commit(update(DEV, 'r1', 1), { counters: [counter('c_total', {}, -1)] })));
+        expect(await store.readFollow(DEV, 'r1')).toEqual(follow(DEV, 'r1', 4, 't', [SPAN_A]));
+      });
+
+      it('refuses a malformed record and stores nothing of it', async () => {
+        await expectStateError(store.recordFollow(follow(DEV, 'r1', -1, 't', [SPAN_A])));
+        await expectStateError(store.recordFollow(follow(DEV, 'r1', 1, 't', ['not-a-span-id'])));
+        expect(await store.readFollow(DEV, 'r1')).toBeUndefined();
+      });
+
+      it('does not move the metrics stamp (a scrape shows nothing of it)', async () => {
+        const before = await store.readMetricsStamp();
+        await store.recordFollow(follow(DEV, 'r1', 1, 't', [SPAN_A]));
+        expect(await store.readMetricsStamp()).toBe(before);
+      });
+
+      it('keeps the record across close and reopen', async (ctx) => {
+        if (subject.reopen === undefined) {
+          ctx.skip();
+          return;
+        }
+        await store.recordFollow(follow(DEV, 'r1', 7, 'tok-7', [SPAN_A, SPAN_B]));
+        await store.close();
+        const reopened = await subject.reopen();
+        try {
+          await reopened.migrate();
+          expect(await reopened.readFollow(DEV, 'r1')).toEqual(follow(DEV, 'r1', 7, 'tok-7', [SPAN_A, SPAN_B]));
+        } finally {
+          await reopened.close();
+        }
       });
     });
 
