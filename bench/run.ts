@@ -3,6 +3,7 @@ import { backfillSuite } from './backfill.js';
 import { conversionSuite } from './conversion.js';
 import { idleCycleSuite } from './idle-cycle.js';
 import { memorySuite } from './memory.js';
+import { previewsCycleSuite } from './previews-cycle.js';
 import { metricsPushSuite } from './metrics-push.js';
 import { postgresCommitSuite } from './postgres-commit.js';
 import { scrapeSuite } from './scrape.js';
@@ -53,7 +54,7 @@ export interface BenchSuite {
   close?(): Promise<void>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite, scrapeSuite, metricsPushSuite, postgresCommitSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, previewsCycleSuite, memorySuite, scrapeSuite, metricsPushSuite, postgresCommitSuite];
 
 interface Measured {
   /** Milliseconds, or bytes in a peak-rss group. */

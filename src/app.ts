@@ -123,6 +123,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     maxUpdateAttempts: config.poll.maxUpdateAttempts,
     orgs: config.pulumi.orgs,
     stackConcurrency: config.poll.stackConcurrency,
+    previews: config.previews.enabled,
     progressLogIntervalMs: config.poll.progressLogIntervalSeconds * 1000,
     progress,
     coordinator,

@@ -52,6 +52,7 @@ const API_ENDPOINTS: ReadonlySet<string> = new Set<ApiEndpoint>([
   'listUpdates',
   'engineEvents',
   'latestPreviews',
+  'versionPreviews',
   'updateStatus',
 ]);
 const API_ERROR_CLASSES: ReadonlySet<string> = new Set(['timeout', 'network', 'malformed']);

@@ -3,6 +3,7 @@ import { labelsKey } from '../domain/metric-delta.js';
 import type { CounterDelta, Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
+import { isPreviewKind } from '../domain/update.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger } from '../logging/logger.js';
 import type { Logger } from '../logging/logger.js';
@@ -16,6 +17,7 @@ import {
   checkCursorVersion,
   checkObservation,
   checkOrg,
+  checkPreviewCursor,
   checkSameStack,
   sameBuckets,
   parseExemplars,
@@ -49,6 +51,7 @@ import type {
   InProgressRecord,
   LastSuccessRow,
   LastUpdateRow,
+  PreviewCursor,
   StackRecord,
   StateStore,
   UpdateCommit,
@@ -259,11 +262,22 @@ export class PostgresStateStore implements StateStore {
 
   async resetCursor(ref: StackRef): Promise<void> {
     await this.query('resetCursor', (db) =>
-      db.query('UPDATE stacks SET cursor_version = 0 WHERE org = $1 AND project = $2 AND stack = $3 AND listed', [
-        ref.org,
-        ref.project,
-        ref.stack,
-      ]),
+      db.query(
+        `UPDATE stacks SET cursor_version = 0, preview_cursor_version = NULL, preview_cursor_start = NULL
+         WHERE org = $1 AND project = $2 AND stack = $3 AND listed`,
+        [ref.org, ref.project, ref.stack],
+      ),
+    );
+  }
+
+  async setPreviewCursor(ref: StackRef, cursor: PreviewCursor): Promise<void> {
+    checkPreviewCursor(ref, cursor);
+    await this.query('setPreviewCursor', (db) =>
+      db.query(
+        `UPDATE stacks SET preview_cursor_version = $4, preview_cursor_start = $5
+         WHERE org = $1 AND project = $2 AND stack = $3 AND listed`,
+        [ref.org, ref.project, ref.stack, cursor.version, cursor.startTime],
+      ),
     );
   }
 
@@ -271,6 +285,7 @@ export class PostgresStateStore implements StateStore {
     checkCommit(commit);
     const { update: u, exportedAtMs } = commit;
     const s = u.stack;
+    const preview = isPreviewKind(u.kind);
     for (const delta of commit.deltas.counters) checkCounterDelta(delta);
     for (const obs of commit.deltas.histograms) checkObservation(obs);
     // One order for every replica, so two commits touching the same series cannot deadlock.
@@ -307,12 +322,13 @@ export class PostgresStateStore implements StateStore {
       );
       if (inserted.rowCount === 0) return false;
 
-      // A commit does not relist a stack the org list hides; it only moves its cursor.
+      // A commit does not relist a stack the org list hides; it only moves its cursor
+      // (GREATEST with 0 for a preview: it never moves it).
       const stack = await db.query<{ listed: boolean }>(
         `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES ($1, $2, $3, $4, $5, true)
          ON CONFLICT (org, project, stack) DO UPDATE SET cursor_version = GREATEST(stacks.cursor_version, excluded.cursor_version)
          RETURNING listed`,
-        [s.org, s.project, s.stack, u.version, exportedAtMs],
+        [s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs],
       );
 
       // One statement for every counter and one for every histogram series of the update.
@@ -335,7 +351,7 @@ export class PostgresStateStore implements StateStore {
            WHERE excluded.end_time >= last_updates.end_time`,
           [s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime)],
         );
-        if (u.result === 'succeeded') {
+        if (u.result === 'succeeded' && !preview) {
           await db.query(
             `INSERT INTO last_success (org, project, stack, end_time) VALUES ($1, $2, $3, $4)
              ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time

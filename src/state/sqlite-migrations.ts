@@ -164,6 +164,15 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    name: 'preview cursor',
+    // Where a stack's preview listing resumes (StackRecord.previewCursor); NULL = never listed.
+    sql: `
+      ALTER TABLE stacks ADD COLUMN preview_cursor_version INTEGER;
+      ALTER TABLE stacks ADD COLUMN preview_cursor_start INTEGER;
+    `,
+  },
 ];
 
 interface CounterDbRow {

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { labelsKey } from '../domain/metric-delta.js';
+import { isPreviewKind } from '../domain/update.js';
 import type { Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
@@ -17,6 +18,7 @@ import {
   checkCursorVersion,
   checkObservation,
   checkOrg,
+  checkPreviewCursor,
   checkSameStack,
   sameBuckets,
   parseExemplars,
@@ -46,6 +48,7 @@ import type {
   LastSuccessRow,
   LastUpdateRow,
   MetricsChangeRows,
+  PreviewCursor,
   StackRecord,
   StateStore,
   UpdateCommit,
@@ -263,11 +266,20 @@ export class SqliteStateStore implements StateStore {
 
   async resetCursor(ref: StackRef): Promise<void> {
     this.run('resetCursor', () => {
-      this.stmt('UPDATE stacks SET cursor_version = 0 WHERE org = ? AND project = ? AND stack = ? AND listed = 1').run(
-        ref.org,
-        ref.project,
-        ref.stack,
-      );
+      this.stmt(
+        `UPDATE stacks SET cursor_version = 0, preview_cursor_version = NULL, preview_cursor_start = NULL
+         WHERE org = ? AND project = ? AND stack = ? AND listed = 1`,
+      ).run(ref.org, ref.project, ref.stack);
+    });
+  }
+
+  async setPreviewCursor(ref: StackRef, cursor: PreviewCursor): Promise<void> {
+    this.run('setPreviewCursor', () => {
+      checkPreviewCursor(ref, cursor);
+      this.stmt(
+        `UPDATE stacks SET preview_cursor_version = ?, preview_cursor_start = ?
+         WHERE org = ? AND project = ? AND stack = ? AND listed = 1`,
+      ).run(cursor.version, cursor.startTime, ref.org, ref.project, ref.stack);
     });
   }
 
@@ -278,6 +290,7 @@ export class SqliteStateStore implements StateStore {
       const s = u.stack;
       const touched: SeriesRef[] = [];
       let stamp = 0;
+      const preview = isPreviewKind(u.kind);
       const apply = db.transaction((): boolean => {
         // The ledger is per org: a renamed stack keeps its update ids. The immediate
         // transaction holds the write lock, so no other connection commits in between.
@@ -288,7 +301,8 @@ export class SqliteStateStore implements StateStore {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ).run(s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs);
 
-        // A commit does not relist a stack the org list hides; it only moves its cursor.
+        // A commit does not relist a stack the org list hides; it only moves its cursor
+        // (max with 0 for a preview: it never moves it).
         const listed = this.stmt(
           `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES (?, ?, ?, ?, ?, 1)
            ON CONFLICT (org, project, stack) DO UPDATE SET
@@ -296,7 +310,7 @@ export class SqliteStateStore implements StateStore {
            RETURNING listed`,
         )
           .pluck()
-          .get(s.org, s.project, s.stack, u.version, exportedAtMs) as number;
+          .get(s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs) as number;
 
         const addCounter = this.stmt(
           `INSERT INTO counters (name, labels_key, labels_json, value) VALUES (?, ?, ?, ?)
@@ -367,7 +381,7 @@ export class SqliteStateStore implements StateStore {
                result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
              WHERE excluded.end_time >= last_updates.end_time`,
           ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime));
-          if (u.result === 'succeeded') {
+          if (u.result === 'succeeded' && !preview) {
             this.stmt(
               `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
                ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time

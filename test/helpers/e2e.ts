@@ -40,6 +40,7 @@ export function configFor(sim: RunningSimulator, statePath: string, overrides: P
     poll: { backfillDays: 0, initialJitterSeconds: 0, intervalSeconds: 3600, ...overrides.poll },
     traces: { exporter: 'none', ...overrides.traces },
     ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
+    ...(overrides.previews ? { previews: overrides.previews } : {}),
     log: { level: 'silent' },
   });
   return base;
