@@ -4,7 +4,9 @@ import { conversionSuite } from './conversion.js';
 import { idleCycleSuite } from './idle-cycle.js';
 import { freshnessSuite } from './freshness.js';
 import { memorySuite } from './memory.js';
+import { previewsCycleSuite } from './previews-cycle.js';
 import { metricsPushSuite } from './metrics-push.js';
+import { postgresCommitSuite } from './postgres-commit.js';
 import { scrapeSuite } from './scrape.js';
 
 
@@ -55,7 +57,7 @@ export interface BenchSuite {
   close?(): Promise<void>;
 }
 
-const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, memorySuite, scrapeSuite, metricsPushSuite, freshnessSuite];
+const SUITES: readonly BenchSuite[] = [conversionSuite, backfillSuite, idleCycleSuite, previewsCycleSuite, memorySuite, scrapeSuite, metricsPushSuite, postgresCommitSuite, freshnessSuite];
 
 interface Measured {
   /** Milliseconds, or bytes in a peak-rss group. */

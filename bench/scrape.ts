@@ -13,14 +13,18 @@ import { ExporterMetrics } from '../src/metrics/exporter-metrics.js';
 import { storeSamples, type Sample } from '../src/metrics/store-samples.js';
 import { DEFAULT_METRIC_DETAIL, updateMetricDeltas } from '../src/metrics/update-deltas.js';
 import { SqliteStateStore } from '../src/state/sqlite-store.js';
+import type { StateStore } from '../src/state/state-store.js';
 import type { BenchCase, BenchGroup, BenchSuite } from './run.js';
 
 /*
  * GET /metrics through the real HTTP app and a real SQLite store seeded with N stacks
  * (issue 7's shape: 2 updates per stack, 5 resource steps per update), plain and gzip.
  * "store unchanged" scrapes reuse the rendered store part; "after a commit" cases commit one
- * more update first, so the scrape renders everything again. The baseline renders the same
- * store rows through a prom-client Registry per scrape, as /metrics did before.
+ * more update first, so the scrape reads and re-renders what that commit changed. The
+ * "full read" cases scrape a second app whose store view hides readMetricsChanges (as
+ * PostgreSQL does), so each of its scrapes after a commit reads and renders everything (what
+ * /metrics did before incremental scrapes). The baseline renders the same store rows through
+ * a prom-client Registry per scrape, as /metrics did before ADR 0003.
  */
 
 const RESOURCE_TYPES = [
@@ -115,6 +119,37 @@ export async function seed(stacks: number): Promise<Seeded> {
   };
 }
 
+/** The store without readMetricsChanges: every scrape after a commit reads everything. */
+function fullReadView(store: SqliteStateStore): StateStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'readMetricsChanges') return undefined;
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+async function serve(store: StateStore): Promise<RunningHttpServer> {
+  const metrics = new ExporterMetrics({ store, version: 'bench', revision: 'bench' });
+  return startHttpServer(
+    createHttpApp({ metrics, readiness: () => Promise.resolve({ ready: true }), status: () => Promise.resolve({ version: 'bench', generatedAt: new Date(0).toISOString(), ready: true, orgs: [], recentUpdates: [], failingStacks: [], inProgress: [] }), logger: silentLogger() }),
+    { host: '127.0.0.1', port: 0 },
+  );
+}
+
+/** GETs /metrics (plain) and returns the body. */
+function scrapeText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(`${url}/metrics`, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`status ${res.statusCode}`))));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
 /** GETs /metrics and drains the body without keeping it; resolves to the bytes received. */
 function scrape(url: string, encoding: 'gzip' | 'identity'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -170,62 +205,81 @@ async function rssDuring(work: () => Promise<unknown>): Promise<{ idle: number; 
   return { idle, peak: Math.max(peak, rssMb()) };
 }
 
-async function group(stacks: number): Promise<{ group: BenchGroup; close: () => Promise<void> }> {
+async function group(stacks: number): Promise<{ groups: BenchGroup[]; close: () => Promise<void> }> {
   const t = performance.now();
   const seeded = await seed(stacks);
   const seedSeconds = (performance.now() - t) / 1000;
-  const metrics = new ExporterMetrics({ store: seeded.store, version: 'bench', revision: 'bench' });
-  const server: RunningHttpServer = await startHttpServer(
-    createHttpApp({ metrics, readiness: () => Promise.resolve({ ready: true }), status: () => Promise.resolve({ version: 'bench', generatedAt: new Date(0).toISOString(), ready: true, orgs: [], recentUpdates: [], failingStacks: [], inProgress: [] }), logger: silentLogger() }),
-    { host: '127.0.0.1', port: 0 },
-  );
+  gc?.();
+  const rssSeeded = rssMb();
+  const server = await serve(seeded.store);
   const plainBytes = await scrape(server.url, 'identity');
   const gzipBytes = await scrape(server.url, 'gzip');
-  const body = (await metrics.render()).body;
-  const series = body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
-
+  const rounds = async (url: string): Promise<{ idle: number; peak: number }> =>
+    rssDuring(async () => {
+      for (let i = 0; i < 10; i++) {
+        await seeded.commitOne();
+        await scrape(url, i % 2 === 0 ? 'gzip' : 'identity');
+      }
+    });
+  // The incremental app's RSS first, before the full-read app holds anything.
   const rssUnchanged = await rssDuring(async () => {
     for (let i = 0; i < 10; i++) await scrape(server.url, i % 2 === 0 ? 'gzip' : 'identity');
   });
-  const rssAfterCommit = await rssDuring(async () => {
-    for (let i = 0; i < 5; i++) {
-      await seeded.commitOne();
-      await scrape(server.url, i % 2 === 0 ? 'gzip' : 'identity');
-    }
-  });
+  const rssAfterCommit = await rounds(server.url);
+  const fullServer = await serve(fullReadView(seeded.store));
+  await scrape(fullServer.url, 'gzip');
+  const rssAfterCommitFull = await rounds(fullServer.url);
+  const fullGzipBytes = await scrape(fullServer.url, 'gzip');
+  // The store parts (everything before the self-metrics) of the two apps must be identical.
+  const body = await scrapeText(server.url);
+  const storePart = (text: string): string => text.slice(0, text.indexOf('# HELP pulumi_exporter_'));
+  if (storePart(body) !== storePart(await scrapeText(fullServer.url))) throw new Error('incremental and full-read scrapes differ');
+  const series = body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
   const fmt = (n: number): string => n.toFixed(0);
 
-  const cases: BenchCase[] = [
-    { name: 'baseline: prom-client Registry render of the store rows', items: series, unit: 'series', fn: () => promClientRender(seeded.store) },
-    { name: 'GET /metrics plain, store unchanged', items: series, unit: 'series', fn: () => scrape(server.url, 'identity'), baseline: 'baseline: prom-client Registry render of the store rows' },
-    { name: 'GET /metrics gzip, store unchanged', items: series, unit: 'series', fn: () => scrape(server.url, 'gzip'), baseline: 'baseline: prom-client Registry render of the store rows' },
-    ...(['identity', 'gzip'] as const).map(
-      (encoding): BenchCase => ({
-        name: `commit 1 update, then GET /metrics ${encoding === 'gzip' ? 'gzip' : 'plain'}`,
-        items: series,
-        unit: 'series',
-        fn: async () => {
-          await seeded.commitOne();
-          return scrape(server.url, encoding);
-        },
-        baseline: 'baseline: prom-client Registry render of the store rows',
-      }),
-    ),
-  ];
+  const BASELINE = 'baseline: prom-client Registry render of the store rows';
+  const afterCommit = (label: string, url: string): BenchCase[] =>
+    (['identity', 'gzip'] as const).map((encoding) => ({
+      name: `${label}commit 1 update, then GET /metrics ${encoding === 'gzip' ? 'gzip' : 'plain'}`,
+      items: series,
+      unit: 'series',
+      fn: async () => {
+        await seeded.commitOne();
+        return scrape(url, encoding);
+      },
+    }));
+  const title = `${stacks.toLocaleString('en-US')} stacks, ${(stacks * 2).toLocaleString('en-US')} updates: ${series.toLocaleString('en-US')} series, ${(plainBytes / 2 ** 20).toFixed(1)} MiB plain, ${(gzipBytes / 2 ** 20).toFixed(1)} MiB gzip`;
   return {
-    group: {
-      title: `${stacks.toLocaleString('en-US')} stacks, ${(stacks * 2).toLocaleString('en-US')} updates: ${series.toLocaleString('en-US')} series, ${(plainBytes / 2 ** 20).toFixed(1)} MiB plain, ${(gzipBytes / 2 ** 20).toFixed(1)} MiB gzip`,
-      notes: [
-        `seeded through SqliteStateStore.commitUpdate in ${seedSeconds.toFixed(1)} s (database file in ${seeded.dir}, WAL)`,
-        `RSS idle ${fmt(rssUnchanged.idle)} MiB, peak during 10 scrapes of an unchanged store ${fmt(rssUnchanged.peak)} MiB (+${fmt(rssUnchanged.peak - rssUnchanged.idle)})`,
-        `RSS idle ${fmt(rssAfterCommit.idle)} MiB, peak during 5 commit+scrape rounds ${fmt(rssAfterCommit.peak)} MiB (+${fmt(rssAfterCommit.peak - rssAfterCommit.idle)})` +
-          (gc ? '' : ' (no --expose-gc: idle is not after a GC)'),
-        'the commit cases include one SQLite commit (fsync) before the scrape',
-      ],
-      cases,
-    },
+    groups: [
+      {
+        title: `${title}: incremental scrapes`,
+        notes: [
+          `seeded through SqliteStateStore.commitUpdate in ${seedSeconds.toFixed(1)} s (database file in ${seeded.dir}, WAL)`,
+          `RSS after seeding, before any scrape ${fmt(rssSeeded)} MiB (the first scrapes build the kept exposition)`,
+          `RSS idle ${fmt(rssUnchanged.idle)} MiB, peak during 10 scrapes of an unchanged store ${fmt(rssUnchanged.peak)} MiB (+${fmt(rssUnchanged.peak - rssUnchanged.idle)})`,
+          `RSS idle ${fmt(rssAfterCommit.idle)} MiB, peak during 10 commit+scrape rounds ${fmt(rssAfterCommit.peak)} MiB (+${fmt(rssAfterCommit.peak - rssAfterCommit.idle)})` +
+            (gc ? '' : ' (no --expose-gc: idle is not after a GC)'),
+          `full read: RSS idle ${fmt(rssAfterCommitFull.idle)} MiB, peak during 10 commit+scrape rounds ${fmt(rssAfterCommitFull.peak)} MiB (+${fmt(rssAfterCommitFull.peak - rssAfterCommitFull.idle)})`,
+          `gzip body ${(gzipBytes / 2 ** 10).toFixed(0)} KiB in chunks (full read: ${(fullGzipBytes / 2 ** 10).toFixed(0)} KiB); the store parts of both apps are identical`,
+          'the commit cases include one SQLite commit before the scrape; the full-read group runs after this one, so its garbage does not land in these cases',
+        ],
+        cases: [
+          { name: 'GET /metrics plain, store unchanged', items: series, unit: 'series', fn: () => scrape(server.url, 'identity') },
+          { name: 'GET /metrics gzip, store unchanged', items: series, unit: 'series', fn: () => scrape(server.url, 'gzip') },
+          ...afterCommit('', server.url),
+        ],
+      },
+      {
+        title: `${title}: full reads (the app before incremental scrapes, as with PostgreSQL) and the prom-client baseline`,
+        cases: [
+          { name: BASELINE, items: series, unit: 'series', fn: () => promClientRender(seeded.store) },
+          ...afterCommit('full read: ', fullServer.url).map((c) => ({ ...c, baseline: BASELINE })),
+        ],
+      },
+    ],
     close: async () => {
       await server.close();
+      await fullServer.close();
       await seeded.store.close();
       rmSync(seeded.dir, { recursive: true, force: true });
     },
@@ -241,9 +295,9 @@ export const scrapeSuite: BenchSuite = {
     const sizes = (process.env['BENCH_SCRAPE_STACKS'] ?? '1000,10000').split(',').map(Number).filter((n) => n > 0);
     const out: BenchGroup[] = [];
     for (const stacks of sizes) {
-      const { group: g, close } = await group(stacks);
+      const { groups, close } = await group(stacks);
       closers.push(close);
-      out.push(g);
+      out.push(...groups);
     }
     return out;
   },

@@ -129,6 +129,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     maxUpdateAttempts: config.poll.maxUpdateAttempts,
     orgs: config.pulumi.orgs,
     stackConcurrency: config.poll.stackConcurrency,
+    previews: config.previews.enabled,
     progressLogIntervalMs: config.poll.progressLogIntervalSeconds * 1000,
     progress,
     coordinator,
@@ -274,7 +275,14 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
       }
       if (overrides.http !== false) {
         const webhook = config.webhooks.enabled
-          ? webhookRouter({ secret: config.webhooks.secret, maxBodyBytes: config.webhooks.maxBodyBytes, trigger, metrics, logger: logger.child({ module: 'webhook' }) })
+          ? webhookRouter({
+              secret: config.webhooks.secret,
+              maxBodyBytes: config.webhooks.maxBodyBytes,
+              previews: config.previews.enabled,
+              trigger,
+              metrics,
+              logger: logger.child({ module: 'webhook' }),
+            })
           : undefined;
         const everyOrgListed = (): boolean => ready || progress.snapshot().listedAllOrgs;
         const app = createHttpApp({

@@ -120,6 +120,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    previews: z
+      .object({
+        /**
+         * Export previews (not in the update history) as traces and count them with
+         * kind="preview". Costs one more listing call per watched stack and cycle.
+         */
+        enabled: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     traces: z
       .object({
         /** otlp, console or none (OTEL_TRACES_EXPORTER). */

@@ -20,10 +20,15 @@ export interface Readiness {
 export interface RenderedExposition {
   readonly contentType: string;
   readonly body: string;
-  /** The body as bytes, when the renderer keeps them (saves encoding a large body again). */
-  bytes?(): Buffer;
-  /** The body gzip-compressed, when the renderer can do it cheaper (e.g. from a cache). */
-  gzip?(): Promise<Buffer>;
+  /** The body as runs of bytes to send in order, when the renderer keeps them (no copy of a large body). */
+  parts?(): readonly Buffer[];
+  /** The body's length in bytes, when the renderer knows it without joining its parts. */
+  readonly byteLength?: number;
+  /**
+   * The body gzip-compressed, when the renderer can do it cheaper (e.g. from a cache): gzip
+   * members to send in order, which gzip readers read as one stream (RFC 1952 2.2).
+   */
+  gzipParts?(): Promise<readonly Buffer[]>;
 }
 
 export interface HttpAppDeps {
@@ -72,14 +77,22 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     // res.send would re-format the content type (sorting its parameters); send it verbatim.
     res.status(200).setHeader('Content-Type', rendered.contentType);
     res.setHeader('Vary', 'Accept, Accept-Encoding');
-    let payload = rendered.bytes?.() ?? Buffer.from(rendered.body, 'utf8');
-    // Expositions of large orgs run to megabytes; Prometheus always accepts gzip.
-    if (payload.length >= GZIP_MIN_BYTES && req.acceptsEncodings('gzip', 'identity') === 'gzip') {
-      payload = rendered.gzip ? await rendered.gzip() : await gzipAsync(payload);
+    let plainParts: readonly Buffer[] | undefined;
+    const plain = (): readonly Buffer[] => (plainParts ??= rendered.parts?.() ?? [Buffer.from(rendered.body, 'utf8')]);
+    // Expositions of large orgs run to megabytes; Prometheus always accepts gzip. The parts are
+    // sent as they are, never joined into one more copy of a large body.
+    const length = rendered.byteLength ?? plain().reduce((n, p) => n + p.length, 0);
+    let payload: readonly Buffer[];
+    if (length >= GZIP_MIN_BYTES && req.acceptsEncodings('gzip', 'identity') === 'gzip') {
+      payload = rendered.gzipParts ? await rendered.gzipParts() : [await gzipAsync(Buffer.concat(plain()))];
       res.setHeader('Content-Encoding', 'gzip');
+    } else {
+      payload = plain();
     }
-    res.setHeader('Content-Length', payload.length);
-    res.end(payload);
+    res.setHeader('Content-Length', payload.reduce((n, p) => n + p.length, 0));
+    res.cork();
+    for (const part of payload) res.write(part);
+    res.end();
   });
 
   app.get('/healthz', (_req, res) => {

@@ -13,6 +13,8 @@ export interface WebhookRouteDeps {
   /** webhooks.secret: when set, every delivery must be signed with it. */
   readonly secret: string | undefined;
   readonly maxBodyBytes: number;
+  /** previews.enabled: a finished preview (stack_preview) is exported too, so its delivery syncs the stack. */
+  readonly previews?: boolean;
   readonly trigger: { request(ref: StackRef): TriggerDecision };
   readonly metrics: WebhookMetrics & { error(code: ErrorCode): void };
   readonly logger: Logger;
@@ -24,8 +26,9 @@ export interface WebhookRouteDeps {
  * Event kinds after which the stack's update history or running set may have changed
  * (shared pulumi-webhooks.md section 2.1): finished updates, refreshes and destroys; deployments
  * (queued, started or finished, each an update run by Pulumi Deployments); drift remediation
- * (runs an update); a created stack. Previews leave the history alone, and so do pings,
- * drift detection, policy and ESC events: they are acknowledged and ignored.
+ * (runs an update); a created stack. Previews leave the history alone (they sync only when
+ * previews are exported), and so do pings, drift detection, policy and ESC events: they are
+ * acknowledged and ignored.
  */
 const SYNC_KINDS: ReadonlySet<string> = new Set(['stack_update', 'deployment', 'drift_remediation', 'stack']);
 
@@ -111,7 +114,8 @@ export function webhookRouter(deps: WebhookRouteDeps): express.Router {
           res.status(200).json({ outcome: 'duplicate' });
           return;
         }
-        const payload = SYNC_KINDS.has(kind) ? parsePayload(body) : undefined;
+        const syncs = SYNC_KINDS.has(kind) || (kind === 'stack_preview' && deps.previews === true);
+        const payload = syncs ? parsePayload(body) : undefined;
         if (payload === undefined || (kind === 'stack' && payload['action'] === 'deleted')) {
           // A deleted stack leaves the list on the next poll cycle; syncing it now would only 404.
           deps.metrics.webhookDelivery(kind, 'ignored');

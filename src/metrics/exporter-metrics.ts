@@ -12,9 +12,9 @@ import { WEBHOOK_KINDS, WEBHOOK_OUTCOMES, WEBHOOK_SYNC_RESULTS, type WebhookMetr
 import type { MetricDefinition } from './definitions.js';
 import { METRIC_DEFINITIONS, METRICS } from './definitions.js';
 import { negotiateFormat, type ExpositionFormat } from './negotiate-format.js';
-import { renderFamilies } from './render-exposition.js';
+import { StoreExposition, type ExpositionPiece } from './store-exposition.js';
 import type { StoreSnapshot } from './store-samples.js';
-import { storeSamples } from './store-samples.js';
+import { storeSeries } from './store-samples.js';
 
 const gzipAsync = promisify(gzip);
 
@@ -27,21 +27,15 @@ export interface ExporterMetricsOptions {
 export interface RenderedMetrics {
   readonly contentType: string;
   readonly body: string;
-  /** The body as UTF-8 bytes. */
-  bytes(): Buffer;
+  /** The body as UTF-8 bytes, in runs to send in order (the kept chunks of the store part, then the self-metrics). */
+  parts(): readonly Buffer[];
+  readonly byteLength: number;
   /**
-   * The body gzip-compressed: two gzip members (the store-backed part, compressed once per
-   * store change, then the self-metrics), which gzip readers concatenate (RFC 1952 2.2).
+   * The body gzip-compressed: gzip members to send in order (the store-backed part in chunks,
+   * each compressed once per change of its series, then the self-metrics), which gzip readers
+   * read as one stream (RFC 1952 2.2).
    */
-  gzip(): Promise<Buffer>;
-}
-
-/** The rendered store-backed families of one format at one store stamp. */
-interface StorePart {
-  readonly stamp: number | undefined;
-  readonly text: string;
-  readonly bytes: Buffer;
-  gzipped?: Promise<Buffer>;
+  gzipParts(): Promise<readonly Buffer[]>;
 }
 
 const STORE_DEFINITIONS = METRIC_DEFINITIONS.filter((d) => d.source !== 'process');
@@ -59,6 +53,7 @@ const API_ENDPOINTS: ReadonlySet<string> = new Set<ApiEndpoint>([
   'listUpdates',
   'engineEvents',
   'latestPreviews',
+  'versionPreviews',
   'updateStatus',
 ]);
 const API_ERROR_CLASSES: ReadonlySet<string> = new Set(['timeout', 'network', 'malformed']);
@@ -101,8 +96,12 @@ export class ExporterMetrics implements ApiObserver, SinkObserver, WebhookMetric
   private last: LastPoll | undefined;
   /** Only the leader serves the store-backed pulumi_* series (one replica of several). */
   private leading = true;
-  /** Per format, the store part rendered at the last stamp read (see StateStore.readMetricsStamp). */
-  private readonly rendered = new Map<ExpositionFormat, StorePart>();
+  /** The store-backed families as of `expositionStamp` (see StateStore.readMetricsStamp). */
+  private readonly exposition = new StoreExposition(STORE_DEFINITIONS);
+  /** Undefined until a full read succeeded, and after a failed read: the next scrape reads everything. */
+  private expositionStamp: number | undefined;
+  /** Store reads for the exposition, one at a time, so they are applied in the order they were read. */
+  private refreshing: Promise<unknown> = Promise.resolve();
 
   private readonly apiRequests: Counter<'endpoint' | 'code'>;
   private readonly apiRequestDuration: Histogram<'endpoint'>;
@@ -295,24 +294,44 @@ export class ExporterMetrics implements ApiObserver, SinkObserver, WebhookMetric
       if (own) out.registerMetric(new RenamableView(own) as unknown as Metric);
     }
     const self = await out.metrics();
+    const selfBytes = Buffer.from(self, 'utf8');
     if (store === undefined) {
-      return { contentType: out.contentType, body: self, bytes: () => Buffer.from(self, 'utf8'), gzip: () => gzipAsync(self) };
+      return { contentType: out.contentType, body: self, parts: () => [selfBytes], byteLength: selfBytes.length, gzipParts: async () => [await gzipAsync(selfBytes)] };
     }
-    const body = store.text + self;
+    const parts = (): Buffer[] => [...store.map((p) => p.bytes), selfBytes];
     return {
       contentType: out.contentType,
-      body,
-      bytes: () => Buffer.concat([store.bytes, Buffer.from(self, 'utf8')]),
-      gzip: async () => {
-        store.gzipped ??= gzipAsync(store.bytes);
-        const [head, tail] = await Promise.all([store.gzipped, gzipAsync(self)]);
-        return Buffer.concat([head, tail]);
+      // Built only when asked for: the HTTP layer sends the parts.
+      get body() {
+        return Buffer.concat(parts()).toString('utf8');
+      },
+      parts,
+      byteLength: store.reduce((n, p) => n + p.bytes.length, selfBytes.length),
+      gzipParts: async () => {
+        // One chunk at a time: compressing every chunk at once (the first scrape) would hold a
+        // compressor's memory per chunk. Chunks that did not change are compressed already.
+        const members: Buffer[] = [];
+        for (const p of store) members.push(await p.gzip());
+        members.push(await gzipAsync(selfBytes));
+        return members;
       },
     };
   }
 
   /** The store-backed families, ending with the separator the self-metrics follow. */
-  private async storePart(format: ExpositionFormat): Promise<StorePart> {
+  private storePart(format: ExpositionFormat): Promise<ExpositionPiece[]> {
+    const run = this.refreshing.then(() => this.refreshExposition(format));
+    this.refreshing = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Brings the exposition up to the store's metrics stamp, read before any row: unchanged, it
+   * is reused; else the store's rows of what changed since are applied when the store can
+   * tell what that is (SQLite: this process made every write), and everything is read again
+   * when it cannot (another replica wrote, or the last read failed).
+   */
+  private async refreshExposition(format: ExpositionFormat): Promise<ExpositionPiece[]> {
     let stamp: number | undefined;
     try {
       stamp = await this.store.readMetricsStamp();
@@ -320,22 +339,36 @@ export class ExporterMetrics implements ApiObserver, SinkObserver, WebhookMetric
       // The reads below fail the same way and are logged and counted there.
       stamp = undefined;
     }
-    const cached = this.rendered.get(format);
-    if (stamp !== undefined && cached?.stamp === stamp) return cached;
-    let snapshot: StoreSnapshot;
+    const known = this.expositionStamp;
+    if (stamp !== undefined && known !== undefined) {
+      if (stamp === known) return this.exposition.pieces(format);
+      const changed = await this.readStore(async () => this.store.readMetricsChanges?.(known));
+      if (changed !== undefined) {
+        this.exposition.update(changed.changes, storeSeries(changed));
+        this.expositionStamp = changed.stamp;
+        return this.exposition.pieces(format);
+      }
+    }
+    const snapshot = await this.readStore(() => this.readSnapshot());
+    this.exposition.reset(storeSeries(snapshot));
+    this.expositionStamp = stamp;
+    return this.exposition.pieces(format);
+  }
+
+  /**
+   * A store read for the exposition. When it fails the scrape fails whole, and the exposition
+   * may not stand in for the store until a scrape has read everything again (which also clears
+   * storeReadFailure for readiness).
+   */
+  private async readStore<T>(read: () => Promise<T>): Promise<T> {
     try {
-      snapshot = await this.readSnapshot();
+      return await read();
     } catch (err) {
-      // The scrape fails whole; no cached part may stand in for the store until a scrape has
-      // read it again (which also clears storeReadFailure for readiness).
-      this.rendered.clear();
+      this.expositionStamp = undefined;
+      this.lastStoreFailure = err;
+      this.error(errorCodeOf(err));
       throw err;
     }
-    const text = renderFamilies(STORE_DEFINITIONS, storeSamples(snapshot), format) + (format === 'openmetrics' ? '\n' : '\n\n');
-    const part: StorePart = { stamp, text, bytes: Buffer.from(text, 'utf8') };
-    if (stamp !== undefined) this.rendered.set(format, part);
-    else this.rendered.delete(format);
-    return part;
   }
 
   private async readSnapshot(): Promise<StoreSnapshot> {
@@ -349,11 +382,7 @@ export class ExporterMetrics implements ApiObserver, SinkObserver, WebhookMetric
       s.listInProgress(),
     ]);
     const failed = reads.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
-      this.lastStoreFailure = failed.reason;
-      this.error(errorCodeOf(failed.reason));
-      throw failed.reason;
-    }
+    if (failed) throw failed.reason;
     this.lastStoreFailure = undefined;
     const [counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress] = reads;
     const ok = <T>(r: PromiseSettledResult<T>): T | undefined => (r.status === 'fulfilled' ? r.value : undefined);

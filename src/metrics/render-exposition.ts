@@ -10,38 +10,47 @@ import type { Sample } from './store-samples.js';
  * plus exemplars on OpenMetrics bucket lines.
  */
 
-/** The families in the given order, each with HELP and TYPE even when it has no samples. */
-export function renderFamilies(
-  defs: readonly MetricDefinition[],
-  samples: ReadonlyMap<string, readonly Sample[]>,
-  format: ExpositionFormat,
-): string {
+/**
+ * A family's HELP and TYPE lines, each ending in a newline. Families are separated by a
+ * blank line in the Prometheus format (as prom-client writes them); OpenMetrics forbids them,
+ * so `first` says whether one goes before this family.
+ */
+export function renderFamilyHead(def: MetricDefinition, format: ExpositionFormat, first: boolean): string {
+  const family = familyName(def, format);
+  return `${first || format === 'openmetrics' ? '' : '\n'}# HELP ${family} ${escapeText(def.help)}\n# TYPE ${family} ${def.type}\n`;
+}
+
+/** What follows the last family: the blank line that ends the Prometheus format's last family. */
+export function renderExpositionTail(format: ExpositionFormat): string {
+  return format === 'openmetrics' ? '' : '\n';
+}
+
+/** The lines of some samples of one family, each ending in a newline. */
+export function renderSamples(def: MetricDefinition, samples: readonly Sample[], format: ExpositionFormat): string {
   const openMetrics = format === 'openmetrics';
-  const parts: string[] = [];
-  for (const def of defs) {
-    // OpenMetrics names a counter family without `_total`; its samples keep it.
-    const family = openMetrics && def.type === 'counter' ? def.name.replace(/_total$/, '') : def.name;
-    const lines = [`# HELP ${family} ${escapeText(def.help)}`, `# TYPE ${family} ${def.type}`];
-    const counterSuffix = openMetrics && def.type === 'counter' ? '_total' : '';
-    // The lines of one histogram series share their labels object: format it once.
-    let lastLabels: object | undefined;
-    let lastText = '';
-    for (const s of samples.get(def.name) ?? []) {
-      if (s.labels !== lastLabels) {
-        lastLabels = s.labels;
-        lastText = formatLabels(s.labels);
-      }
-      const labelText = s.le === undefined ? lastText : `${lastText}${lastText === '' ? '{' : ','}le="${s.le}"`;
-      let line = `${s.metricName ?? family + counterSuffix}${labelText === '' ? '' : `${labelText}}`} ${formatValue(s.value)}`;
-      if (openMetrics && s.exemplar !== undefined) {
-        line += ` # {trace_id="${s.exemplar.traceId}"} ${formatValue(s.exemplar.value)} ${s.exemplar.timestamp}`;
-      }
-      lines.push(line);
+  const name = familyName(def, format) + (openMetrics && def.type === 'counter' ? '_total' : '');
+  let out = '';
+  // The lines of one histogram series share their labels object: format it once.
+  let lastLabels: object | undefined;
+  let lastText = '';
+  for (const s of samples) {
+    if (s.labels !== lastLabels) {
+      lastLabels = s.labels;
+      lastText = formatLabels(s.labels);
     }
-    parts.push(lines.join('\n'));
+    const labelText = s.le === undefined ? lastText : `${lastText}${lastText === '' ? '{' : ','}le="${s.le}"`;
+    out += `${s.metricName ?? name}${labelText === '' ? '' : `${labelText}}`} ${formatValue(s.value)}`;
+    if (openMetrics && s.exemplar !== undefined) {
+      out += ` # {trace_id="${s.exemplar.traceId}"} ${formatValue(s.exemplar.value)} ${s.exemplar.timestamp}`;
+    }
+    out += '\n';
   }
-  // prom-client separates families by a blank line in the Prometheus format; OpenMetrics forbids them.
-  return parts.join(openMetrics ? '\n' : '\n\n');
+  return out;
+}
+
+/** OpenMetrics names a counter family without `_total`; its samples keep it. */
+function familyName(def: MetricDefinition, format: ExpositionFormat): string {
+  return format === 'openmetrics' && def.type === 'counter' ? def.name.replace(/_total$/, '') : def.name;
 }
 
 /** `{a="x",b="y"` without the closing brace, so `le` can follow; '' without labels. */

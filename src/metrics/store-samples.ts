@@ -39,54 +39,93 @@ export interface Sample {
 }
 
 /**
+ * The samples of one stored series, or of one stack in a stack-state family, under the key
+ * the exposition orders them by: a series' labels in convention order, or the stack.
+ */
+export interface SeriesGroup {
+  readonly key: string;
+  readonly samples: Sample[];
+}
+
+/** Called with a family's samples in exposition order, each under its group's key. */
+type Push = (name: string, key: string, samples: readonly Sample[]) => void;
+
+const STORE_DEFS = new Map<string, MetricDefinition>(
+  METRIC_DEFINITIONS.filter((d) => d.source !== 'process').map((d) => [d.name, d]),
+);
+
+/**
  * Turns a store snapshot into the samples of every store-backed and stack-state metric,
  * keyed by metric name. Pure, so the exposition can be tested without a store.
  */
 export function storeSamples(snapshot: StoreSnapshot): Map<string, Sample[]> {
   const out = new Map<string, Sample[]>();
-  const defs = new Map<string, MetricDefinition>();
-  for (const def of METRIC_DEFINITIONS) {
-    if (def.source === 'process') continue;
-    defs.set(def.name, def);
-    out.set(def.name, []);
-  }
-  const push = (name: string, samples: Sample[]): void => {
-    out.get(name)?.push(...samples);
+  for (const [name, groups] of storeSeries(snapshot)) out.set(name, groups.flatMap((g) => g.samples));
+  return out;
+}
+
+/**
+ * The same samples grouped per series (per stack for the stack-state families), each family's
+ * groups in exposition order. A snapshot of a few series and stacks gives just their groups.
+ */
+export function storeSeries(snapshot: StoreSnapshot): Map<string, SeriesGroup[]> {
+  const out = new Map<string, SeriesGroup[]>();
+  for (const name of STORE_DEFS.keys()) out.set(name, []);
+  const push: Push = (name, key, samples) => {
+    const groups = out.get(name);
+    if (groups === undefined) return;
+    const last = groups[groups.length - 1];
+    if (last?.key === key) last.samples.push(...samples);
+    else groups.push({ key, samples: [...samples] });
   };
+  const defs = STORE_DEFS;
 
   // Rows of metrics that are no longer defined (or of another type) have no HELP/TYPE to
   // live under, so they are not exposed.
   const series = <R extends { readonly name: string; readonly labels: Labels }>(
     rows: readonly R[],
     type: MetricDefinition['type'],
-  ): { row: R; labels: Record<string, string> }[] =>
+  ): { row: R; labels: Record<string, string>; key: string }[] =>
     sortBy(
       rows.flatMap((row) => {
         const def = defs.get(row.name);
-        return def?.source === 'store' && def.type === type ? [{ row, labels: ordered(def, row.labels) }] : [];
+        if (def?.source !== 'store' || def.type !== type) return [];
+        const labels = ordered(def, row.labels);
+        return [{ row, labels, key: labelsSortKey(labels) }];
       }),
-      // Series sort by their labels in convention order: org, project, stack, kind, ...
-      ({ labels }) => {
-        let key = '';
-        for (const name in labels) key += `${name}\u0001${labels[name] as string}\u0000`;
-        return key;
-      },
+      ({ key }) => key,
     );
-  for (const { row, labels } of series(snapshot.counters ?? [], 'counter')) {
-    push(row.name, [{ labels, value: row.value }]);
+  for (const { row, labels, key } of series(snapshot.counters ?? [], 'counter')) {
+    push(row.name, key, [{ labels, value: row.value }]);
   }
-  for (const { row, labels } of series(snapshot.histograms ?? [], 'histogram')) {
-    push(row.name, histogramSamples(row, labels));
+  for (const { row, labels, key } of series(snapshot.histograms ?? [], 'histogram')) {
+    push(row.name, key, histogramSamples(row, labels));
   }
   // Summaries are stored as histograms without finite buckets: only sum and count.
-  for (const { row, labels } of series(snapshot.histograms ?? [], 'summary')) {
-    push(row.name, [
+  for (const { row, labels, key } of series(snapshot.histograms ?? [], 'summary')) {
+    push(row.name, key, [
       { metricName: `${row.name}_sum`, labels, value: row.sum },
       { metricName: `${row.name}_count`, labels, value: row.count },
     ]);
   }
   if (snapshot.stacks !== undefined) addStackState(snapshot, snapshot.stacks, push);
   return out;
+}
+
+/**
+ * The group key storeSeries gives the stored series `name{labels}` (which may no longer
+ * exist); undefined when no store-backed family of that name is exposed.
+ */
+export function storedSeriesKey(name: string, labels: Labels): string | undefined {
+  const def = STORE_DEFS.get(name);
+  return def?.source === 'store' ? labelsSortKey(ordered(def, labels)) : undefined;
+}
+
+/** Series sort by their labels in convention order: org, project, stack, kind, ... */
+function labelsSortKey(labels: Readonly<Record<string, string>>): string {
+  let key = '';
+  for (const name in labels) key += `${name}\u0001${labels[name] as string}\u0000`;
+  return key;
 }
 
 function histogramSamples(row: HistogramRow, labels: Record<string, string>): Sample[] {
@@ -107,7 +146,7 @@ function histogramSamples(row: HistogramRow, labels: Record<string, string>): Sa
 function addStackState(
   snapshot: StoreSnapshot,
   stacks: readonly StackRecord[],
-  push: (name: string, samples: Sample[]) => void,
+  push: Push,
 ): void {
   // Facts about stacks that are no longer listed are dropped even if the store kept them:
   // a forgotten stack's gauges must disappear.
@@ -121,46 +160,49 @@ function addStackState(
 
   for (const s of sortStacks(stacks)) {
     if (s.resourceCount !== undefined) {
-      push(METRICS.stackResources.name, [{ labels: stackLabels(s), value: s.resourceCount }]);
+      push(METRICS.stackResources.name, stackKey(s), [{ labels: stackLabels(s), value: s.resourceCount }]);
     }
   }
 
   // Kinds each stack has run, so in_progress can say 0 for them rather than being absent;
   // keyed by stack then kind, which is also the exposition order.
-  const kinds = new Map<string, { labels: Record<string, string>; running?: number }>();
+  const kinds = new Map<string, { stack: string; labels: Record<string, string>; running?: number }>();
   if (snapshot.lastUpdates !== undefined) {
     for (const row of sortBy(snapshot.lastUpdates.filter(isListed), (r) => `${stackKey(r.stack)}\0${r.kind}`)) {
       const labels = { ...stackLabels(row.stack), kind: row.kind };
-      push(METRICS.stackLastUpdateTimestampSeconds.name, [{ labels, value: row.endTime }]);
-      push(METRICS.stackLastUpdateSuccess.name, [{ labels, value: row.result === 'succeeded' ? 1 : 0 }]);
+      const stack = stackKey(row.stack);
+      push(METRICS.stackLastUpdateTimestampSeconds.name, stack, [{ labels, value: row.endTime }]);
+      push(METRICS.stackLastUpdateSuccess.name, stack, [{ labels, value: row.result === 'succeeded' ? 1 : 0 }]);
       if (row.durationSeconds !== undefined) {
-        push(METRICS.stackLastUpdateDurationSeconds.name, [{ labels, value: row.durationSeconds }]);
+        push(METRICS.stackLastUpdateDurationSeconds.name, stack, [{ labels, value: row.durationSeconds }]);
       }
-      kinds.set(`${stackKey(row.stack)}\0${row.kind}`, { labels });
+      kinds.set(`${stack}\0${row.kind}`, { stack, labels });
     }
   }
   if (snapshot.lastSuccesses !== undefined) {
     for (const row of sortBy(snapshot.lastSuccesses.filter(isListed), (r) => stackKey(r.stack))) {
-      push(METRICS.stackLastSuccessfulUpdateTimestampSeconds.name, [{ labels: stackLabels(row.stack), value: row.endTime }]);
+      push(METRICS.stackLastSuccessfulUpdateTimestampSeconds.name, stackKey(row.stack), [{ labels: stackLabels(row.stack), value: row.endTime }]);
     }
   }
   if (snapshot.inProgress !== undefined) {
     for (const row of snapshot.inProgress.filter(isListed)) {
       const labels = { ...stackLabels(row.stack), kind: row.kind };
-      const key = `${stackKey(row.stack)}\0${row.kind}`;
+      const stack = stackKey(row.stack);
+      const key = `${stack}\0${row.kind}`;
       const known = kinds.get(key);
       // Several updates of one kind can run at once (previews do): the oldest start is the
       // one a "stuck update" alert cares about.
       const running = Math.min(known?.running ?? Infinity, row.startTime);
-      kinds.set(key, { labels, running });
+      kinds.set(key, { stack, labels, running });
     }
   }
   // Without the in-progress read we cannot say 0, so the gauges are left out entirely.
   if (snapshot.inProgress === undefined) return;
+  // Sorted by stack then kind, so each stack's samples are adjacent (stack keys hold no NUL).
   for (const [, entry] of sortBy([...kinds], ([key]) => key)) {
-    push(METRICS.stackUpdateInProgress.name, [{ labels: entry.labels, value: entry.running === undefined ? 0 : 1 }]);
+    push(METRICS.stackUpdateInProgress.name, entry.stack, [{ labels: entry.labels, value: entry.running === undefined ? 0 : 1 }]);
     if (entry.running !== undefined) {
-      push(METRICS.stackUpdateStartedTimestampSeconds.name, [{ labels: entry.labels, value: entry.running }]);
+      push(METRICS.stackUpdateStartedTimestampSeconds.name, entry.stack, [{ labels: entry.labels, value: entry.running }]);
     }
   }
 }

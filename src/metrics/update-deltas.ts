@@ -3,7 +3,7 @@ import { labelsKey } from '../domain/metric-delta.js';
 import type { StackRef } from '../domain/stack.js';
 import { traceIdFor } from '../conversion/trace-ids.js';
 import type { PolicyViolation, ResourceOperation } from '../domain/trace.js';
-import type { TerminalResult } from '../domain/update.js';
+import { isPreviewKind, type TerminalResult } from '../domain/update.js';
 import { METRICS } from './definitions.js';
 
 /**
@@ -47,12 +47,17 @@ export interface UpdateDeltaInput {
  * histograms. Pure: the store applies the result in the transaction that marks the update
  * exported, which is what makes every update count exactly once.
  *
+ * A preview (any preview kind) counts with kind="preview" into the update counters,
+ * durations and resource changes only (see below).
+ *
  * pulumi_update_failures_total counts result `failed` only, as the telemetry conventions
  * define it, so it always equals pulumi_updates_total{result="failed"}; a cancelled update
  * (told apart by its summary event) counts under result="cancelled".
  */
 export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
-  const { stack, kind, result, detail } = input;
+  const { stack, result, detail } = input;
+  const kind = kindLabel(input.kind);
+  const preview = kind === 'preview';
   const base = { org: stack.org, project: stack.project, stack: stack.stack };
   const project = { org: stack.org, project: stack.project };
   // Clock skew or a missing end time must not produce a negative duration.
@@ -87,6 +92,10 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
     }
   }
 
+  // A preview's steps were only planned: they feed no resource-step or policy metrics, which
+  // have no kind label (the update that follows runs, and is counted with, the same steps).
+  if (preview) return { counters: counters.deltas(), histograms };
+
   for (const op of input.operations) {
     counters.add(
       METRICS.resourceOperationsTotal.name,
@@ -117,6 +126,14 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   }
 
   return { counters: counters.deltas(), histograms };
+}
+
+/**
+ * The `kind` label of an update kind: every preview kind (`Pupdate`, `Prefresh`, ... or
+ * `preview`) is `preview`, as the telemetry conventions name it; other kinds as reported.
+ */
+export function kindLabel(kind: string): string {
+  return isPreviewKind(kind) ? 'preview' : kind;
 }
 
 /** Sums increments per (name, labels) so the store gets one delta per series. */

@@ -2,7 +2,7 @@
  * What the Pulumi client reports about its own requests. Implemented by src/metrics/
  * (pulumi_exporter_api_* self-metrics); a no-op by default.
  */
-export type ApiEndpoint = 'listStacks' | 'listUpdates' | 'engineEvents' | 'latestPreviews' | 'updateStatus';
+export type ApiEndpoint = 'listStacks' | 'listUpdates' | 'engineEvents' | 'latestPreviews' | 'versionPreviews' | 'updateStatus';
 
 /** Status code as a string ("200", "429", ...) or an error class. */
 export type ApiResponseCode = string | 'timeout' | 'network' | 'malformed';

@@ -46,6 +46,13 @@ export interface HistorySinceOptions extends CallOptions {
   readonly notBeforeSeconds?: number;
 }
 
+export interface PreviewsSinceOptions extends CallOptions {
+  /** The stack version whose previews are listed; undefined = the latest version (`updates/latest/previews`). */
+  readonly version?: number;
+  /** Stop paging once a preview started before this Unix second is reached. */
+  readonly notBeforeSeconds?: number;
+}
+
 export interface UpdateStatus {
   readonly status: string;
   readonly continuationToken: string | null;
@@ -71,6 +78,11 @@ export interface PulumiCloudApi {
   engineEvents(ref: StackRef, updateId: string, options?: EngineEventsOptions): AsyncIterable<EventsPage>;
   /** Previews of the latest stack version, newest first. */
   latestPreviews(ref: StackRef, page: number, pageSize: number, options?: CallOptions): Promise<HistoryPage>;
+  /**
+   * Previews run against one stack version (or the latest), newest first, down to
+   * `notBeforeSeconds`: every page of `updates/{version|latest}/previews?asc=false`.
+   */
+  previewsSince(ref: StackRef, options: PreviewsSinceOptions): Promise<UpdateInfo[]>;
   /** Legacy status probe `GET .../{kind}/{updateID}`. */
   updateStatus(ref: StackRef, kind: string, updateId: string, options?: CallOptions): Promise<UpdateStatus>;
 }

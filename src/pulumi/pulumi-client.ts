@@ -13,6 +13,7 @@ import type {
   EventsPage,
   HistoryPage,
   HistorySinceOptions,
+  PreviewsSinceOptions,
   PulumiCloudApi,
   UpdateStatus,
 } from './pulumi-api.js';
@@ -68,6 +69,7 @@ const PATHS = {
   listStacks: '/api/user/stacks',
   listUpdates: `${STACK_PATH}/updates`,
   latestPreviews: `${STACK_PATH}/updates/latest/previews`,
+  versionPreviews: `${STACK_PATH}/updates/{version}/previews`,
   updateStatus: `${STACK_PATH}/{kind}/{updateID}`,
   engineEvents: `${STACK_PATH}/update/{updateID}/events`,
 } as const;
@@ -260,9 +262,7 @@ export class PulumiClient implements PulumiCloudApi {
         ids.add(u.updateId);
         out.push(u);
       }
-      const perPage = hp.itemsPerPage > 0 ? hp.itemsPerPage : this.historyPageSize;
-      if (hp.updates.length === 0 || hp.updates.length < perPage) return out;
-      if (totalReported && page * perPage >= hp.total) return out;
+      if (this.lastPage(hp, page, totalReported)) return out;
       if (page >= this.maxPages) throw this.tooManyPages('listUpdates', PATHS.listUpdates, stackKey(ref));
     }
   }
@@ -316,12 +316,60 @@ export class PulumiClient implements PulumiCloudApi {
   }
 
   async latestPreviews(ref: StackRef, page: number, pageSize: number, options: CallOptions = {}): Promise<HistoryPage> {
+    return (await this.previewsPage(ref, undefined, page, pageSize, options)).page;
+  }
+
+  /** A page-numbered listing (history, previews) ends at a short page, or at `total` when the service reports it. */
+  private lastPage(hp: HistoryPage, page: number, totalReported: boolean): boolean {
+    const perPage = hp.itemsPerPage > 0 ? hp.itemsPerPage : this.historyPageSize;
+    if (hp.updates.length === 0 || hp.updates.length < perPage) return true;
+    return totalReported && page * perPage >= hp.total;
+  }
+
+  async previewsSince(ref: StackRef, options: PreviewsSinceOptions): Promise<UpdateInfo[]> {
+    const { version } = options;
+    if (version !== undefined && (!Number.isInteger(version) || version < 0)) {
+      throw new ExporterError('INTERNAL', `a stack version must be a non-negative integer, got ${String(version)}`);
+    }
+    const out: UpdateInfo[] = [];
+    const ids = new Set<string>();
+    const floor = options.notBeforeSeconds;
+    for (let page = 1; ; page += 1) {
+      const { page: hp, totalReported } = await this.previewsPage(ref, version, page, this.historyPageSize, options);
+      for (const u of hp.updates) {
+        if (floor !== undefined && u.startTime < floor) return out;
+        // Previews started while paging shift older entries onto the next page.
+        if (ids.has(u.updateId)) continue;
+        ids.add(u.updateId);
+        out.push(u);
+      }
+      if (this.lastPage(hp, page, totalReported)) return out;
+      if (page >= this.maxPages) {
+        const endpoint = version === undefined ? 'latestPreviews' : 'versionPreviews';
+        throw this.tooManyPages(endpoint, PATHS[endpoint], stackKey(ref));
+      }
+    }
+  }
+
+  /**
+   * One page of a previews listing, newest first (`asc` is always sent: sources disagree on
+   * its default, shared pulumi-api.md 2.5). An entry whose kind is not a preview kind makes
+   * the answer malformed: counting it as a preview would count a history update twice.
+   */
+  private async previewsPage(
+    ref: StackRef,
+    version: number | undefined,
+    page: number,
+    pageSize: number,
+    options: CallOptions,
+  ): Promise<{ page: HistoryPage; totalReported: boolean }> {
     positiveInt('page', page);
     positiveInt('pageSize', pageSize);
+    const endpoint = version === undefined ? 'latestPreviews' : 'versionPreviews';
     return this.transport.get({
-      endpoint: 'latestPreviews',
-      pathTemplate: PATHS.latestPreviews,
-      path: `${stackPath(ref)}/updates/latest/previews`,
+      endpoint,
+      pathTemplate: PATHS[endpoint],
+      path: `${stackPath(ref)}/updates/${version === undefined ? 'latest' : String(version)}/previews`,
       query: [
         ['asc', 'false'],
         ['page', String(page)],
@@ -331,7 +379,10 @@ export class PulumiClient implements PulumiCloudApi {
       signal: options.signal,
       parse: parseWith(wireUpdatesResponse, (d) => {
         const r = toHistoryPage(ref, d, page, pageSize);
-        return r.ok ? { ok: true, value: r.page } : r;
+        if (!r.ok) return r;
+        const i = r.page.updates.findIndex((u) => !isPreviewKind(u.kind));
+        if (i >= 0) return { ok: false, problem: `updates.${i}: kind "${r.page.updates[i]?.kind ?? ''}" is not a preview kind` };
+        return { ok: true, value: { page: r.page, totalReported: typeof d.total === 'number' } };
       }),
     });
   }

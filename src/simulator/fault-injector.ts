@@ -1,7 +1,7 @@
 import { SimulatorError } from './simulator-error.js';
 
 export const FAULT_KINDS = ['429', '500', '502', '503', '504', 'slow', 'malformed', '401'] as const;
-export const ENDPOINTS = ['listStacks', 'getStack', 'listUpdates', 'latestPreviews', 'updateStatus', 'engineEvents'] as const;
+export const ENDPOINTS = ['listStacks', 'getStack', 'listUpdates', 'latestPreviews', 'versionPreviews', 'updateStatus', 'engineEvents'] as const;
 
 export type Endpoint = (typeof ENDPOINTS)[number];
 

@@ -353,8 +353,12 @@ export class SimWorld {
   }
 
   latestPreviews(stack: SimStack): SimUpdate[] {
-    const v = this.latestVersion(stack);
-    return stack.previews.filter((p) => p.version === v);
+    return this.previewsOf(stack, this.latestVersion(stack));
+  }
+
+  /** Previews run against one stack version, oldest first. */
+  previewsOf(stack: SimStack, version: number): SimUpdate[] {
+    return stack.previews.filter((p) => p.version === version);
   }
 
   isRunning(update: SimUpdate): boolean {
@@ -383,14 +387,24 @@ export class SimWorld {
   }
 
   startUpdate(ref: StackRef, opts: StartOptions = {}): string {
+    return this.start(ref, opts, false);
+  }
+
+  /** Starts a preview of the latest version (kind Pupdate/Prefresh/Pdestroy/preview); a preview cannot be cancelled. */
+  startPreview(ref: StackRef, opts: StartOptions = {}): string {
+    if (opts.result === 'cancelled') throw new SimulatorError('SIMULATOR_CONTROL_INVALID', 'a preview succeeds or fails; it is not cancelled');
+    return this.start(ref, opts, true);
+  }
+
+  private start(ref: StackRef, opts: StartOptions, preview: boolean): string {
     const kind = opts.kind ?? 'update';
     const result = opts.result ?? 'succeeded';
     if (!['update', 'refresh', 'destroy'].includes(kind)) throw new SimulatorError('SIMULATOR_CONTROL_INVALID', `unknown update kind "${String(kind)}"`);
     if (!['succeeded', 'failed', 'cancelled'].includes(result)) throw new SimulatorError('SIMULATOR_CONTROL_INVALID', `unknown update result "${String(result)}"`);
     const stack = this.requireStack(ref);
     const rng = stack.rng;
-    const failureMode = rng ? rng.weighted<FailureMode>([['resource', 0.7], ['program', 0.15], ['policy', 0.15]]) : 'resource';
-    return this.begin(stack, { kind, result, failureMode }, false, 'normal').updateId;
+    const failureMode = preview ? 'resource' : rng ? rng.weighted<FailureMode>([['resource', 0.7], ['program', 0.15], ['policy', 0.15]]) : 'resource';
+    return this.begin(stack, { kind, result, failureMode }, preview, 'normal').updateId;
   }
 
   private finish(index: number): void {
@@ -474,6 +488,7 @@ export class SimWorld {
           ...(last === undefined ? {} : { lastUpdate: last }),
           updates: s.updates.map(truthOf),
           previews: this.latestPreviews(s).map(truthOf),
+          allPreviews: s.previews.map(truthOf),
         };
       }),
     };

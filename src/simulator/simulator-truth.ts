@@ -15,6 +15,8 @@ export interface TruthStack {
   updates: TruthUpdate[];
   /** Previews of the latest version (what latest/previews serves), oldest first. */
   previews: TruthUpdate[];
+  /** Every preview of every version (what updates/{version}/previews serve together), oldest first. */
+  allPreviews: TruthUpdate[];
 }
 
 export interface TruthUpdate {

@@ -86,6 +86,10 @@ export interface RunningSimulator {
     tick(): void;
     /** Runs a started update to its end: all remaining events, summary, history result/endTime. */
     completeUpdate(stack: StackRef, updateId: string): void;
+    /** Starts a preview of the latest version: served by the previews endpoints, never by the history; lastUpdate does not move. */
+    startPreview(stack: StackRef, opts?: { kind?: UpdateKindOption; result?: Exclude<UpdateResultOption, 'cancelled'> }): string;
+    /** startPreview + completeUpdate. */
+    addCompletedPreview(stack: StackRef, opts?: { kind?: UpdateKindOption; result?: Exclude<UpdateResultOption, 'cancelled'> }): string;
     /** startUpdate + completeUpdate. */
     addCompletedUpdate(stack: StackRef, opts?: { kind?: UpdateKindOption; result?: UpdateResultOption }): string;
     /** Advances the simulator clock (seconds) used for new updates' timestamps. */
@@ -99,6 +103,7 @@ interface Route {
   readonly endpoint: Endpoint;
   readonly ref?: StackRef;
   readonly updateId?: string;
+  readonly version?: number;
 }
 
 class HttpError extends Error {
@@ -126,6 +131,9 @@ function route(pathname: string): Route | undefined {
   if (rest.length === 0) return { endpoint: 'getStack', ref };
   if (rest.length === 1 && rest[0] === 'updates') return { endpoint: 'listUpdates', ref };
   if (rest.length === 3 && rest[0] === 'updates' && rest[1] === 'latest' && rest[2] === 'previews') return { endpoint: 'latestPreviews', ref };
+  if (rest.length === 3 && rest[0] === 'updates' && /^\d+$/.test(rest[1] ?? '') && rest[2] === 'previews') {
+    return { endpoint: 'versionPreviews', ref, version: Number(rest[1]) };
+  }
   // The kind segment is not checked against the update's kind, as the service ignores it.
   if (rest.length === 2 && KIND_SEGMENTS.has(rest[0] ?? '')) return { endpoint: 'updateStatus', ref, updateId: rest[1] ?? '' };
   if (rest.length === 3 && KIND_SEGMENTS.has(rest[0] ?? '') && rest[2] === 'events') return { endpoint: 'engineEvents', ref, updateId: rest[1] ?? '' };
@@ -245,9 +253,10 @@ export async function startSimulator(options: SimulatorOptions & { host?: string
         if (q.get('output-type') !== 'service') return { updates: page.map((u) => legacyInfo(u)) };
         return { updates: page.map((u) => serviceEntry(world, s, u)), itemsPerPage, total: newestFirst.length };
       }
-      case 'latestPreviews': {
+      case 'latestPreviews':
+      case 'versionPreviews': {
         const s = stackOf(r.ref);
-        const oldestFirst = world.latestPreviews(s);
+        const oldestFirst = r.version === undefined ? world.latestPreviews(s) : world.previewsOf(s, r.version);
         const ordered = q.get('asc') === 'true' ? oldestFirst : [...oldestFirst].reverse();
         const { page, itemsPerPage } = paginate(ordered, q);
         return { updates: page.map((u) => serviceEntry(world, s, u)), itemsPerPage, total: ordered.length };
@@ -441,6 +450,12 @@ export async function startSimulator(options: SimulatorOptions & { host?: string
       startUpdate: (stack, opts) => world.startUpdate(toRef(stack), opts ?? {}),
       tick: () => world.tick(live),
       completeUpdate: (stack, updateId) => world.completeUpdate(toRef(stack), updateId),
+      startPreview: (stack, opts) => world.startPreview(toRef(stack), opts ?? {}),
+      addCompletedPreview(stack, opts) {
+        const id = world.startPreview(toRef(stack), opts ?? {});
+        world.completeUpdate(toRef(stack), id);
+        return id;
+      },
       addCompletedUpdate(stack, opts) {
         const id = world.startUpdate(toRef(stack), opts ?? {});
         world.completeUpdate(toRef(stack), id);

@@ -15,8 +15,9 @@ export interface Coordinator {
   /** Joins the replica set (takes part in leader election); called once before the first cycle. */
   start(): Promise<void>;
   /**
-   * Keeps this replica's leases, claims its share of the unowned or expired ones among
-   * `stacks` and gives back the ones above its share. Returns the stacks it may sync now.
+   * Keeps this replica's leases, gives back the ones above its share of `stacks` (every
+   * listed stack) and claims up to its share of the unowned or expired ones. Returns the
+   * stacks it may sync now.
    */
   claimStacks(stacks: readonly StackRecord[]): Promise<StackRecord[]>;
   /** True while this replica holds the stack's lease (checked again before each export). */

@@ -22,7 +22,16 @@ export function createCoordinator(
   onLeaderChange: (leader: boolean) => void,
 ): Coordinator {
   if (!(store instanceof PostgresStateStore)) return new SingleReplicaCoordinator();
-  // Two connections of its own, so lease renewals never wait behind syncs or scrapes.
-  const leases = new PostgresStateStore({ url: state.path, logger, maxConnections: 2, applicationName: 'pulumi-update-exporter leases' });
-  return new PostgresCoordinator({ store: leases, ownsStore: true, leaseMillis: state.leaseSeconds * 1000, logger, onLeaderChange });
+  // Two connections of its own, so lease renewals never wait behind syncs or scrapes; a
+  // renewal the database holds up is cut off after half a lease, so the next one retries
+  // while the leases still run.
+  const leaseMillis = state.leaseSeconds * 1000;
+  const leases = new PostgresStateStore({
+    url: state.path,
+    logger,
+    maxConnections: 2,
+    applicationName: 'pulumi-update-exporter leases',
+    statementTimeoutMillis: Math.max(1_000, Math.floor(leaseMillis / 2)),
+  });
+  return new PostgresCoordinator({ store: leases, ownsStore: true, leaseMillis, logger, onLeaderChange });
 }

@@ -3,7 +3,7 @@ import { labelsKey } from '../domain/metric-delta.js';
 import type { StackRef } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
 import { ExporterError } from '../errors.js';
-import type { UpdateCommit } from './state-store.js';
+import type { PreviewCursor, UpdateCommit } from './state-store.js';
 
 // Rules every StateStore implementation applies the same way, so stores cannot drift apart
 // on what they accept or how they bucket.
@@ -32,6 +32,13 @@ export function checkCommit(commit: UpdateCommit): void {
 export function checkCursorVersion(stack: StackRef, version: number): void {
   if (!Number.isSafeInteger(version) || version < 0) {
     throw invalid(`cursor of ${stackKey(stack)} cannot move to invalid version ${version}`);
+  }
+}
+
+/** A preview cursor is a stack version and a Unix second, both safe integers >= 0. */
+export function checkPreviewCursor(stack: StackRef, cursor: PreviewCursor): void {
+  if (!Number.isSafeInteger(cursor.version) || cursor.version < 0 || !Number.isSafeInteger(cursor.startTime) || cursor.startTime < 0) {
+    throw invalid(`preview cursor of ${stackKey(stack)} cannot move to invalid position ${JSON.stringify(cursor)}`);
   }
 }
 

@@ -28,12 +28,34 @@ export interface PostgresCoordinatorOptions {
 /** `clock_timestamp() + $n ms`, the database's clock: replicas with skewed clocks agree on expiry. */
 const EXPIRY = (param: string): string => `clock_timestamp() + ${param} * interval '1 millisecond'`;
 
+/** A replica's share of `stacks` listed stacks among `live` replicas (rounded up, so the shares cover them all). */
+export function shareOf(stacks: number, live: number): number {
+  return Math.ceil(stacks / Math.max(1, live));
+}
+
+/**
+ * The held stacks a replica gives back: those no longer listed (a deleted stack must not
+ * fill a share), then the listed ones above its share, the last in key order. The one rule
+ * for both the claim at the start of a cycle and the renewals in between, so a replica never
+ * drains a stack its next claim keeps, nor keeps one its renewals drain.
+ */
+export function surplusOf(held: Iterable<string>, listed: ReadonlySet<string>, live: number): string[] {
+  const keys = [...held].sort();
+  const unlisted = keys.filter((key) => !listed.has(key));
+  const kept = keys.filter((key) => listed.has(key));
+  return [...unlisted, ...kept.slice(shareOf(listed.size, live))];
+}
+
 /**
  * Leases on PostgreSQL. Each replica heartbeats a `replicas` row; every cycle it keeps its
- * stack leases, claims its share (stacks / live replicas, rounded up) of the unowned or
- * expired ones with FOR UPDATE SKIP LOCKED, and gives back the ones above its share. One
- * replica holds the `leader_lease` row and serves pulumi_* series. Everything is renewed
- * every leaseMillis / 3; a replica that dies loses it all after leaseMillis.
+ * stack leases, gives back the ones above its share (shareOf: listed stacks / live replicas,
+ * rounded up) and claims up to its share of the unowned or expired ones with FOR UPDATE SKIP
+ * LOCKED. One replica holds the `leader_lease` row and serves pulumi_* series. Everything is
+ * renewed every leaseMillis / 3, on connections of its own that never wait for a commit (a
+ * commit locks its lease row FOR KEY SHARE); a lease that lapsed (a starved process renewed
+ * late) is kept if no other replica took it meanwhile. A replica that dies loses it all after
+ * leaseMillis: its heartbeat lapses with its leases, so the others' shares grow and they
+ * claim its stacks at their next cycle.
  */
 export class PostgresCoordinator implements Coordinator {
   readonly owner: string;
@@ -42,11 +64,17 @@ export class PostgresCoordinator implements Coordinator {
   private readonly leaseMillis: number;
   private readonly logger: Logger;
   private readonly onLeaderChange: (leader: boolean) => void;
-  /** Keys of the stacks whose lease this replica renewed at `heldAt` (performance.now()). */
-  private held = new Set<string>();
+  /** The stacks whose lease this replica renewed at `heldAt` (performance.now()), by key. */
+  private held = new Map<string, StackRef>();
   private heldAt = -Infinity;
   /** Held above this replica's share: no new export starts, given back next cycle. */
   private draining = new Set<string>();
+  /** The keys of the stacks listed at the last claim: what the shares are counted over. */
+  private listed = new Set<string>();
+  /** Live replicas (unexpired heartbeats, this one included) at the last renewal. */
+  private live = 1;
+  /** When the last renewal started (performance.now()), to tell a late one. */
+  private lastRenewalAt: number | undefined;
   private leader = false;
   private leaderAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
@@ -71,6 +99,7 @@ export class PostgresCoordinator implements Coordinator {
 
   async claimStacks(stacks: readonly StackRecord[]): Promise<StackRecord[]> {
     await this.renew();
+    this.listed = new Set(stacks.map(stackKey));
     const orgs = stacks.map((s) => s.org);
     const projects = stacks.map((s) => s.project);
     const names = stacks.map((s) => s.stack);
@@ -78,25 +107,25 @@ export class PostgresCoordinator implements Coordinator {
     await this.store.query('claim stacks', (db) =>
       db.query(`INSERT INTO stack_leases (org, project, stack) ${listed} ON CONFLICT DO NOTHING`, [orgs, projects, names]),
     );
-    const live = await this.store.query('claim stacks', async (db) => {
-      const r = await db.query<{ n: number }>('SELECT count(*) AS n FROM replicas WHERE expires_at > clock_timestamp()');
-      return Math.max(1, r.rows[0]?.n ?? 1);
-    });
-    const share = Math.ceil(stacks.length / live);
-    const mine = [...this.held].sort();
-    if (mine.length > share) {
-      // No export of this replica is running at the start of a cycle, so nothing is cut short.
-      const surplus = mine.slice(share).map((key) => JSON.parse(key) as [string, string, string]);
+    const live = this.live;
+    const share = shareOf(this.listed.size, live);
+    const surplus = surplusOf(this.held.keys(), this.listed, live);
+    if (surplus.length > 0) {
+      // No new export starts on them from here on; one already past its last check still commits (see holds()).
+      for (const key of surplus) this.draining.add(key);
+      const refs = surplus.map((key) => this.held.get(key)!);
       await this.store.query('release surplus stacks', (db) =>
         db.query(
           `UPDATE stack_leases SET owner = NULL, expires_at = '-infinity'
            WHERE owner = $4 AND (org, project, stack) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))`,
-          [surplus.map((k) => k[0]), surplus.map((k) => k[1]), surplus.map((k) => k[2]), this.owner],
+          [refs.map((r) => r.org), refs.map((r) => r.project), refs.map((r) => r.stack), this.owner],
         ),
       );
-      for (const key of mine.slice(share)) this.held.delete(key);
+      for (const key of surplus) this.held.delete(key);
       this.logger.info({ released: surplus.length, share, replicas: live }, 'gave stacks back to the other replicas');
-    } else if (mine.length < share) {
+    }
+    const mine = [...this.held.keys()].filter((key) => this.listed.has(key)).length;
+    if (mine < share) {
       const claimed = await this.store.transaction('claim stacks', async (db) =>
         (
           await db.query<{ org: string; project: string; stack: string }>(
@@ -111,11 +140,11 @@ export class PostgresCoordinator implements Coordinator {
              ) c
              WHERE l.org = c.org AND l.project = c.project AND l.stack = c.stack
              RETURNING l.org, l.project, l.stack`,
-            [orgs, projects, names, this.owner, share - mine.length, this.leaseMillis],
+            [orgs, projects, names, this.owner, share - mine, this.leaseMillis],
           )
         ).rows,
       );
-      for (const row of claimed) this.held.add(stackKey(row));
+      for (const row of claimed) this.held.set(stackKey(row), row);
       if (claimed.length > 0) this.logger.info({ claimed: claimed.length, held: this.held.size, share, replicas: live }, 'claimed stack leases');
     }
     this.draining.clear();
@@ -156,6 +185,13 @@ export class PostgresCoordinator implements Coordinator {
   private renew(): Promise<void> {
     this.renewing ??= (async () => {
       const startedAt = performance.now();
+      const sinceLast = this.lastRenewalAt === undefined ? 0 : startedAt - this.lastRenewalAt;
+      this.lastRenewalAt = startedAt;
+      if (sinceLast > (this.leaseMillis * 2) / 3) {
+        // Renewals are due every third of the lease: this one's timer fired late (a blocked
+        // event loop or a starved CPU), or the previous renewal waited for the database.
+        this.logger.warn({ sinceLastMillis: Math.round(sinceLast), leaseMillis: this.leaseMillis }, 'lease renewal ran late');
+      }
       try {
         await this.store.query('renew leases', async (db) => {
           const ttl = this.leaseMillis;
@@ -165,14 +201,27 @@ export class PostgresCoordinator implements Coordinator {
             [this.owner, ttl],
           );
           await db.query('DELETE FROM replicas WHERE expires_at < clock_timestamp()');
-          const kept = await db.query<{ org: string; project: string; stack: string }>(
-            `UPDATE stack_leases SET expires_at = ${EXPIRY('$2')}
-             WHERE owner = $1 AND expires_at > clock_timestamp() RETURNING org, project, stack`,
+          // Every lease still in this replica's name, lapsed or not: one that lapsed and that no
+          // other replica took meanwhile had no other holder, so keeping it is safe, and a
+          // starved replica does not shed stacks nobody else is exporting.
+          const kept = await db.query<{ org: string; project: string; stack: string; lapsed: boolean }>(
+            `UPDATE stack_leases l SET expires_at = ${EXPIRY('$2')}
+             FROM (SELECT org, project, stack, expires_at < clock_timestamp() AS lapsed FROM stack_leases WHERE owner = $1) o
+             WHERE l.owner = $1 AND l.org = o.org AND l.project = o.project AND l.stack = o.stack
+             RETURNING l.org, l.project, l.stack, o.lapsed`,
             [this.owner, ttl],
           );
-          const held = new Set(kept.rows.map((r) => stackKey(r)));
-          const lost = [...this.held].filter((key) => !held.has(key));
-          if (lost.length > 0) this.logger.warn({ lost: lost.length }, 'stack leases expired before they were renewed; other replicas take them over');
+          const held = new Map(kept.rows.map((r) => [stackKey(r), { org: r.org, project: r.project, stack: r.stack }]));
+          const lost = [...this.held.keys()].filter((key) => !held.has(key));
+          const lapsed = kept.rows.filter((r) => r.lapsed).length;
+          if (lost.length > 0 || lapsed > 0) {
+            this.logger.warn(
+              { lost: lost.length, lapsedAndKept: lapsed, renewalStartedLateMillis: Math.round(sinceLast) },
+              lost.length > 0
+                ? 'stack leases expired before they were renewed and other replicas took them over'
+                : 'stack leases expired before they were renewed; no other replica took them, so this one keeps them',
+            );
+          }
           this.held = held;
           this.heldAt = startedAt;
           const lead = await db.query(
@@ -182,28 +231,18 @@ export class PostgresCoordinator implements Coordinator {
           );
           this.leaderAt = startedAt;
           this.setLeader((lead.rowCount ?? 0) > 0);
+          const live = await db.query<{ n: number }>('SELECT count(*) AS n FROM replicas WHERE expires_at > clock_timestamp()');
+          this.live = Math.max(1, live.rows[0]?.n ?? 1);
         });
-        // The share is recomputed at the next claim; until then, surplus stacks start no export.
-        await this.markSurplus();
+        // The claim at the start of the next cycle gives these back; until then they start no export.
+        this.draining = new Set(surplusOf(this.held.keys(), this.listed, this.live));
+        const tookMillis = performance.now() - startedAt;
+        if (tookMillis > this.leaseMillis / 3) this.logger.warn({ tookMillis: Math.round(tookMillis), leaseMillis: this.leaseMillis }, 'lease renewal was slow');
       } finally {
         this.renewing = undefined;
       }
     })();
     return this.renewing;
-  }
-
-  /** Stacks above this replica's share stop taking new exports (another replica joined). */
-  private async markSurplus(): Promise<void> {
-    const counts = await this.store.query('count replicas', async (db) => {
-      const r = await db.query<{ live: number; stacks: number }>(
-        `SELECT (SELECT count(*) FROM replicas WHERE expires_at > clock_timestamp()) AS live,
-                (SELECT count(*) FROM stack_leases) AS stacks`,
-      );
-      return r.rows[0];
-    });
-    if (counts === undefined) return;
-    const share = Math.ceil(counts.stacks / Math.max(1, counts.live));
-    this.draining = new Set([...this.held].sort().slice(share));
   }
 
   private async tick(): Promise<void> {

@@ -171,6 +171,15 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'preview cursor',
+    // Mirrors SQLite schema 5: where a stack's preview listing resumes; NULL = never listed.
+    sql: `
+      ALTER TABLE stacks ADD COLUMN preview_cursor_version bigint;
+      ALTER TABLE stacks ADD COLUMN preview_cursor_start bigint;
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

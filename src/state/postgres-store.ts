@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { labelsKey } from '../domain/metric-delta.js';
-import type { Labels } from '../domain/metric-delta.js';
+import type { CounterDelta, Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
+import { isPreviewKind } from '../domain/update.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger } from '../logging/logger.js';
 import type { Logger } from '../logging/logger.js';
@@ -16,6 +17,7 @@ import {
   checkCursorVersion,
   checkObservation,
   checkOrg,
+  checkPreviewCursor,
   checkSameStack,
   sameBuckets,
   parseExemplars,
@@ -26,7 +28,6 @@ import {
   MIGRATION_LOCK_KEY,
   POSTGRES_MIGRATIONS,
   POSTGRES_MIGRATIONS_TABLE_SQL,
-  POSTGRES_SCHEMA_VERSION,
 } from './postgres-migrations.js';
 import { pendingMigrations } from './sqlite-migrations.js';
 import {
@@ -50,6 +51,7 @@ import type {
   InProgressRecord,
   LastSuccessRow,
   LastUpdateRow,
+  PreviewCursor,
   StackRecord,
   StateStore,
   UpdateCommit,
@@ -131,16 +133,7 @@ export class PostgresStateStore implements StateStore {
         const applied = (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
           (r) => r.version,
         );
-        const newest = Math.max(0, ...applied);
-        if (newest > POSTGRES_SCHEMA_VERSION) {
-          throw new ExporterError(
-            'STATE_MIGRATION_FAILED',
-            `state database ${this.target} has schema version ${newest}, newer than the ${POSTGRES_SCHEMA_VERSION} ` +
-              'this exporter knows; run a newer exporter release against it (downgrades are not supported)',
-            { details: { database: this.target, databaseVersion: newest, knownVersion: POSTGRES_SCHEMA_VERSION } },
-          );
-        }
-        for (const migration of pendingMigrations(applied, POSTGRES_MIGRATIONS)) {
+        for (const migration of pendingMigrations(applied, POSTGRES_MIGRATIONS, this.target)) {
           try {
             await client.query('BEGIN');
             await client.query(migration.sql);
@@ -269,11 +262,22 @@ export class PostgresStateStore implements StateStore {
 
   async resetCursor(ref: StackRef): Promise<void> {
     await this.query('resetCursor', (db) =>
-      db.query('UPDATE stacks SET cursor_version = 0 WHERE org = $1 AND project = $2 AND stack = $3 AND listed', [
-        ref.org,
-        ref.project,
-        ref.stack,
-      ]),
+      db.query(
+        `UPDATE stacks SET cursor_version = 0, preview_cursor_version = NULL, preview_cursor_start = NULL
+         WHERE org = $1 AND project = $2 AND stack = $3 AND listed`,
+        [ref.org, ref.project, ref.stack],
+      ),
+    );
+  }
+
+  async setPreviewCursor(ref: StackRef, cursor: PreviewCursor): Promise<void> {
+    checkPreviewCursor(ref, cursor);
+    await this.query('setPreviewCursor', (db) =>
+      db.query(
+        `UPDATE stacks SET preview_cursor_version = $4, preview_cursor_start = $5
+         WHERE org = $1 AND project = $2 AND stack = $3 AND listed`,
+        [ref.org, ref.project, ref.stack, cursor.version, cursor.startTime],
+      ),
     );
   }
 
@@ -281,19 +285,24 @@ export class PostgresStateStore implements StateStore {
     checkCommit(commit);
     const { update: u, exportedAtMs } = commit;
     const s = u.stack;
+    const preview = isPreviewKind(u.kind);
     for (const delta of commit.deltas.counters) checkCounterDelta(delta);
     for (const obs of commit.deltas.histograms) checkObservation(obs);
     // One order for every replica, so two commits touching the same series cannot deadlock.
-    const counters = [...commit.deltas.counters].sort((a, b) => compare(seriesKey(a), seriesKey(b)));
-    const histograms = [...commit.deltas.histograms].sort((a, b) => compare(seriesKey(a), seriesKey(b)));
+    const counters = sumCounters(commit.deltas.counters).sort((a, b) => compare(seriesKey(a), seriesKey(b)));
+    const histograms = histogramSeries(commit.deltas.histograms).sort((a, b) => compare(seriesKey(a), seriesKey(b)));
     return this.transaction('commitUpdate', async (db) => {
       if (commit.leaseOwner !== undefined) {
-        // FOR SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
-        // row by until this commit ends, so the lease cannot change hands half-way.
+        // FOR KEY SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
+        // row by until this commit ends, so the lease cannot change hands half-way; the
+        // holder's own renewal (an UPDATE of expires_at) does not wait for the commit. A lease
+        // that lapsed but is still in this replica's name had no other holder (taking it over
+        // changes the owner), so nobody else exported the stack meanwhile: the commit stands,
+        // as the renewal keeps such a lease.
         const held = await db.query(
           `SELECT 1 FROM stack_leases
-           WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4 AND expires_at > clock_timestamp()
-           FOR SHARE`,
+           WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4
+           FOR KEY SHARE`,
           [s.org, s.project, s.stack, commit.leaseOwner],
         );
         if (held.rowCount === 0) {
@@ -313,57 +322,25 @@ export class PostgresStateStore implements StateStore {
       );
       if (inserted.rowCount === 0) return false;
 
-      // A commit does not relist a stack the org list hides; it only moves its cursor.
+      // A commit does not relist a stack the org list hides; it only moves its cursor
+      // (GREATEST with 0 for a preview: it never moves it).
       const stack = await db.query<{ listed: boolean }>(
         `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES ($1, $2, $3, $4, $5, true)
          ON CONFLICT (org, project, stack) DO UPDATE SET cursor_version = GREATEST(stacks.cursor_version, excluded.cursor_version)
          RETURNING listed`,
-        [s.org, s.project, s.stack, u.version, exportedAtMs],
+        [s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs],
       );
 
-      for (const delta of counters) {
+      // One statement for every counter and one for every histogram series of the update.
+      if (counters.length > 0) {
         await db.query(
-          `INSERT INTO counters (name, labels_key, labels_json, value) VALUES ($1, $2, $3, $4)
+          `INSERT INTO counters (name, labels_key, labels_json, value)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[])
            ON CONFLICT (name, labels_key) DO UPDATE SET value = counters.value + excluded.value`,
-          [delta.name, labelsKey(delta.labels), labelsJson(delta.labels), delta.value],
+          [counters.map((c) => c.name), counters.map((c) => labelsKey(c.labels)), counters.map((c) => labelsJson(c.labels)), counters.map((c) => c.value)],
         );
       }
-
-      for (const obs of histograms) {
-        const key = labelsKey(obs.labels);
-        await db.query(
-          `INSERT INTO histograms (name, labels_key, labels_json, buckets, bucket_counts, sum, count)
-           VALUES ($1, $2, $3, $4, array_fill(0::bigint, ARRAY[$5::int]), 0, 0)
-           ON CONFLICT (name, labels_key) DO NOTHING`,
-          [obs.name, key, labelsJson(obs.labels), obs.buckets, obs.buckets.length + 1],
-        );
-        const row = await db.query<{ buckets: number[]; slots: number; exemplars_json: string | null }>(
-          `SELECT buckets, cardinality(bucket_counts) AS slots, exemplars_json FROM histograms
-           WHERE name = $1 AND labels_key = $2 FOR UPDATE`,
-          [obs.name, key],
-        );
-        const stored = row.rows[0];
-        if (stored === undefined) throw new ExporterError('STATE_ERROR', `histogram ${obs.name} vanished during a commit`);
-        if (!sameBuckets(stored.buckets, obs.buckets)) throw bucketMismatch(obs, stored.buckets);
-        if (stored.slots !== stored.buckets.length + 1) {
-          throw new ExporterError('STATE_ERROR', `histogram ${obs.name} has a corrupt bucket_counts row`);
-        }
-        const slot = bucketIndex(obs.buckets, obs.value);
-        // The latest exemplar per bucket, as in the SQLite store.
-        let exemplars = stored.exemplars_json;
-        if (obs.exemplar !== undefined) {
-          const list = exemplars === null ? [] : parseExemplars(exemplars);
-          while (list.length < obs.buckets.length + 1) list.push(null);
-          list[slot] = { traceId: obs.exemplar.traceId, value: obs.value, timestamp: obs.exemplar.timestamp };
-          exemplars = JSON.stringify(list);
-        }
-        // PostgreSQL arrays are 1-based.
-        await db.query(
-          `UPDATE histograms SET bucket_counts[$3] = bucket_counts[$3] + 1, sum = sum + $4, count = count + 1, exemplars_json = $5
-           WHERE name = $1 AND labels_key = $2`,
-          [obs.name, key, slot + 1, obs.value, exemplars],
-        );
-      }
+      if (histograms.length > 0) await addHistogramSeries(db, histograms);
 
       // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
       if (stack.rows[0]?.listed === true) {
@@ -374,7 +351,7 @@ export class PostgresStateStore implements StateStore {
            WHERE excluded.end_time >= last_updates.end_time`,
           [s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime)],
         );
-        if (u.result === 'succeeded') {
+        if (u.result === 'succeeded' && !preview) {
           await db.query(
             `INSERT INTO last_success (org, project, stack, end_time) VALUES ($1, $2, $3, $4)
              ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
@@ -618,6 +595,98 @@ export class PostgresStateStore implements StateStore {
       retryable: true,
       details: { database: this.target, operation },
     });
+  }
+}
+
+/** The deltas of one counter series added up (one row of the counters statement each). */
+function sumCounters(deltas: readonly CounterDelta[]): CounterDelta[] {
+  const sums = new Map<string, CounterDelta>();
+  for (const d of deltas) {
+    const key = seriesKey(d);
+    const sum = sums.get(key);
+    sums.set(key, sum === undefined ? d : { ...sum, value: sum.value + d.value });
+  }
+  return [...sums.values()];
+}
+
+/** A histogram series' observations of one commit, added up as the SQLite store adds them. */
+interface HistogramSeries {
+  readonly name: string;
+  readonly labels: Labels;
+  readonly buckets: readonly number[];
+  /** Per bucket slot (the last one is +Inf): how many observations fell in it. */
+  readonly counts: number[];
+  sum: number;
+  count: number;
+  /** The latest exemplar per slot from this commit (null where none), or undefined when none at all. */
+  exemplars: (Exemplar | null)[] | undefined;
+}
+
+function histogramSeries(observations: readonly HistogramObservation[]): HistogramSeries[] {
+  const series = new Map<string, HistogramSeries>();
+  for (const obs of observations) {
+    const key = seriesKey(obs);
+    let s = series.get(key);
+    if (s === undefined) {
+      s = { name: obs.name, labels: obs.labels, buckets: obs.buckets, counts: new Array<number>(obs.buckets.length + 1).fill(0), sum: 0, count: 0, exemplars: undefined };
+      series.set(key, s);
+    } else if (!sameBuckets(s.buckets, obs.buckets)) {
+      throw bucketMismatch(obs, s.buckets);
+    }
+    const slot = bucketIndex(obs.buckets, obs.value);
+    s.counts[slot] = (s.counts[slot] as number) + 1;
+    s.sum += obs.value;
+    s.count += 1;
+    if (obs.exemplar !== undefined) {
+      s.exemplars ??= new Array<Exemplar | null>(obs.buckets.length + 1).fill(null);
+      s.exemplars[slot] = { traceId: obs.exemplar.traceId, value: obs.value, timestamp: obs.exemplar.timestamp };
+    }
+  }
+  return [...series.values()];
+}
+
+/**
+ * Adds a commit's histogram series in one statement: a new series is inserted, a stored one
+ * gets the bucket counts added slot by slot and keeps its exemplar in each slot this commit
+ * brings none for. A stored series with other buckets (or a corrupt row) is left alone by
+ * the statement and fails the commit.
+ */
+async function addHistogramSeries(db: Queryable, series: readonly HistogramSeries[]): Promise<void> {
+  const rows = series.map((s) => ({
+    name: s.name,
+    labels_key: labelsKey(s.labels),
+    labels_json: labelsJson(s.labels),
+    buckets: s.buckets,
+    counts: s.counts,
+    sum: s.sum,
+    count: s.count,
+    exemplars: s.exemplars === undefined ? null : JSON.stringify(s.exemplars),
+  }));
+  const added = await db.query<{ name: string; labels_key: string }>(
+    `INSERT INTO histograms AS h (name, labels_key, labels_json, buckets, bucket_counts, sum, count, exemplars_json)
+     SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(
+       name text, labels_key text, labels_json text, buckets float8[], counts bigint[], sum float8, count bigint, exemplars text)
+     ON CONFLICT (name, labels_key) DO UPDATE SET
+       bucket_counts = ARRAY(
+         SELECT stored + added FROM unnest(h.bucket_counts, excluded.bucket_counts) WITH ORDINALITY AS x(stored, added, slot) ORDER BY slot),
+       sum = h.sum + excluded.sum,
+       count = h.count + excluded.count,
+       exemplars_json = CASE WHEN excluded.exemplars_json IS NULL THEN h.exemplars_json ELSE (
+         SELECT jsonb_agg(CASE WHEN e = 'null' THEN COALESCE(h.exemplars_json::jsonb -> (slot::int - 1), 'null') ELSE e END ORDER BY slot)::text
+         FROM jsonb_array_elements(excluded.exemplars_json::jsonb) WITH ORDINALITY AS x(e, slot)) END
+     WHERE h.buckets = excluded.buckets AND cardinality(h.bucket_counts) = cardinality(h.buckets) + 1
+     RETURNING h.name, h.labels_key`,
+    [JSON.stringify(rows)],
+  );
+  if (added.rows.length === rows.length) return;
+  const done = new Set(added.rows.map((r) => `${r.name} ${r.labels_key}`));
+  for (const [i, row] of rows.entries()) {
+    if (done.has(`${row.name} ${row.labels_key}`)) continue;
+    const stored = await db.query<{ buckets: number[] }>('SELECT buckets FROM histograms WHERE name = $1 AND labels_key = $2', [row.name, row.labels_key]);
+    const buckets = stored.rows[0]?.buckets ?? [];
+    const s = series[i] as HistogramSeries;
+    if (!sameBuckets(buckets, s.buckets)) throw bucketMismatch({ name: s.name, labels: s.labels, buckets: s.buckets, value: 0 }, buckets);
+    throw new ExporterError('STATE_ERROR', `histogram ${s.name} has a corrupt bucket_counts row`);
   }
 }
 

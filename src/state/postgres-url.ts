@@ -1,4 +1,4 @@
-import { REDACTED, registerSecret } from '../secrets.js';
+import { REDACTED, registerSecret, registerUrlPassword } from '../secrets.js';
 
 /** True for the state.path values that select the PostgreSQL store. */
 export function isPostgresUrl(value: string): boolean {
@@ -22,20 +22,13 @@ export function describePostgresUrl(url: string): string {
 }
 
 /**
- * Registers the URL's password and PGPASSWORD as secrets, so redact() removes them from
- * any log line or error message that quotes them by accident.
+ * Registers the URL's password (as every URL-valued setting's is), a `password` query
+ * parameter and PGPASSWORD as secrets, so redact() removes them from any log line or error
+ * message that quotes them by accident.
  */
 export function registerPostgresSecrets(url: string, env: Readonly<Record<string, string | undefined>> = process.env): void {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') {
-      registerSecret(parsed.password);
-      registerSecret(decodeURIComponent(parsed.password));
-    }
-    const param = parsed.searchParams.get('password');
-    if (param !== null) registerSecret(param);
-  } catch {
-    // An unparsable URL is reported by the driver; there is no password to find in it.
-  }
+  registerUrlPassword(url);
+  // An unparsable URL is reported by the driver; there is no password to find in it.
+  if (URL.canParse(url)) registerSecret(new URL(url).searchParams.get('password') ?? undefined);
   registerSecret(env['PGPASSWORD']);
 }

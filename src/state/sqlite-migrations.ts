@@ -164,6 +164,15 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 5,
+    name: 'preview cursor',
+    // Where a stack's preview listing resumes (StackRecord.previewCursor); NULL = never listed.
+    sql: `
+      ALTER TABLE stacks ADD COLUMN preview_cursor_version INTEGER;
+      ALTER TABLE stacks ADD COLUMN preview_cursor_start INTEGER;
+    `,
+  },
 ];
 
 interface CounterDbRow {
@@ -227,22 +236,24 @@ function reshapeStoredMetrics(db: MigrationDb): void {
 export const SQLITE_SCHEMA_VERSION: number = Math.max(0, ...SQLITE_MIGRATIONS.map((m) => m.version));
 
 /**
- * Which migrations still have to run, given the versions a database already recorded.
- * Refuses a database written by a newer exporter: its schema may mean things this build
- * does not know, and writing to it could corrupt the counters that build relies on.
+ * Which migrations still have to run, given the versions a database already recorded (both
+ * stores). Refuses a database written by a newer exporter: its schema may mean things this
+ * build does not know, and writing to it could corrupt the counters that build relies on.
+ * `database` names a server database (its URL without the password); a SQLite file is not named.
  */
 export function pendingMigrations(
   appliedVersions: readonly number[],
   migrations: readonly SqliteMigration[] = SQLITE_MIGRATIONS,
+  database?: string,
 ): SqliteMigration[] {
   const known = Math.max(0, ...migrations.map((m) => m.version));
   const newest = Math.max(0, ...appliedVersions);
   if (newest > known) {
     throw new ExporterError(
       'STATE_MIGRATION_FAILED',
-      `state database has schema version ${newest}, newer than the ${known} this exporter knows; ` +
-        'run a newer exporter release or point state.path at another file (downgrades are not supported)',
-      { details: { databaseVersion: newest, knownVersion: known } },
+      `state database${database === undefined ? '' : ` ${database}`} has schema version ${newest}, newer than the ${known} this exporter knows; ` +
+        `run a newer exporter release or point state.path at another ${database === undefined ? 'file' : 'database'} (downgrades are not supported)`,
+      { details: { ...(database === undefined ? {} : { database }), databaseVersion: newest, knownVersion: known } },
     );
   }
   const applied = new Set(appliedVersions);

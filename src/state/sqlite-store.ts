@@ -2,8 +2,10 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { labelsKey } from '../domain/metric-delta.js';
+import { isPreviewKind } from '../domain/update.js';
 import type { Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
+import { stackKey } from '../domain/stack.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger } from '../logging/logger.js';
 import type { Logger } from '../logging/logger.js';
@@ -16,11 +18,13 @@ import {
   checkCursorVersion,
   checkObservation,
   checkOrg,
+  checkPreviewCursor,
   checkSameStack,
   sameBuckets,
   parseExemplars,
 } from './delta-rules.js';
 import { checkFollowRecord, mergeSpanIds } from './follow-rules.js';
+import { MetricsChangeLog, type SeriesRef } from './metrics-change-log.js';
 import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations, type HistogramDbRow } from './sqlite-migrations.js';
 import {
   IN_PROGRESS_SQL,
@@ -43,6 +47,8 @@ import type {
   InProgressRecord,
   LastSuccessRow,
   LastUpdateRow,
+  MetricsChangeRows,
+  PreviewCursor,
   StackRecord,
   StateStore,
   UpdateCommit,
@@ -70,7 +76,7 @@ const MEMORY_PATH = ':memory:';
 /** Served by the (org, update_id) index of migration 2. */
 const EXPORTED_IN_ORG_SQL = 'SELECT 1 FROM exported_updates WHERE org = ? AND update_id = ? LIMIT 1';
 /** Run in every transaction that changes what a scrape reads (schema version 3). */
-const BUMP_METRICS_STAMP_SQL = 'UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1';
+const BUMP_METRICS_STAMP_SQL = 'UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1 RETURNING stamp';
 
 /**
  * The StateStore on a local SQLite file (better-sqlite3). Calls are synchronous
@@ -84,6 +90,8 @@ export class SqliteStateStore implements StateStore {
   private db: Db | undefined;
   private closed = false;
   private readonly statements = new Map<string, Database.Statement>();
+  /** This process holds the file alone, so it sees every write: scrapes read only what changed. */
+  private readonly changes = new MetricsChangeLog();
 
   constructor(options: SqliteStateStoreOptions) {
     if (options.path.length === 0) {
@@ -158,7 +166,8 @@ export class SqliteStateStore implements StateStore {
   async replaceOrgStacks(org: string, stacks: readonly StackSummary[], nowMs: number): Promise<void> {
     this.run('replaceOrgStacks', (db) => {
       for (const s of stacks) checkOrg(org, s);
-      db.transaction(() => {
+      const touched = new Map<string, StackRef>();
+      const stamp = db.transaction((): number | undefined => {
         // A relisted stack keeps its cursor and first-seen time (its backfill window does not
         // move) but is synced again: its gauge facts were dropped while it was unlisted. An
         // unchanged row is not rewritten, so a cycle over 10,000 idle stacks writes nothing.
@@ -176,7 +185,9 @@ export class SqliteStateStore implements StateStore {
         let changes = 0;
         const listed = new Set<string>();
         for (const s of stacks) {
-          changes += upsert.run(s.org, s.project, s.stack, s.lastUpdate ?? null, s.resourceCount ?? null, nowMs).changes;
+          const changed = upsert.run(s.org, s.project, s.stack, s.lastUpdate ?? null, s.resourceCount ?? null, nowMs).changes;
+          if (changed > 0) touched.set(stackKey(s), { org, project: s.project, stack: s.stack });
+          changes += changed;
           listed.add(JSON.stringify([s.project, s.stack]));
         }
         // An unlisted stack is hidden, not deleted, and loses what feeds its gauges. Its
@@ -187,7 +198,10 @@ export class SqliteStateStore implements StateStore {
         }[];
         const hide = this.stmt('UPDATE stacks SET listed = 0 WHERE org = ? AND project = ? AND stack = ?');
         for (const row of shown) {
-          if (!listed.has(JSON.stringify([row.project, row.stack]))) changes += hide.run(org, row.project, row.stack).changes;
+          if (!listed.has(JSON.stringify([row.project, row.stack]))) {
+            changes += hide.run(org, row.project, row.stack).changes;
+            touched.set(stackKey({ org, ...row }), { org, project: row.project, stack: row.stack });
+          }
         }
         for (const table of ['in_progress', 'last_updates', 'last_success']) {
           const present = this.stmt(`SELECT DISTINCT project, stack FROM ${table} WHERE org = ?`).all(org) as {
@@ -196,11 +210,15 @@ export class SqliteStateStore implements StateStore {
           }[];
           const remove = this.stmt(`DELETE FROM ${table} WHERE org = ? AND project = ? AND stack = ?`);
           for (const row of present) {
-            if (!listed.has(JSON.stringify([row.project, row.stack]))) changes += remove.run(org, row.project, row.stack).changes;
+            if (!listed.has(JSON.stringify([row.project, row.stack]))) {
+              changes += remove.run(org, row.project, row.stack).changes;
+              touched.set(stackKey({ org, ...row }), { org, project: row.project, stack: row.stack });
+            }
           }
         }
-        if (changes > 0) this.stmt(BUMP_METRICS_STAMP_SQL).run();
+        return changes > 0 ? this.bumpMetricsStamp() : undefined;
       }).immediate();
+      if (stamp !== undefined) this.changes.record(stamp, { series: [], stacks: [...touched.values()] });
     });
   }
 
@@ -248,11 +266,20 @@ export class SqliteStateStore implements StateStore {
 
   async resetCursor(ref: StackRef): Promise<void> {
     this.run('resetCursor', () => {
-      this.stmt('UPDATE stacks SET cursor_version = 0 WHERE org = ? AND project = ? AND stack = ? AND listed = 1').run(
-        ref.org,
-        ref.project,
-        ref.stack,
-      );
+      this.stmt(
+        `UPDATE stacks SET cursor_version = 0, preview_cursor_version = NULL, preview_cursor_start = NULL
+         WHERE org = ? AND project = ? AND stack = ? AND listed = 1`,
+      ).run(ref.org, ref.project, ref.stack);
+    });
+  }
+
+  async setPreviewCursor(ref: StackRef, cursor: PreviewCursor): Promise<void> {
+    this.run('setPreviewCursor', () => {
+      checkPreviewCursor(ref, cursor);
+      this.stmt(
+        `UPDATE stacks SET preview_cursor_version = ?, preview_cursor_start = ?
+         WHERE org = ? AND project = ? AND stack = ? AND listed = 1`,
+      ).run(cursor.version, cursor.startTime, ref.org, ref.project, ref.stack);
     });
   }
 
@@ -261,6 +288,9 @@ export class SqliteStateStore implements StateStore {
       checkCommit(commit);
       const { update: u, deltas, exportedAtMs } = commit;
       const s = u.stack;
+      const touched: SeriesRef[] = [];
+      let stamp = 0;
+      const preview = isPreviewKind(u.kind);
       const apply = db.transaction((): boolean => {
         // The ledger is per org: a renamed stack keeps its update ids. The immediate
         // transaction holds the write lock, so no other connection commits in between.
@@ -271,7 +301,8 @@ export class SqliteStateStore implements StateStore {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ).run(s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs);
 
-        // A commit does not relist a stack the org list hides; it only moves its cursor.
+        // A commit does not relist a stack the org list hides; it only moves its cursor
+        // (max with 0 for a preview: it never moves it).
         const listed = this.stmt(
           `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES (?, ?, ?, ?, ?, 1)
            ON CONFLICT (org, project, stack) DO UPDATE SET
@@ -279,7 +310,7 @@ export class SqliteStateStore implements StateStore {
            RETURNING listed`,
         )
           .pluck()
-          .get(s.org, s.project, s.stack, u.version, exportedAtMs) as number;
+          .get(s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs) as number;
 
         const addCounter = this.stmt(
           `INSERT INTO counters (name, labels_key, labels_json, value) VALUES (?, ?, ?, ?)
@@ -288,6 +319,7 @@ export class SqliteStateStore implements StateStore {
         for (const delta of deltas.counters) {
           checkCounterDelta(delta);
           addCounter.run(delta.name, labelsKey(delta.labels), labelsJson(delta.labels), delta.value);
+          touched.push(delta);
         }
 
         // One read and one write per histogram series, however many of its observations
@@ -303,6 +335,7 @@ export class SqliteStateStore implements StateStore {
         for (const observations of series.values()) {
           const first = observations[0] as HistogramObservation;
           const key = labelsKey(first.labels);
+          touched.push(first);
           const row = this.stmt(
             'SELECT buckets_json, bucket_counts_json, exemplars_json FROM histograms WHERE name = ? AND labels_key = ?',
           ).get(first.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json' | 'exemplars_json'> | undefined;
@@ -348,7 +381,7 @@ export class SqliteStateStore implements StateStore {
                result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
              WHERE excluded.end_time >= last_updates.end_time`,
           ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime));
-          if (u.result === 'succeeded') {
+          if (u.result === 'succeeded' && !preview) {
             this.stmt(
               `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
                ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
@@ -364,10 +397,12 @@ export class SqliteStateStore implements StateStore {
           u.updateId,
         );
         this.stmt('DELETE FROM follow_records WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(s.org, s.project, s.stack, u.updateId);
-        this.stmt(BUMP_METRICS_STAMP_SQL).run();
+        stamp = this.bumpMetricsStamp();
         return true;
       });
-      return apply.immediate();
+      if (!apply.immediate()) return false;
+      this.changes.record(stamp, { series: touched, stacks: [s] });
+      return true;
     });
   }
 
@@ -424,11 +459,11 @@ export class SqliteStateStore implements StateStore {
   async setInProgress(ref: StackRef, updates: readonly InProgressRecord[]): Promise<void> {
     this.run('setInProgress', (db) => {
       for (const u of updates) checkSameStack(ref, u.stack, `in-progress update ${u.updateId}`);
-      db.transaction(() => {
+      const stamp = db.transaction((): number | undefined => {
         // Every sync sets the running set; only a different one may invalidate rendered scrapes.
         const before = this.stmt(RUNNING_SET_SQL(() => '?')).all(ref.org, ref.project, ref.stack) as RunningSetRow[];
-        if (JSON.stringify(before) === JSON.stringify(runningSetRows(updates))) return;
-        this.stmt(BUMP_METRICS_STAMP_SQL).run();
+        if (JSON.stringify(before) === JSON.stringify(runningSetRows(updates))) return undefined;
+        const moved = this.bumpMetricsStamp();
         this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ?').run(
           ref.org,
           ref.project,
@@ -441,7 +476,9 @@ export class SqliteStateStore implements StateStore {
         for (const u of updates) {
           insert.run(ref.org, ref.project, ref.stack, u.updateId, u.kind, u.version, u.startTime);
         }
+        return moved;
       }).immediate();
+      if (stamp !== undefined) this.changes.record(stamp, { series: [], stacks: [ref] });
     });
   }
 
@@ -459,70 +496,73 @@ export class SqliteStateStore implements StateStore {
 
   async readCounters(): Promise<CounterRow[]> {
     return this.run('readCounters', () =>
-      (
-        this.stmt('SELECT name, labels_json, value FROM counters ORDER BY name, labels_key').all() as {
-          name: string;
-          labels_json: string;
-          value: number;
-        }[]
-      ).map((r) => ({ name: r.name, labels: parseLabels(r.labels_json), value: r.value })),
+      (this.stmt('SELECT name, labels_json, value FROM counters ORDER BY name, labels_key').all() as CounterDbRow[]).map(toCounterRow),
     );
   }
 
   async readHistograms(): Promise<HistogramRow[]> {
-    // Every series of a metric has the same bounds: parse each distinct list once.
-    const bounds = new Map<string, number[]>();
-    const boundsOf = (json: string): number[] => {
-      let parsed = bounds.get(json);
-      if (parsed === undefined) bounds.set(json, (parsed = parseNumbers(json)));
-      return parsed;
-    };
+    const toRow = histogramRowMapper();
     return this.run('readHistograms', () =>
-      (this.stmt('SELECT * FROM histograms ORDER BY name, labels_key').all() as HistogramDbRow[]).map((r) => ({
-        name: r.name,
-        labels: parseLabels(r.labels_json),
-        buckets: boundsOf(r.buckets_json),
-        bucketCounts: parseNumbers(r.bucket_counts_json),
-        sum: r.sum,
-        count: r.count,
-        ...(r.exemplars_json === null ? {} : { exemplars: parseExemplars(r.exemplars_json) }),
-      })),
+      (this.stmt('SELECT * FROM histograms ORDER BY name, labels_key').all() as HistogramDbRow[]).map(toRow),
     );
   }
 
   async readLastUpdates(): Promise<LastUpdateRow[]> {
     return this.run('readLastUpdates', () =>
-      (
-        this.stmt('SELECT * FROM last_updates ORDER BY org, project, stack, kind').all() as {
-          org: string;
-          project: string;
-          stack: string;
-          kind: string;
-          result: string;
-          end_time: number;
-          duration_seconds: number | null;
-        }[]
-      ).map((r) => ({
-        stack: { org: r.org, project: r.project, stack: r.stack },
-        kind: r.kind,
-        result: r.result,
-        endTime: r.end_time,
-        ...(r.duration_seconds === null ? {} : { durationSeconds: r.duration_seconds }),
-      })),
+      (this.stmt('SELECT * FROM last_updates ORDER BY org, project, stack, kind').all() as LastUpdateDbRow[]).map(toLastUpdateRow),
     );
   }
 
   async readLastSuccesses(): Promise<LastSuccessRow[]> {
     return this.run('readLastSuccesses', () =>
-      (
-        this.stmt('SELECT * FROM last_success ORDER BY org, project, stack').all() as {
-          org: string;
-          project: string;
-          stack: string;
-          end_time: number;
-        }[]
-      ).map((r) => ({ stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time })),
+      (this.stmt('SELECT * FROM last_success ORDER BY org, project, stack').all() as LastSuccessDbRow[]).map(toLastSuccessRow),
     );
+  }
+
+  async readMetricsChanges(since: number): Promise<MetricsChangeRows | undefined> {
+    // Synchronous from the stamp to the last row: no write can come in between.
+    return this.run('readMetricsChanges', () => {
+      const stamp = this.stmt('SELECT stamp FROM metrics_stamp WHERE id = 1').pluck().get() as number;
+      const changes = this.changes.since(since, stamp);
+      if (changes === undefined) return undefined;
+      const counter = this.stmt('SELECT name, labels_json, value FROM counters WHERE name = ? AND labels_key = ?');
+      const histogram = this.stmt('SELECT * FROM histograms WHERE name = ? AND labels_key = ?');
+      const toHistogram = histogramRowMapper();
+      const counters: CounterRow[] = [];
+      const histograms: HistogramRow[] = [];
+      for (const ref of changes.series) {
+        const key = labelsKey(ref.labels);
+        const c = counter.get(ref.name, key) as CounterDbRow | undefined;
+        if (c !== undefined) counters.push(toCounterRow(c));
+        const h = histogram.get(ref.name, key) as HistogramDbRow | undefined;
+        if (h !== undefined) histograms.push(toHistogram(h));
+      }
+      const where = 'WHERE org = ? AND project = ? AND stack = ?';
+      const stacks: StackRecord[] = [];
+      const lastUpdates: LastUpdateRow[] = [];
+      const lastSuccesses: LastSuccessRow[] = [];
+      const inProgress: InProgressRecord[] = [];
+      for (const ref of changes.stacks) {
+        const at = [ref.org, ref.project, ref.stack];
+        const row = this.stmt(`SELECT * FROM stacks ${where} AND listed = 1`).get(...at) as SqliteStackRow | undefined;
+        if (row !== undefined) stacks.push(toStackRecord(row));
+        for (const r of this.stmt(`SELECT * FROM last_updates ${where} ORDER BY kind`).all(...at) as LastUpdateDbRow[]) {
+          lastUpdates.push(toLastUpdateRow(r));
+        }
+        for (const r of this.stmt(`SELECT * FROM last_success ${where}`).all(...at) as LastSuccessDbRow[]) {
+          lastSuccesses.push(toLastSuccessRow(r));
+        }
+        for (const r of this.stmt(`SELECT * FROM in_progress ${where} ORDER BY version, update_id`).all(...at) as InProgressRow[]) {
+          inProgress.push(toInProgressRecord(r));
+        }
+      }
+      return { stamp, changes, counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress };
+    });
+  }
+
+  /** Moves the metrics stamp (inside the caller's transaction); returns the new stamp. */
+  private bumpMetricsStamp(): number {
+    return this.stmt(BUMP_METRICS_STAMP_SQL).pluck().get() as number;
   }
 
   /** Runs `fn` on the open connection; anything it throws leaves as a coded ExporterError. */
@@ -636,6 +676,66 @@ function parseSpanIds(json: string): string[] {
     throw new ExporterError('STATE_ERROR', `state database holds a malformed span id list: ${json.slice(0, 80)}`);
   }
   return value as string[];
+}
+
+interface CounterDbRow {
+  name: string;
+  labels_json: string;
+  value: number;
+}
+
+interface LastUpdateDbRow {
+  org: string;
+  project: string;
+  stack: string;
+  kind: string;
+  result: string;
+  end_time: number;
+  duration_seconds: number | null;
+}
+
+interface LastSuccessDbRow {
+  org: string;
+  project: string;
+  stack: string;
+  end_time: number;
+}
+
+function toCounterRow(r: CounterDbRow): CounterRow {
+  return { name: r.name, labels: parseLabels(r.labels_json), value: r.value };
+}
+
+/** Every series of a metric has the same bounds: a mapper parses each distinct list once. */
+function histogramRowMapper(): (r: HistogramDbRow) => HistogramRow {
+  const bounds = new Map<string, number[]>();
+  const boundsOf = (json: string): number[] => {
+    let parsed = bounds.get(json);
+    if (parsed === undefined) bounds.set(json, (parsed = parseNumbers(json)));
+    return parsed;
+  };
+  return (r) => ({
+    name: r.name,
+    labels: parseLabels(r.labels_json),
+    buckets: boundsOf(r.buckets_json),
+    bucketCounts: parseNumbers(r.bucket_counts_json),
+    sum: r.sum,
+    count: r.count,
+    ...(r.exemplars_json === null ? {} : { exemplars: parseExemplars(r.exemplars_json) }),
+  });
+}
+
+function toLastUpdateRow(r: LastUpdateDbRow): LastUpdateRow {
+  return {
+    stack: { org: r.org, project: r.project, stack: r.stack },
+    kind: r.kind,
+    result: r.result,
+    endTime: r.end_time,
+    ...(r.duration_seconds === null ? {} : { durationSeconds: r.duration_seconds }),
+  };
+}
+
+function toLastSuccessRow(r: LastSuccessDbRow): LastSuccessRow {
+  return { stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time };
 }
 
 function labelsJson(labels: Labels): string {

@@ -10,6 +10,9 @@ export interface StackRow {
   synced_last_update: number | null;
   cursor_version: number;
   first_seen_ms: number;
+  /** Both NULL until previews were first listed (schema version 5). */
+  preview_cursor_version: number | null;
+  preview_cursor_start: number | null;
 }
 
 /** The StackRecord of a row; NULL columns become absent fields. */
@@ -22,6 +25,9 @@ export function toStackRecord(r: StackRow): StackRecord {
     ...(r.resource_count === null ? {} : { resourceCount: r.resource_count }),
     ...(r.synced_last_update === null ? {} : { syncedLastUpdate: r.synced_last_update }),
     cursorVersion: r.cursor_version,
+    ...(r.preview_cursor_version === null || r.preview_cursor_start === null
+      ? {}
+      : { previewCursor: { version: r.preview_cursor_version, startTime: r.preview_cursor_start } }),
     firstSeenMs: r.first_seen_ms,
   };
 }

@@ -1,10 +1,24 @@
 import type { Exemplar, Labels, MetricDeltas } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
+import type { MetricsChanges } from './metrics-change-log.js';
+
+/**
+ * Where a stack's preview listing resumes (previews are not in the update history; shared
+ * pulumi-api.md 2.5 lists them per stack version). Previews of versions below `version`
+ * are all done, and so are the previews of `version` that started before `startTime`.
+ */
+export interface PreviewCursor {
+  readonly version: number;
+  /** Unix seconds. */
+  readonly startTime: number;
+}
 
 /** What the store knows about one watched stack. */
 export interface StackRecord extends StackSummary {
   /** Newest stack version whose update was exported (0 = none yet). */
   readonly cursorVersion: number;
+  /** Absent until previews of the stack were first listed (previews.enabled). */
+  readonly previewCursor?: PreviewCursor;
   /** The stack list's `lastUpdate` as of the last *successful* sync of this stack. */
   readonly syncedLastUpdate?: number;
   /** Unix ms when the exporter first saw the stack. */
@@ -128,17 +142,23 @@ export interface StateStore {
   advanceCursor(ref: StackRef, version: number): Promise<void>;
   /**
    * Sets the stack's cursor back to 0 (its history no longer holds the exported update at
-   * the cursor: the stack was deleted and created again). The exported-update ledger and
-   * the counters are kept, so nothing is counted twice. No-op for an unknown stack.
+   * the cursor: the stack was deleted and created again) and clears its preview cursor
+   * (the versions it names are gone too). The exported-update ledger and the counters are
+   * kept, so nothing is counted twice. No-op for an unknown stack.
    */
   resetCursor(ref: StackRef): Promise<void>;
+  /** Sets the stack's preview cursor (it may move back: a running preview holds it). No-op for an unknown stack. */
+  setPreviewCursor(ref: StackRef, cursor: PreviewCursor): Promise<void>;
 
   /**
    * In one transaction: records the update as exported (idempotent on updateId within the
    * org: Pulumi keeps update ids when a stack is renamed, so an id already exported under
    * another stack name of the same org is not counted again),
    * raises the stack cursor to its version, applies the metric deltas, updates the
-   * last-update facts and removes it from the in-progress set and its follow record.
+   * last-update facts and removes it from the in-progress set and its follow record. A
+   * preview (isPreviewKind) neither raises the cursor (its version is one the history
+   * already has) nor moves the last successful update: only its own last-update facts,
+   * under its kind.
    * Returns false, changing nothing, when the update was already exported.
    */
   commitUpdate(commit: UpdateCommit): Promise<boolean>;
@@ -179,4 +199,25 @@ export interface StateStore {
   readHistograms(): Promise<HistogramRow[]>;
   readLastUpdates(): Promise<LastUpdateRow[]>;
   readLastSuccesses(): Promise<LastSuccessRow[]>;
+  /**
+   * Optional: what changed after metrics stamp `since`, with the current rows of just those
+   * series and stacks, as of the stamp it returns; undefined when this store cannot tell
+   * (a write it did not see moved the stamp). A scrape then reads everything.
+   */
+  readMetricsChanges?(since: number): Promise<MetricsChangeRows | undefined>;
+}
+
+/** See StateStore.readMetricsChanges. */
+export interface MetricsChangeRows {
+  /** The metrics stamp these rows are as of. */
+  readonly stamp: number;
+  readonly changes: MetricsChanges;
+  /** The rows of the changed series that exist. */
+  readonly counters: readonly CounterRow[];
+  readonly histograms: readonly HistogramRow[];
+  /** Of the changed stacks: those listed, and their facts. */
+  readonly stacks: readonly StackRecord[];
+  readonly lastUpdates: readonly LastUpdateRow[];
+  readonly lastSuccesses: readonly LastSuccessRow[];
+  readonly inProgress: readonly InProgressRecord[];
 }

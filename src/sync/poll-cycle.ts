@@ -6,6 +6,7 @@ import { KeyedQueue } from '../scheduler/keyed-queue.js';
 import type { StackRecord } from '../state/state-store.js';
 import { BackfillProgress } from './backfill-progress.js';
 import { syncStack, type CycleContext, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
+import { withPreviews } from './preview-sync.js';
 import { withSelfSpan } from '../tracing/self-spans.js';
 import { stackFilter } from './stack-filter.js';
 
@@ -20,6 +21,8 @@ export interface PollCycleDeps extends StackSyncDeps {
    * shared with every other trigger); a fresh one per cycle when absent.
    */
   readonly syncQueue?: KeyedQueue<StackSyncResult>;
+  /** previews.enabled: every watched stack's previews are listed each cycle (preview-sync.ts). */
+  readonly previews?: boolean;
 }
 
 export interface PollCycleResult {
@@ -94,28 +97,40 @@ export async function runPollCycle(deps: PollCycleDeps, signal?: AbortSignal): P
   const queue = deps.syncQueue ?? new KeyedQueue<StackSyncResult>();
   let watched = 0;
   try {
-    const listed = (await deps.store.listStacks()).filter((s) => listedOrgs.has(s.org));
-    // Several replicas: this one syncs only the stacks whose lease it holds.
-    const all = deps.coordinator === undefined ? listed : await deps.coordinator.claimStacks(listed);
+    const stored = await deps.store.listStacks();
+    // Several replicas: this one syncs only the stacks whose lease it holds. Shares are
+    // counted over every listed stack, so an org whose listing failed here moves no lease.
+    const held = deps.coordinator === undefined ? stored : await deps.coordinator.claimStacks(stored);
+    const all = held.filter((s) => listedOrgs.has(s.org));
     watched = all.length;
     const inProgressKeys = new Set((await deps.store.listInProgress()).map((u) => stackKey(u.stack)));
     const changed = all.filter((s) => needsSync(s, inProgressKeys));
     progress.listingFinished(listedAllOrgs, changed.length);
+    // Previews do not move lastUpdate: with them on, unchanged stacks are visited for them alone.
+    const visited = deps.previews === true ? all : changed;
     const settled = await mapWithConcurrency(
-      changed,
+      visited,
       deps.stackConcurrency,
-      (stack) =>
-        withSelfSpan(
+      (stack) => {
+        const history = needsSync(stack, inProgressKeys);
+        const run = async (): Promise<StackSyncResult> => {
+          const updates = history ? await syncStack(deps, stack, progress, signal, cycle) : { stack, ok: true, exported: 0, skipped: 0, inProgress: 0 };
+          return deps.previews === true ? withPreviews(deps, stack, updates, progress, signal, cycle) : updates;
+        };
+        return withSelfSpan(
           'stack sync',
           { 'pulumi.org': stack.org, 'pulumi.project': stack.project, 'pulumi.stack': stack.stack },
           // A sync of this stack already running (asked for outside the cycle) is waited for first.
-          () => queue.request(stackKey(stack), () => syncStack(deps, stack, progress, signal, cycle)),
+          () => queue.request(stackKey(stack), run),
           (r) => (r.ok ? undefined : (r.error ?? new Error('stack sync failed'))),
-        ).finally(() => progress.stackDone(stack)),
+        ).finally(() => {
+          if (history) progress.stackDone(stack);
+        });
+      },
       signal,
     );
     results = settled.map((r, i) =>
-      r.status === 'fulfilled' ? r.value : { stack: changed[i]!, ok: false, exported: 0, skipped: 0, inProgress: 0, error: r.reason },
+      r.status === 'fulfilled' ? r.value : { stack: visited[i]!, ok: false, exported: 0, skipped: 0, inProgress: 0, error: r.reason },
     );
   } catch (err) {
     listedAllOrgs = false;

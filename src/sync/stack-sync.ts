@@ -6,7 +6,7 @@ import type { TraceRecord } from '../domain/trace.js';
 import { isTerminal, type UpdateInfo } from '../domain/update.js';
 import { ExporterError, errorCodeOf, isExporterError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging/logger.js';
-import { updateMetricDeltas, type MetricDetail } from '../metrics/update-deltas.js';
+import { kindLabel, updateMetricDeltas, type MetricDetail } from '../metrics/update-deltas.js';
 import type { PulumiCloudApi } from '../pulumi/pulumi-api.js';
 import type { Coordinator } from '../state/coordinator.js';
 import type { FollowRecord, InProgressRecord, StackRecord, StateStore } from '../state/state-store.js';
@@ -201,10 +201,10 @@ export async function syncStack(
 }
 
 /** The engine events of one update as read, or why they could not be read. */
-type EventsRead = { readonly ok: true; readonly events: EngineEvent[] } | { readonly ok: false; readonly error: unknown };
+export type EventsRead = { readonly ok: true; readonly events: EngineEvent[] } | { readonly ok: false; readonly error: unknown };
 
 /** Reads every event page of an update; never rejects (the caller decides what a failure means). */
-async function fetchEvents(
+export async function fetchEvents(
   deps: StackSyncDeps,
   stack: StackRef,
   update: UpdateInfo,
@@ -264,7 +264,7 @@ function sinkFailed(deps: StackSyncDeps, cycle: CycleContext): boolean {
   return deps.sink.enabled && cycle.sinkFailure !== undefined;
 }
 
-function throwIfSinkFailed(deps: StackSyncDeps, cycle: CycleContext): void {
+export function throwIfSinkFailed(deps: StackSyncDeps, cycle: CycleContext): void {
   if (sinkFailed(deps, cycle)) {
     throw new ExporterError('TRACE_EXPORT_FAILED', `not sent: the collector failed earlier in this cycle (${cycle.sinkFailure}); retried next cycle`, {
       retryable: true,
@@ -273,8 +273,8 @@ function throwIfSinkFailed(deps: StackSyncDeps, cycle: CycleContext): void {
   }
 }
 
-/** Exports one terminal update; true when this call committed it. Throws to stop the stack. */
-async function exportUpdate(
+/** Exports one terminal update (or preview); true when this call committed it. Throws to stop the stack. */
+export async function exportUpdate(
   deps: StackSyncDeps,
   stack: StackRef,
   update: UpdateInfo,
@@ -328,8 +328,10 @@ async function exportUpdate(
   }
   const endTime = update.endTime ?? update.startTime;
   const nowMs = deps.clock.now();
+  // Every preview kind is stored and labelled `preview`; the trace keeps the kind as reported.
+  const kind = kindLabel(update.kind);
   const committed = await deps.store.commitUpdate({
-    update: { stack, updateId: update.updateId, kind: update.kind, version: update.version, result: conversion.result, startTime: update.startTime, endTime },
+    update: { stack, updateId: update.updateId, kind, version: update.version, result: conversion.result, startTime: update.startTime, endTime },
     deltas: updateMetricDeltas({
       stack,
       kind: update.kind,
@@ -349,7 +351,7 @@ async function exportUpdate(
   deps.follow?.streams.forget(stack, update.updateId);
   if (!committed) return false;
   deps.metrics.engineEvents(conversion.eventCounts);
-  deps.metrics.updateExported(update.kind, Math.max(0, nowMs / 1000 - endTime));
+  deps.metrics.updateExported(kind, Math.max(0, nowMs / 1000 - endTime));
   log.debug({ kind: update.kind, result: conversion.result, spans: conversion.trace.spans.length }, 'update exported');
   return true;
 }

@@ -11,6 +11,7 @@ import type { Coordinator } from '../state/coordinator.js';
 import type { StackRecord, StateStore } from '../state/state-store.js';
 import { withSelfSpan } from '../tracing/self-spans.js';
 import { BackfillProgress } from './backfill-progress.js';
+import { withPreviews } from './preview-sync.js';
 import { stackFilter } from './stack-filter.js';
 import { syncStack, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
 
@@ -160,8 +161,11 @@ export class SyncTrigger {
   }
 }
 
-/** The sync function of the app: syncStack with the poll cycle's deps, as a self-span of its own. */
-export function stackSyncer(deps: StackSyncDeps): (stack: StackRecord, signal: AbortSignal) => Promise<StackSyncResult> {
+/**
+ * The sync function of the app: syncStack with the poll cycle's deps, as a self-span of its
+ * own; with previews on, the stack's previews after its updates, as the poll cycle does.
+ */
+export function stackSyncer(deps: StackSyncDeps & { readonly previews?: boolean }): (stack: StackRecord, signal: AbortSignal) => Promise<StackSyncResult> {
   return (stack, signal) => {
     // Progress of its own: a triggered sync is not part of a cycle's backfill accounting.
     const progress = new BackfillProgress({
@@ -173,7 +177,11 @@ export function stackSyncer(deps: StackSyncDeps): (stack: StackRecord, signal: A
     return withSelfSpan(
       'stack sync',
       { 'pulumi.org': stack.org, 'pulumi.project': stack.project, 'pulumi.stack': stack.stack, 'pulumi.sync.trigger': 'webhook' },
-      () => syncStack(deps, stack, progress, signal, {}),
+      async () => {
+        const cycle = {};
+        const updates = await syncStack(deps, stack, progress, signal, cycle);
+        return deps.previews === true ? withPreviews(deps, stack, updates, progress, signal, cycle) : updates;
+      },
       (r) => (r.ok ? undefined : (r.error ?? new Error('stack sync failed'))),
     );
   };

@@ -41,6 +41,7 @@ export function configFor(sim: RunningSimulator, statePath: string, overrides: P
     traces: { exporter: 'none', ...overrides.traces },
     ...(overrides.metrics ? { metrics: overrides.metrics } : {}),
     ...(overrides.webhooks ? { webhooks: overrides.webhooks } : {}),
+    ...(overrides.previews ? { previews: overrides.previews } : {}),
     log: { level: 'silent' },
   });
   return base;

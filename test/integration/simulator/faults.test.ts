@@ -32,7 +32,7 @@ describe('simulator authentication', () => {
       expect(JSON.parse(res.text)).toMatchObject({ code: 401 });
     }
     expect((await stacks()).status).toBe(200);
-    expect(sim.stats()).toEqual({ total: 5, byEndpoint: { listStacks: 5, getStack: 0, listUpdates: 0, latestPreviews: 0, updateStatus: 0, engineEvents: 0 } });
+    expect(sim.stats()).toEqual({ total: 5, byEndpoint: { listStacks: 5, getStack: 0, listUpdates: 0, latestPreviews: 0, versionPreviews: 0, updateStatus: 0, engineEvents: 0 } });
   });
 
   it('accepts any non-empty token when no token is configured', async () => {

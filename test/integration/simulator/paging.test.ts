@@ -188,6 +188,29 @@ describe('a running update on the simulator', () => {
     expect(u?.startTime).toBeGreaterThanOrEqual(NOW + 7_200);
   });
 
+  it('serves a preview by its version after an update supersedes it, never in history or lastUpdate', async () => {
+    const sim = await simulator();
+    const t = busiest(sim);
+    const ref = { org: t.org, project: t.project, stack: t.stack };
+    const base = stackPath(t);
+    const before = t.updates.length;
+    const preview = sim.control.addCompletedPreview(ref, { kind: 'refresh', result: 'failed' });
+    const truth = sim.truth().stacks.find((s) => s.stack === t.stack && s.project === t.project && s.org === t.org);
+    expect(truth?.lastUpdate).toBe(t.lastUpdate);
+    expect(truth?.allPreviews.find((p) => p.updateId === preview)).toMatchObject({ kind: 'Prefresh', version: before, result: 'failed' });
+    const latest = (await getJson(sim.url, `${base}/updates/latest/previews?asc=false&page=1&pageSize=1`)) as History;
+    expect(latest.updates.map((u) => u.updateID)).toEqual([preview]);
+    sim.control.addCompletedUpdate(ref);
+    const after = (await getJson(sim.url, `${base}/updates/latest/previews?asc=false`)) as History;
+    expect(after.updates).toEqual([]);
+    const byVersion = (await getJson(sim.url, `${base}/updates/${before}/previews?asc=true`)) as History;
+    expect(byVersion.updates.map((u) => u.updateID)).toContain(preview);
+    expect(byVersion.updates.every((u) => u.version === before)).toBe(true);
+    const history = (await getJson(sim.url, `${base}/updates?output-type=service`)) as History;
+    expect(history.updates.map((u) => u.updateID)).not.toContain(preview);
+    expect(() => sim.control.startPreview(ref, { result: 'cancelled' as 'failed' })).toThrow(/not cancelled/);
+  });
+
   it('starts and advances updates on its own in live mode, driven by its interval timer', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
     vi.setSystemTime(NOW * 1000);

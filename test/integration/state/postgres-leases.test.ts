@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StackRef, StackSummary } from '../../../src/domain/stack.js';
 import { stackKey } from '../../../src/domain/stack.js';
@@ -56,6 +57,12 @@ describe.skipIf(!available)('PostgresCoordinator leases on the real server', () 
   afterAll(async () => {
     await db?.drop();
   });
+
+  async function held(store: PostgresStateStore, stack: StackRef): Promise<string | null | undefined> {
+    return store.query('owner', async (q) =>
+      (await q.query<{ owner: string | null }>('SELECT owner FROM stack_leases WHERE org = $1 AND project = $2 AND stack = $3', [stack.org, stack.project, stack.stack])).rows[0]?.owner,
+    );
+  }
 
   async function listed(store: PostgresStateStore): Promise<StackRecord[]> {
     await store.replaceOrgStacks('acme', STACKS, 1_000);
@@ -120,6 +127,95 @@ describe.skipIf(!available)('PostgresCoordinator leases on the real server', () 
     expect(taken.map(stackKey).sort()).toEqual(stacks.map(stackKey).sort());
     await eventually(async () => (b.coordinator.isLeader() ? true : undefined), 10_000, 'b to become leader');
     expect(a.coordinator.isLeader()).toBe(false);
+  });
+
+  it('gives the stacks above its share back to replicas that join later, and never drains what it keeps', async () => {
+    url = await db.schemaUrl();
+    const a = await replica('a');
+    await a.coordinator.start();
+    const stacks = await listed(a.store);
+    // a started alone: every stack is its share.
+    expect(await a.coordinator.claimStacks(stacks)).toHaveLength(STACKS.length);
+    const b = await replica('b');
+    const c = await replica('c');
+    await Promise.all([b.coordinator.start(), c.coordinator.start()]);
+    // Next cycle: a keeps its share (a third) and gives the rest back; b and c claim them.
+    const kept = await a.coordinator.claimStacks(stacks);
+    expect(kept).toHaveLength(STACKS.length / 3);
+    const [forB, forC] = await Promise.all([b.coordinator.claimStacks(stacks), c.coordinator.claimStacks(stacks)]);
+    const keys = [...kept, ...forB, ...forC].map(stackKey);
+    expect(new Set(keys).size).toBe(STACKS.length);
+    expect(forB).toHaveLength(STACKS.length / 3);
+    expect(forC).toHaveLength(STACKS.length / 3);
+    // The renewals in between (every third of the 5 s lease) count the shares the same way:
+    // a replica may export exactly the stacks the database says it holds.
+    for (const r of [a, b, c]) await r.coordinator.claimStacks(stacks);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    for (const r of [a, b, c]) {
+      for (const s of stacks) expect(r.coordinator.holds(s)).toBe((await held(r.store, s)) === r.coordinator.owner);
+    }
+  });
+
+  it('keeps a lease that lapsed while no other replica took it, and counts only listed stacks in a share', async () => {
+    url = await db.schemaUrl();
+    const a = await replica('a');
+    await a.coordinator.start();
+    const stacks = await listed(a.store);
+    expect(await a.coordinator.claimStacks(stacks)).toHaveLength(STACKS.length);
+    // a was starved past its lease: every lease lapsed, nobody took them, the next renewal keeps them.
+    await a.store.query('expire', (q) => q.query("UPDATE stack_leases SET expires_at = clock_timestamp() - interval '1 second' WHERE owner = 'a'"));
+    // An update sent before the stall commits: nobody else held the stack meanwhile.
+    expect(await a.store.commitUpdate(commitOf(stacks[0]!, 'u-sent-before-the-stall', 1, 'a'))).toBe(true);
+    expect(await a.coordinator.claimStacks(stacks)).toHaveLength(STACKS.length);
+    for (const s of stacks) expect(a.coordinator.holds(s)).toBe(true);
+    // Stacks deleted from the org: their leases are given back and the share is the listed rest.
+    const b = await replica('b');
+    await b.coordinator.start();
+    const remaining = stacks.slice(0, 12);
+    const keptByA = await a.coordinator.claimStacks(remaining);
+    expect(keptByA).toHaveLength(6);
+    expect(await b.coordinator.claimStacks(remaining)).toHaveLength(6);
+    const owners = await a.store.query('owners', async (q) =>
+      (await q.query<{ owner: string | null; n: number }>('SELECT owner, count(*)::int AS n FROM stack_leases GROUP BY owner ORDER BY owner')).rows,
+    );
+    expect(owners).toEqual([
+      { owner: 'a', n: 6 },
+      { owner: 'b', n: 6 },
+      { owner: null, n: 12 },
+    ]);
+  });
+
+  it('renews its leases while one of its commits waits for another transaction', async () => {
+    url = await db.schemaUrl();
+    const a = await replica('a');
+    await a.coordinator.start();
+    const stacks = await listed(a.store);
+    await a.coordinator.claimStacks(stacks);
+    // Another replica's commit holds the metrics stamp row (as a starved process can, for long).
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query('UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1');
+      const commit = a.store.commitUpdate(commitOf(stacks[0]!, 'u1', 1, 'a'));
+      await eventually(
+        async () => {
+          const r = await other.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
+          return (r.rows[0]?.n ?? 0) > 0 ? true : undefined;
+        },
+        5_000,
+        "a's commit to wait for the lock",
+      );
+      // a's commit has its lease row locked; the renewal must not wait for it.
+      const renewal = a.coordinator.claimStacks(stacks).then(() => 'renewed');
+      const outcome = await Promise.race([renewal, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3_000))]);
+      await other.query('ROLLBACK');
+      expect(outcome).toBe('renewed');
+      expect(await commit).toBe(true);
+      await renewal;
+    } finally {
+      await other.end();
+    }
   });
 
   it('refuses the commit of a replica whose lease was taken over, changing nothing', async () => {

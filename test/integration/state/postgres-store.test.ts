@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExporterError } from '../../../src/errors.js';
-import { POSTGRES_MIGRATIONS, POSTGRES_SCHEMA_VERSION } from '../../../src/state/postgres-migrations.js';
+import { POSTGRES_MIGRATIONS, POSTGRES_MIGRATIONS_TABLE_SQL, POSTGRES_SCHEMA_VERSION } from '../../../src/state/postgres-migrations.js';
 import { PostgresStateStore } from '../../../src/state/postgres-store.js';
 import { describePostgresUrl } from '../../../src/state/postgres-url.js';
 import type { StateStore } from '../../../src/state/state-store.js';
@@ -58,6 +58,26 @@ describe.skipIf(!available)('PostgresStateStore on the real server', () => {
       c.query<{ version: number; n: number }>('SELECT version, count(*)::int AS n FROM schema_migrations GROUP BY version ORDER BY version'),
     );
     expect(rows).toEqual(POSTGRES_MIGRATIONS.map((m) => ({ version: m.version, n: 1 })));
+  });
+
+  it('upgrades a version-3 database to the preview cursor, keeping its stacks and cursors', async () => {
+    const url = await db.schemaUrl();
+    const old = open(url);
+    await old.query('seed', async (c) => {
+      await c.query(POSTGRES_MIGRATIONS_TABLE_SQL);
+      for (const m of POSTGRES_MIGRATIONS.filter((x) => x.version <= 3)) {
+        await c.query(m.sql);
+        await c.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      }
+      await c.query("INSERT INTO stacks (org, project, stack, last_update, cursor_version, first_seen_ms) VALUES ('acme', 'web', 'prod', 100, 5, 1000)");
+    });
+    const store = open(url);
+    await store.migrate();
+    expect(await store.schemaVersion()).toBe(POSTGRES_SCHEMA_VERSION);
+    const ref = { org: 'acme', project: 'web', stack: 'prod' };
+    expect(await store.getStack(ref)).toEqual({ ...ref, lastUpdate: 100, cursorVersion: 5, firstSeenMs: 1_000 });
+    await store.setPreviewCursor(ref, { version: 5, startTime: 120 });
+    expect((await store.getStack(ref))?.previewCursor).toEqual({ version: 5, startTime: 120 });
   });
 
   it('refuses a database written by a newer schema version and leaves it untouched', async () => {

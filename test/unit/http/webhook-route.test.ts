@@ -45,7 +45,7 @@ interface Served {
   counts: () => Promise<(labels: Record<string, string>) => number>;
 }
 
-async function serve(options: { secret?: string; decision?: TriggerDecision; maxBodyBytes?: number; ownPort?: boolean } = {}): Promise<Served> {
+async function serve(options: { secret?: string; decision?: TriggerDecision; maxBodyBytes?: number; ownPort?: boolean; previews?: boolean } = {}): Promise<Served> {
   const requests: StackRef[] = [];
   const out: string[] = [];
   const logger = pino({ level: 'debug' }, new Writable({ write: (c: Buffer, _e, done) => (out.push(c.toString()), done()) }));
@@ -53,6 +53,7 @@ async function serve(options: { secret?: string; decision?: TriggerDecision; max
   const router = webhookRouter({
     secret: options.secret,
     maxBodyBytes: options.maxBodyBytes ?? 65_536,
+    ...(options.previews === undefined ? {} : { previews: options.previews }),
     trigger: {
       request: (ref) => {
         requests.push(ref);
@@ -172,6 +173,14 @@ describe('POST /webhooks/pulumi', () => {
     expect(count({ kind: 'ping', outcome: 'ignored' })).toBe(1);
     expect(count({ kind: 'stack_preview', outcome: 'ignored' })).toBe(1);
     expect(count({ kind: 'stack', outcome: 'ignored' })).toBe(1);
+  });
+
+  it('syncs the stack for a finished preview when previews are exported (previews.enabled)', async () => {
+    const s = await serve({ previews: true });
+    const res = await deliver(s.url, updateBody({}, { isPreview: true }), { 'pulumi-webhook-kind': 'stack_preview' });
+    expect(res.status).toBe(202);
+    expect(s.requests).toEqual([{ org: 'acme', project: 'website', stack: 'prod' }]);
+    expect((await s.counts())({ kind: 'stack_preview', outcome: 'accepted' })).toBe(1);
   });
 
   it('turns deployments, drift remediations and created stacks into sync requests too', async () => {

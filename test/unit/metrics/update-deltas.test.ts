@@ -4,7 +4,7 @@ import type { ResourceOperation } from '../../../src/domain/trace.js';
 import type { TerminalResult } from '../../../src/domain/update.js';
 import { RESOURCE_OPERATION_DURATION_BUCKETS, UPDATE_DURATION_BUCKETS } from '../../../src/metrics/definitions.js';
 import { traceIdFor } from '../../../src/conversion/trace-ids.js';
-import { DEFAULT_METRIC_DETAIL, updateMetricDeltas, type UpdateDeltaInput } from '../../../src/metrics/update-deltas.js';
+import { DEFAULT_METRIC_DETAIL, kindLabel, updateMetricDeltas, type UpdateDeltaInput } from '../../../src/metrics/update-deltas.js';
 
 const stack = { org: 'acme', project: 'web', stack: 'prod' };
 const base = { org: 'acme', project: 'web', stack: 'prod' };
@@ -163,6 +163,27 @@ describe('updateMetricDeltas', () => {
     );
     const values = [...deltas.counters, ...deltas.histograms].flatMap((d) => Object.values(d.labels));
     expect(values.some((v) => v.startsWith('urn:'))).toBe(false);
+  });
+
+  it.each(['Pupdate', 'Prefresh', 'Pdestroy', 'preview'])('counts a %s preview with kind="preview" into update counters, durations and changes only', (kind) => {
+    const v = { policyPack: 'aws-guard', policy: 's3-no-public-read', enforcementLevel: 'mandatory' };
+    const deltas = updateMetricDeltas(
+      input({ kind, result: 'failed', resourceChanges: { update: 2 }, operations: [op({}), op({ result: 'failed' })], policyViolations: [v] }),
+    );
+    expect(counter(deltas, 'pulumi_updates_total')).toEqual([{ labels: { ...base, kind: 'preview', result: 'failed' }, value: 1 }]);
+    expect(counter(deltas, 'pulumi_update_failures_total')).toEqual([{ labels: { ...base, kind: 'preview' }, value: 1 }]);
+    expect(counter(deltas, 'pulumi_update_resource_changes_total')).toEqual([{ labels: { ...base, kind: 'preview', operation: 'update' }, value: 2 }]);
+    expect(observations(deltas, 'pulumi_update_duration_seconds')).toEqual([{ labels: { ...project, kind: 'preview', result: 'failed' }, value: 42 }]);
+    expect(observations(deltas, 'pulumi_stack_update_duration_seconds')).toEqual([{ labels: { ...base, kind: 'preview', result: 'failed' }, value: 42 }]);
+    // Planned steps were never run, and these families have no kind label to tell them apart.
+    expect(counter(deltas, 'pulumi_resource_operations_total')).toEqual([]);
+    expect(observations(deltas, 'pulumi_resource_operation_duration_seconds')).toEqual([]);
+    expect(counter(deltas, 'pulumi_policy_violations_total')).toEqual([]);
+  });
+
+  it('names every preview kind "preview" and keeps other kinds as reported', () => {
+    expect(['Pupdate', 'Prefresh', 'Pdestroy', 'Pimport', 'Prename', 'preview'].map(kindLabel)).toEqual(Array(6).fill('preview'));
+    expect(['update', 'refresh', 'destroy', 'import', 'rename'].map(kindLabel)).toEqual(['update', 'refresh', 'destroy', 'import', 'rename']);
   });
 
   it('produces only the update counters and durations for an update without events', () => {

@@ -288,6 +288,76 @@ describe('previews and status', () => {
     expect(page).toMatchObject({ total: 9, updates: [{ updateId: 'p-1', kind: 'Pupdate', version: 4 }] });
   });
 
+  it('pages the previews of a version newest first down to the start-time floor', async () => {
+    // Five previews of version 7, started at 100..500, served two per page (shared pulumi-api.md 2.5).
+    const starts = [500, 400, 300, 200, 100];
+    const s = await serve((req, res) => {
+      const q = new URL(req.url ?? '', 'http://x').searchParams;
+      const page = Number(q.get('page'));
+      const size = Number(q.get('pageSize'));
+      const slice = starts.slice((page - 1) * size, page * size);
+      sendJson(res, 200, {
+        updates: slice.map((t) => ({ info: { kind: 'Pupdate', startTime: t, endTime: t + 5, result: 'succeeded' }, updateID: `p-${t}`, version: 7 })),
+        itemsPerPage: size,
+        total: starts.length,
+      });
+    });
+    const c = clientFor(s.url, { historyPageSize: 2 });
+    const got = await c.previewsSince(ref, { version: 7, notBeforeSeconds: 250 });
+    expect(got.map((u) => [u.updateId, u.kind, u.version])).toEqual([
+      ['p-500', 'Pupdate', 7],
+      ['p-400', 'Pupdate', 7],
+      ['p-300', 'Pupdate', 7],
+    ]);
+    expect(s.requests.map((r) => r.url)).toEqual([
+      '/api/stacks/acme/web/prod/updates/7/previews?asc=false&page=1&pageSize=2',
+      '/api/stacks/acme/web/prod/updates/7/previews?asc=false&page=2&pageSize=2',
+    ]);
+    const latest = await c.previewsSince(ref, {});
+    expect(latest).toHaveLength(5);
+    expect(s.requests.at(-1)?.url).toBe('/api/stacks/acme/web/prod/updates/latest/previews?asc=false&page=3&pageSize=2');
+  });
+
+  it('pages previews past a full page when the service reports no total', async () => {
+    const starts = [500, 400, 300];
+    const s = await serve((req, res) => {
+      const q = new URL(req.url ?? '', 'http://x').searchParams;
+      const page = Number(q.get('page'));
+      const slice = starts.slice((page - 1) * 2, page * 2);
+      sendJson(res, 200, { updates: slice.map((t) => ({ info: { kind: 'Pupdate', startTime: t, endTime: t + 5, result: 'succeeded' }, updateID: `p-${t}`, version: 2 })) });
+    });
+    const got = await clientFor(s.url, { historyPageSize: 2 }).previewsSince(ref, {});
+    expect(got.map((u) => u.updateId)).toEqual(['p-500', 'p-400', 'p-300']);
+    expect(s.requests).toHaveLength(2);
+  });
+
+  it('rejects a previews answer holding a history update as malformed, naming the entry', async () => {
+    const s = await serve((_req, res) =>
+      sendJson(res, 200, {
+        updates: [
+          { info: { kind: 'Prefresh', startTime: 50, endTime: 55, result: 'succeeded' }, updateID: 'p-1', version: 4 },
+          { info: { kind: 'update', startTime: 40, endTime: 45, result: 'succeeded' }, updateID: 'u-4', version: 4 },
+        ],
+        itemsPerPage: 10,
+        total: 2,
+      }),
+    );
+    const err = await rejection(clientFor(s.url).previewsSince(ref, { version: 4 }));
+    expect(err.code).toBe('API_MALFORMED_RESPONSE');
+    expect(err.message).toContain('GET /api/stacks/{org}/{project}/{stack}/updates/{version}/previews');
+    expect(err.message).toContain('updates.1: kind "update" is not a preview kind');
+    expect(err.details).toMatchObject({ endpoint: 'versionPreviews' });
+  });
+
+  it('rejects a previews entry without an update id as malformed', async () => {
+    const s = await serve((_req, res) =>
+      sendJson(res, 200, { updates: [{ info: { kind: 'Pupdate', startTime: 50, endTime: 55, result: 'succeeded' }, version: 4 }] }),
+    );
+    const err = await rejection(clientFor(s.url).previewsSince(ref, {}));
+    expect(err.code).toBe('API_MALFORMED_RESPONSE');
+    expect(err.message).toContain('updates.0.updateID');
+  });
+
   it('probes the status route of the update kind', async () => {
     const s = await serve((_req, res) => sendJson(res, 200, { status: 'running', events: [], continuationToken: 'c1' }));
     const c = clientFor(s.url);

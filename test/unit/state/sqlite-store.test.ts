@@ -70,6 +70,27 @@ describe('SqliteStateStore on disk', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('upgrades a version-3 database to the preview cursor, keeping its stacks and cursors', async () => {
+    const path = join(dir, 'state.db');
+    const raw = new Database(path);
+    raw.exec(SCHEMA_MIGRATIONS_TABLE_SQL);
+    for (const m of pendingMigrations([], SQLITE_MIGRATIONS.filter((x) => x.version <= 3))) {
+      raw.exec(m.sql);
+      m.data?.(raw);
+      raw.prepare('INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)').run(m.version, m.name, 1);
+    }
+    raw
+      .prepare('INSERT INTO stacks (org, project, stack, last_update, cursor_version, first_seen_ms) VALUES (?, ?, ?, ?, ?, ?)')
+      .run('acme', 'web', 'prod', 100, 5, 1_000);
+    raw.close();
+    const store = open(path);
+    await store.migrate();
+    const ref = { org: 'acme', project: 'web', stack: 'prod' };
+    expect(await store.getStack(ref)).toEqual({ ...ref, lastUpdate: 100, cursorVersion: 5, firstSeenMs: 1_000 });
+    await store.setPreviewCursor(ref, { version: 5, startTime: 120 });
+    expect((await store.getStack(ref))?.previewCursor).toEqual({ version: 5, startTime: 120 });
+  });
+
   it('records each applied migration once in schema_migrations', async () => {
     const path = join(dir, 'state.db');
     const store = open(path);

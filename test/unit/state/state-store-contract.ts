@@ -319,6 +319,63 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect((await store.getStack(DEV))?.cursorVersion).toBe(0);
       });
 
+      it('keeps a preview cursor per stack, moving it either way, across a reopen', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100), summary(PROD, 100)], 1_000);
+        expect((await store.getStack(DEV))?.previewCursor).toBeUndefined();
+        await store.setPreviewCursor(DEV, { version: 4, startTime: 1_700_000_500 });
+        expect((await store.getStack(DEV))?.previewCursor).toEqual({ version: 4, startTime: 1_700_000_500 });
+        // A running preview holds the cursor at its start: it may move back.
+        await store.setPreviewCursor(DEV, { version: 3, startTime: 1_700_000_100 });
+        expect(await store.getStack(DEV)).toEqual({ ...DEV, lastUpdate: 100, cursorVersion: 0, previewCursor: { version: 3, startTime: 1_700_000_100 }, firstSeenMs: 1_000 });
+        expect((await store.getStack(PROD))?.previewCursor).toBeUndefined();
+        if (subject.reopen) {
+          await store.close();
+          store = await subject.reopen();
+          await store.migrate();
+          expect((await store.getStack(DEV))?.previewCursor).toEqual({ version: 3, startTime: 1_700_000_100 });
+        }
+      });
+
+      it('ignores setPreviewCursor for an unknown or unlisted stack and refuses an invalid position', async () => {
+        await store.setPreviewCursor(DEV, { version: 1, startTime: 5 });
+        expect(await store.listStacks()).toEqual([]);
+        await store.replaceOrgStacks('acme', [summary(DEV)], 1_000);
+        for (const bad of [{ version: -1, startTime: 5 }, { version: 1.5, startTime: 5 }, { version: 1, startTime: Number.NaN }, { version: 1, startTime: -3 }]) {
+          await expectStateError(store.setPreviewCursor(DEV, bad));
+        }
+        expect((await store.getStack(DEV))?.previewCursor).toBeUndefined();
+        await store.replaceOrgStacks('acme', [], 2_000);
+        await store.setPreviewCursor(DEV, { version: 2, startTime: 5 });
+        await store.replaceOrgStacks('acme', [summary(DEV)], 3_000);
+        expect((await store.getStack(DEV))?.previewCursor).toBeUndefined();
+      });
+
+      it('clears the preview cursor of a re-created stack with its cursor', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.setPreviewCursor(DEV, { version: 5, startTime: 1_700_000_900 });
+        await store.resetCursor(DEV);
+        expect((await store.getStack(DEV))?.previewCursor).toBeUndefined();
+      });
+
+      it('counts a preview once without moving the cursor or the last successful update', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100)], 1_000);
+        await store.commitUpdate(commit(update(DEV, 'u2', 2, { endTime: 500 })));
+        for (const kind of ['preview', 'Pupdate']) {
+          const p = update(DEV, `p-${kind}`, 7, { kind, startTime: 800, endTime: 900 });
+          expect(await store.commitUpdate(commit(p, { counters: [counter('pulumi_updates_total', { kind: 'preview' }, 1)] }))).toBe(true);
+          expect(await store.commitUpdate(commit(p, { counters: [counter('pulumi_updates_total', { kind: 'preview' }, 1)] }))).toBe(false);
+        }
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(2);
+        expect(await store.readLastSuccesses()).toEqual([{ stack: DEV, endTime: 500 }]);
+        expect(sortBy(await store.readLastUpdates(), (r) => r.kind).map((r) => [r.kind, r.endTime])).toEqual([
+          ['Pupdate', 900],
+          ['preview', 900],
+          ['update', 500],
+        ]);
+        expect((await store.readCounters()).map((c) => c.value)).toEqual([2]);
+        expect(await store.isExported(DEV, 'p-preview')).toBe(true);
+      });
+
       it('ignores markStackSynced for a stack it does not know', async () => {
         await store.markStackSynced(DEV, 100);
         expect(await store.listStacks()).toEqual([]);
@@ -507,6 +564,25 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
             bucketCounts: [1, 1, 0, 0],
             sum: 2,
             count: 2,
+          },
+        ]);
+      });
+
+      it('adds up several observations of a series in one commit and keeps the latest exemplar per bucket', async () => {
+        const traced = (value: number, traceId: string, timestamp: number): HistogramObservation => ({ ...observe(value), exemplar: { traceId, timestamp } });
+        const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(32)) as [string, string, string];
+        await store.commitUpdate(commit(update(DEV, 'u1', 1), { histograms: [traced(0.5, a, 100), traced(20, b, 101)] }));
+        // No exemplar for +Inf in this commit: the stored one stays; the first bucket's is replaced.
+        await store.commitUpdate(commit(update(DEV, 'u2', 2), { histograms: [traced(0.75, c, 102), observe(8), observe(9)] }));
+        expect(await store.readHistograms()).toEqual([
+          {
+            name: 'pulumi_update_duration_seconds',
+            labels: { kind: 'update' },
+            buckets: BOUNDS,
+            bucketCounts: [2, 0, 2, 1],
+            sum: 38.25,
+            count: 5,
+            exemplars: [{ traceId: c, value: 0.75, timestamp: 102 }, null, null, { traceId: b, value: 20, timestamp: 101 }],
           },
         ]);
       });

@@ -92,6 +92,9 @@ class FakeApi implements PulumiCloudApi {
   async latestPreviews(): Promise<HistoryPage> {
     throw new Error('not used');
   }
+  async previewsSince(): Promise<UpdateInfo[]> {
+    throw new Error('not used: previews are off by default');
+  }
   async updateStatus(): Promise<UpdateStatus> {
     throw new Error('not used');
   }
