@@ -134,10 +134,21 @@ function watchSignals(logger: Logger): SignalWatch {
 }
 
 /** Resolves with the name of the first SIGINT or SIGTERM. Only main.ts handles signals. */
-function untilSignal(): Promise<string> {
+/**
+ * For `demo` and `simulate`: resolves at SIGINT/SIGTERM. SIGHUP (a closed terminal, a
+ * supervisor's reload) is ignored with a line on stderr, as `run` does, instead of killing
+ * the process without stopping what it started.
+ */
+function untilSignal(err: (line: string) => void): Promise<string> {
+  const onHangup = (): void => err('SIGHUP ignored: stop with SIGINT (Ctrl-C) or SIGTERM');
+  process.on('SIGHUP', onHangup);
   return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+    const done = (signal: string): void => {
+      process.off('SIGHUP', onHangup);
+      resolve(signal);
+    };
+    process.once('SIGINT', () => done('SIGINT'));
+    process.once('SIGTERM', () => done('SIGTERM'));
   });
 }
 
@@ -168,7 +179,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     async run(_values, _positionals, args, io) {
       const { simulateCommand } = await import('./simulator/simulate-command.js');
       const stop = new AbortController();
-      void untilSignal().then(() => stop.abort());
+      void untilSignal(io.err).then(() => stop.abort());
       return simulateCommand(args, io.out, stop.signal);
     },
   },
@@ -206,7 +217,7 @@ ${HELP_USAGE}`,
         processEnvironment(),
         io.out,
       );
-      await untilSignal();
+      await untilSignal(io.err);
       await demo.stop();
       return 0;
     },

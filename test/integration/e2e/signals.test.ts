@@ -86,6 +86,23 @@ describe('signals', () => {
     expect(run.output()).toContain('"signal":"SIGINT"');
   }, 30_000);
 
+  it('keeps `demo` running through SIGHUP (a closed terminal) and stops it on SIGTERM with exit status 0', async () => {
+    const demo = startCli(['demo', '--state', `${tmp.dir}/demo.db`, '--live-interval-ms', '1000'], {
+      EXPORTER_PORT: '0',
+      OTEL_TRACES_EXPORTER: 'none',
+      EXPORTER_LOG_LEVEL: 'silent',
+    });
+    await eventually(async () => (demo.output().includes('Prometheus metrics') ? true : undefined), 20_000, 'the demo URLs');
+    demo.child.kill('SIGHUP');
+    await eventually(async () => (demo.output().includes('SIGHUP ignored') ? true : undefined), 5_000, 'the SIGHUP line');
+    expect(demo.child.exitCode).toBeNull();
+    expect(demo.child.signalCode).toBeNull();
+    demo.child.kill('SIGTERM');
+    const exit = await demo.exited;
+    expect(exit.signal).toBeNull();
+    expect(exit.code).toBe(0);
+  }, 40_000);
+
   it('refuses a second `once` on a state file in use, with STATE_LOCKED and exit status 1, leaving the first running', async () => {
     sim.resetStats();
     const first = startCli(['once'], onceEnv('shared.db'));
