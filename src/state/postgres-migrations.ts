@@ -180,6 +180,14 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       ALTER TABLE stacks ADD COLUMN preview_cursor_start bigint;
     `,
   },
+  {
+    version: 6,
+    name: 'recent updates index',
+    // Mirrors SQLite schema 6: the status page's recent updates read in index order.
+    sql: `
+      CREATE INDEX exported_updates_recent ON exported_updates (end_time DESC, version DESC, org, project, stack);
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

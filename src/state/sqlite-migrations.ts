@@ -173,6 +173,14 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       ALTER TABLE stacks ADD COLUMN preview_cursor_start INTEGER;
     `,
   },
+  {
+    version: 6,
+    name: 'recent updates index',
+    // The status page's recent updates (RECENT_UPDATES_SQL) read in index order, not by sorting the ledger.
+    sql: `
+      CREATE INDEX exported_updates_recent ON exported_updates (end_time DESC, version DESC, org, project, stack);
+    `,
+  },
 ];
 
 interface CounterDbRow {

@@ -13,6 +13,7 @@ import {
   pendingMigrations,
 } from '../../../src/state/sqlite-migrations.js';
 import { SqliteStateStore } from '../../../src/state/sqlite-store.js';
+import { RECENT_UPDATES_SQL } from '../../../src/state/stack-row.js';
 import { stateStoreContract } from './state-store-contract.js';
 
 function tempDir(): string {
@@ -89,6 +90,21 @@ describe('SqliteStateStore on disk', () => {
     expect(await store.getStack(ref)).toEqual({ ...ref, lastUpdate: 100, cursorVersion: 5, firstSeenMs: 1_000 });
     await store.setPreviewCursor(ref, { version: 5, startTime: 120 });
     expect((await store.getStack(ref))?.previewCursor).toEqual({ version: 5, startTime: 120 });
+  });
+
+  it('reads the recent updates of the status page in index order, without sorting the ledger', async () => {
+    const path = join(dir, 'state.db');
+    const store = open(path);
+    await store.migrate();
+    await store.close();
+    const raw = new Database(path, { readonly: true });
+    try {
+      const plan = (raw.prepare(`EXPLAIN QUERY PLAN ${RECENT_UPDATES_SQL} LIMIT 50`).all() as { detail: string }[]).map((r) => r.detail);
+      expect(plan.join('; ')).toContain('exported_updates_recent');
+      expect(plan.join('; ')).not.toContain('TEMP B-TREE');
+    } finally {
+      raw.close();
+    }
   });
 
   it('records each applied migration once in schema_migrations', async () => {
