@@ -96,19 +96,29 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   // have no kind label (the update that follows runs, and is counted with, the same steps).
   if (preview) return { counters: counters.deltas(), histograms };
 
+  // The steps of an update fall into a few series: each series gets one labels object, so
+  // its labels are keyed once (labelsKey remembers them) instead of once per step.
+  const operationLabels = new LabelSets();
+  const durationLabels = new LabelSets();
+  const org = { org: stack.org };
   for (const op of input.operations) {
     counters.add(
       METRICS.resourceOperationsTotal.name,
-      { ...(detail.resourceOperationsByStack ? base : project), operation: op.op, resource_type: op.resourceType, result: op.result },
+      operationLabels.get(op.op, op.resourceType, op.result, () => ({
+        ...(detail.resourceOperationsByStack ? base : project),
+        operation: op.op,
+        resource_type: op.resourceType,
+        result: op.result,
+      })),
       1,
     );
     // An interrupted step never finished, so it has no duration to observe.
     if (op.result === 'interrupted') continue;
-    const labels = {
-      ...(detail.resourceOperationDurationByStack ? base : { org: stack.org }),
+    const labels = durationLabels.get(op.op, op.resourceType, '', () => ({
+      ...(detail.resourceOperationDurationByStack ? base : org),
       operation: op.op,
       resource_type: op.resourceType,
-    };
+    }));
     histograms.push({
       name: METRICS.resourceOperationDurationSeconds.name,
       labels,
@@ -136,18 +146,40 @@ export function kindLabel(kind: string): string {
   return isPreviewKind(kind) ? 'preview' : kind;
 }
 
+/** One labels object per (a, b, c) of one update's steps. */
+class LabelSets {
+  private readonly byA = new Map<string, Map<string, Map<string, Labels>>>();
+
+  get(a: string, b: string, c: string, make: () => Labels): Labels {
+    let byB = this.byA.get(a);
+    if (byB === undefined) this.byA.set(a, (byB = new Map()));
+    let byC = byB.get(b);
+    if (byC === undefined) byB.set(b, (byC = new Map()));
+    let labels = byC.get(c);
+    if (labels === undefined) byC.set(c, (labels = make()));
+    return labels;
+  }
+}
+
 /** Sums increments per (name, labels) so the store gets one delta per series. */
 class CounterSums {
-  private readonly byKey = new Map<string, { name: string; labels: Labels; value: number }>();
+  private readonly byName = new Map<string, Map<string, { name: string; labels: Labels; value: number }>>();
+  private readonly order: { name: string; labels: Labels; value: number }[] = [];
 
   add(name: string, labels: Labels, value: number): void {
-    const key = `${name}${labelsKey(labels)}`;
-    const existing = this.byKey.get(key);
+    let byKey = this.byName.get(name);
+    if (byKey === undefined) this.byName.set(name, (byKey = new Map()));
+    const key = labelsKey(labels);
+    const existing = byKey.get(key);
     if (existing) existing.value += value;
-    else this.byKey.set(key, { name, labels, value });
+    else {
+      const delta = { name, labels, value };
+      byKey.set(key, delta);
+      this.order.push(delta);
+    }
   }
 
   deltas(): CounterDelta[] {
-    return [...this.byKey.values()];
+    return this.order;
   }
 }
