@@ -96,15 +96,16 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   // have no kind label (the update that follows runs, and is counted with, the same steps).
   if (preview) return { counters: counters.deltas(), histograms };
 
-  // The steps of an update fall into a few series: each series gets one labels object, so
-  // its labels are keyed once (labelsKey remembers them) instead of once per step.
-  const operationLabels = new LabelSets();
-  const durationLabels = new LabelSets();
-  const org = { org: stack.org };
+  // The steps of all updates fall into comparatively few series: each series gets one
+  // labels object, so its labels are keyed once (labelsKey remembers them), not per step.
+  // Scopes of one length, whatever the detail setting, so no tuple is a prefix of another.
+  const byStack = [':stack', stack.org, stack.project, stack.stack];
+  const operationScope = detail.resourceOperationsByStack ? byStack : [':project', stack.org, stack.project, ''];
+  const durationScope = detail.resourceOperationDurationByStack ? byStack : [':org', stack.org, '', ''];
   for (const op of input.operations) {
     counters.add(
       METRICS.resourceOperationsTotal.name,
-      operationLabels.get(op.op, op.resourceType, op.result, () => ({
+      OPERATION_LABELS.get([...operationScope, op.op, op.resourceType, op.result], () => ({
         ...(detail.resourceOperationsByStack ? base : project),
         operation: op.op,
         resource_type: op.resourceType,
@@ -114,8 +115,8 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
     );
     // An interrupted step never finished, so it has no duration to observe.
     if (op.result === 'interrupted') continue;
-    const labels = durationLabels.get(op.op, op.resourceType, '', () => ({
-      ...(detail.resourceOperationDurationByStack ? base : org),
+    const labels = DURATION_LABELS.get([...durationScope, op.op, op.resourceType], () => ({
+      ...(detail.resourceOperationDurationByStack ? base : { org: stack.org }),
       operation: op.op,
       resource_type: op.resourceType,
     }));
@@ -146,20 +147,42 @@ export function kindLabel(kind: string): string {
   return isPreviewKind(kind) ? 'preview' : kind;
 }
 
-/** One labels object per (a, b, c) of one update's steps. */
+/**
+ * One labels object per tuple of label values (the same tuple length for every call of one
+ * instance), shared by every update's steps of that series. Forgets everything past
+ * MAX_LABEL_SETS tuples, so it holds at most that many however many series come and go.
+ */
 class LabelSets {
-  private readonly byA = new Map<string, Map<string, Map<string, Labels>>>();
+  private readonly root = new Map<string, unknown>();
+  private size = 0;
 
-  get(a: string, b: string, c: string, make: () => Labels): Labels {
-    let byB = this.byA.get(a);
-    if (byB === undefined) this.byA.set(a, (byB = new Map()));
-    let byC = byB.get(b);
-    if (byC === undefined) byB.set(b, (byC = new Map()));
-    let labels = byC.get(c);
-    if (labels === undefined) byC.set(c, (labels = make()));
+  get(values: readonly string[], make: () => Labels): Labels {
+    let node = this.root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = node.get(values[i] as string) as Map<string, unknown> | undefined;
+      if (next === undefined) node.set(values[i] as string, (next = new Map()));
+      node = next;
+    }
+    let labels = node.get(values[last] as string) as Labels | undefined;
+    if (labels === undefined) {
+      if (this.size >= MAX_LABEL_SETS) {
+        this.root.clear();
+        this.size = 0;
+        return this.get(values, make);
+      }
+      node.set(values[last] as string, (labels = make()));
+      this.size += 1;
+    }
     return labels;
   }
 }
+
+const MAX_LABEL_SETS = 50_000;
+/** Scope (see updateMetricDeltas), operation, resource type, result. */
+const OPERATION_LABELS = new LabelSets();
+/** Scope (see updateMetricDeltas), operation, resource type. */
+const DURATION_LABELS = new LabelSets();
 
 /** Sums increments per (name, labels) so the store gets one delta per series. */
 class CounterSums {
