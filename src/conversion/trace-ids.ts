@@ -8,9 +8,9 @@ import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
  * an update from its stack and update id.
  */
 
-/** The first `hexChars` hex digits of SHA-256 over the UTF-8 bytes of `text`. */
+/** The first `hexChars` (even) hex digits of SHA-256 over the UTF-8 bytes of `text`. */
 function sha256Hex(text: string, hexChars: number): string {
-  return bytesToHex(sha256(utf8ToBytes(text))).slice(0, hexChars);
+  return bytesToHex(sha256(utf8ToBytes(text)).subarray(0, hexChars / 2));
 }
 
 /** Trace id of an update: first 16 bytes of SHA-256("{org}/{project}/{stack}/{updateID}"), 32 hex chars. */

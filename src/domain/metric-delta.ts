@@ -39,7 +39,26 @@ export interface MetricDeltas {
   readonly histograms: readonly HistogramObservation[];
 }
 
-/** Canonical key of a label set: sorted `k=v` pairs, so the same labels always match. */
+/** The key of each label set already asked for: label sets are read-only, so it cannot go stale. */
+const keys = new WeakMap<Labels, string>();
+
+/**
+ * Canonical key of a label set: JSON of its sorted [name, value] pairs, so the same labels
+ * always match. Remembered per label set, since one set is keyed by the deltas, the store
+ * and the change log in turn (a backfill keys about 150,000).
+ */
 export function labelsKey(labels: Labels): string {
-  return JSON.stringify(Object.keys(labels).sort().map((k) => [k, labels[k]]));
+  let key = keys.get(labels);
+  if (key === undefined) {
+    const names = Object.keys(labels).sort();
+    key = '[';
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      // The same text as JSON.stringify of the pairs (a missing value becomes null there too).
+      key += `${i === 0 ? '' : ','}[${JSON.stringify(name)},${JSON.stringify(labels[name] ?? null)}]`;
+    }
+    key += ']';
+    keys.set(labels, key);
+  }
+  return key;
 }

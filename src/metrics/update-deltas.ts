@@ -96,19 +96,30 @@ export function updateMetricDeltas(input: UpdateDeltaInput): MetricDeltas {
   // have no kind label (the update that follows runs, and is counted with, the same steps).
   if (preview) return { counters: counters.deltas(), histograms };
 
+  // The steps of all updates fall into comparatively few series: each series gets one
+  // labels object, so its labels are keyed once (labelsKey remembers them), not per step.
+  // Scopes of one length, whatever the detail setting, so no tuple is a prefix of another.
+  const byStack = [':stack', stack.org, stack.project, stack.stack];
+  const operationScope = detail.resourceOperationsByStack ? byStack : [':project', stack.org, stack.project, ''];
+  const durationScope = detail.resourceOperationDurationByStack ? byStack : [':org', stack.org, '', ''];
   for (const op of input.operations) {
     counters.add(
       METRICS.resourceOperationsTotal.name,
-      { ...(detail.resourceOperationsByStack ? base : project), operation: op.op, resource_type: op.resourceType, result: op.result },
+      OPERATION_LABELS.get([...operationScope, op.op, op.resourceType, op.result], () => ({
+        ...(detail.resourceOperationsByStack ? base : project),
+        operation: op.op,
+        resource_type: op.resourceType,
+        result: op.result,
+      })),
       1,
     );
     // An interrupted step never finished, so it has no duration to observe.
     if (op.result === 'interrupted') continue;
-    const labels = {
+    const labels = DURATION_LABELS.get([...durationScope, op.op, op.resourceType], () => ({
       ...(detail.resourceOperationDurationByStack ? base : { org: stack.org }),
       operation: op.op,
       resource_type: op.resourceType,
-    };
+    }));
     histograms.push({
       name: METRICS.resourceOperationDurationSeconds.name,
       labels,
@@ -136,18 +147,62 @@ export function kindLabel(kind: string): string {
   return isPreviewKind(kind) ? 'preview' : kind;
 }
 
+/**
+ * One labels object per tuple of label values (the same tuple length for every call of one
+ * instance), shared by every update's steps of that series. Forgets everything past
+ * MAX_LABEL_SETS tuples, so it holds at most that many however many series come and go.
+ */
+class LabelSets {
+  private readonly root = new Map<string, unknown>();
+  private size = 0;
+
+  get(values: readonly string[], make: () => Labels): Labels {
+    let node = this.root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = node.get(values[i] as string) as Map<string, unknown> | undefined;
+      if (next === undefined) node.set(values[i] as string, (next = new Map()));
+      node = next;
+    }
+    let labels = node.get(values[last] as string) as Labels | undefined;
+    if (labels === undefined) {
+      if (this.size >= MAX_LABEL_SETS) {
+        this.root.clear();
+        this.size = 0;
+        return this.get(values, make);
+      }
+      node.set(values[last] as string, (labels = make()));
+      this.size += 1;
+    }
+    return labels;
+  }
+}
+
+const MAX_LABEL_SETS = 50_000;
+/** Scope (see updateMetricDeltas), operation, resource type, result. */
+const OPERATION_LABELS = new LabelSets();
+/** Scope (see updateMetricDeltas), operation, resource type. */
+const DURATION_LABELS = new LabelSets();
+
 /** Sums increments per (name, labels) so the store gets one delta per series. */
 class CounterSums {
-  private readonly byKey = new Map<string, { name: string; labels: Labels; value: number }>();
+  private readonly byName = new Map<string, Map<string, { name: string; labels: Labels; value: number }>>();
+  private readonly order: { name: string; labels: Labels; value: number }[] = [];
 
   add(name: string, labels: Labels, value: number): void {
-    const key = `${name}${labelsKey(labels)}`;
-    const existing = this.byKey.get(key);
+    let byKey = this.byName.get(name);
+    if (byKey === undefined) this.byName.set(name, (byKey = new Map()));
+    const key = labelsKey(labels);
+    const existing = byKey.get(key);
     if (existing) existing.value += value;
-    else this.byKey.set(key, { name, labels, value });
+    else {
+      const delta = { name, labels, value };
+      byKey.set(key, delta);
+      this.order.push(delta);
+    }
   }
 
   deltas(): CounterDelta[] {
-    return [...this.byKey.values()];
+    return this.order;
   }
 }

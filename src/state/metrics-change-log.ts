@@ -30,8 +30,9 @@ const MAX_KEYS = 100_000;
  * Recording a key that did not really change is harmless (its rows are read again).
  */
 export class MetricsChangeLog {
-  /** `name\nlabelsKey` to the stamp of its latest write: only strings, no caller objects kept. */
-  private readonly series = new Map<string, number>();
+  /** Name, then labelsKey, to the stamp of its latest write: only strings, no caller objects kept. */
+  private readonly series = new Map<string, Map<string, number>>();
+  private seriesCount = 0;
   private readonly stacks = new Map<string, { ref: StackRef; stamp: number }>();
   /** The answer covers stamps above `base`, through `last`; undefined before the first record. */
   private base: number | undefined;
@@ -39,14 +40,21 @@ export class MetricsChangeLog {
 
   /** After the transaction that moved the stamp to `stamp` committed. */
   record(stamp: number, changes: MetricsChanges): void {
-    if (this.last === undefined || stamp !== this.last + 1 || this.series.size + this.stacks.size > MAX_KEYS) {
+    if (this.last === undefined || stamp !== this.last + 1 || this.seriesCount + this.stacks.size > MAX_KEYS) {
       // A gap (or too much to remember): nothing before this write can be answered.
       this.series.clear();
+      this.seriesCount = 0;
       this.stacks.clear();
       this.base = stamp - 1;
     }
     this.last = stamp;
-    for (const ref of changes.series) this.series.set(`${ref.name}\n${labelsKey(ref.labels)}`, stamp);
+    for (const ref of changes.series) {
+      let byKey = this.series.get(ref.name);
+      if (byKey === undefined) this.series.set(ref.name, (byKey = new Map()));
+      const key = labelsKey(ref.labels);
+      if (!byKey.has(key)) this.seriesCount += 1;
+      byKey.set(key, stamp);
+    }
     for (const ref of changes.stacks) this.stacks.set(stackKey(ref), { ref, stamp });
   }
 
@@ -60,9 +68,15 @@ export class MetricsChangeLog {
     if (this.base === undefined || this.last !== current || since < this.base || since > current) return undefined;
     const series: SeriesRef[] = [];
     const stacks: StackRef[] = [];
-    for (const [key, stamp] of this.series) {
-      if (stamp > since) series.push(seriesRef(key));
-      else this.series.delete(key);
+    for (const [name, byKey] of this.series) {
+      for (const [key, stamp] of byKey) {
+        if (stamp > since) series.push(seriesRef(name, key));
+        else {
+          byKey.delete(key);
+          this.seriesCount -= 1;
+        }
+      }
+      if (byKey.size === 0) this.series.delete(name);
     }
     for (const [key, entry] of this.stacks) {
       if (entry.stamp > since) stacks.push(entry.ref);
@@ -73,8 +87,7 @@ export class MetricsChangeLog {
   }
 }
 
-/** The series a `name\nlabelsKey` key names (labelsKey: JSON of the sorted [name, value] pairs). */
-function seriesRef(key: string): SeriesRef {
-  const cut = key.indexOf('\n');
-  return { name: key.slice(0, cut), labels: Object.fromEntries(JSON.parse(key.slice(cut + 1)) as [string, string][]) };
+/** The series a name and labelsKey name (labelsKey: JSON of the sorted [name, value] pairs). */
+function seriesRef(name: string, key: string): SeriesRef {
+  return { name, labels: Object.fromEntries(JSON.parse(key) as [string, string][]) };
 }

@@ -25,6 +25,7 @@ import {
 } from './delta-rules.js';
 import { checkFollowRecord, mergeSpanIds } from './follow-rules.js';
 import { MetricsChangeLog, type SeriesRef } from './metrics-change-log.js';
+import { HistogramRowCache, type HistogramTotals } from './histogram-row-cache.js';
 import { SCHEMA_MIGRATIONS_TABLE_SQL, SQLITE_SCHEMA_VERSION, pendingMigrations, type HistogramDbRow } from './sqlite-migrations.js';
 import {
   IN_PROGRESS_SQL,
@@ -92,6 +93,8 @@ export class SqliteStateStore implements StateStore {
   private readonly statements = new Map<string, Database.Statement>();
   /** This process holds the file alone, so it sees every write: scrapes read only what changed. */
   private readonly changes = new MetricsChangeLog();
+  /** Sole writer of the file, so commits need not read back the histogram rows they wrote. */
+  private readonly histogramRows = new HistogramRowCache();
 
   constructor(options: SqliteStateStoreOptions) {
     if (options.path.length === 0) {
@@ -103,6 +106,8 @@ export class SqliteStateStore implements StateStore {
   }
 
   async migrate(): Promise<void> {
+    // Migrations may rewrite the histogram rows.
+    this.histogramRows.clear();
     const db = this.run('open', (d) => d);
     this.run('read schema version', (d) => {
       d.exec(SCHEMA_MIGRATIONS_TABLE_SQL);
@@ -155,6 +160,7 @@ export class SqliteStateStore implements StateStore {
     const db = this.db;
     this.db = undefined;
     this.statements.clear();
+    this.histogramRows.clear();
     if (db === undefined) return;
     try {
       db.close();
@@ -289,6 +295,7 @@ export class SqliteStateStore implements StateStore {
       const { update: u, deltas, exportedAtMs } = commit;
       const s = u.stack;
       const touched: SeriesRef[] = [];
+      const written: [name: string, key: string, totals: HistogramTotals][] = [];
       let stamp = 0;
       const preview = isPreviewKind(u.kind);
       const apply = db.transaction((): boolean => {
@@ -336,11 +343,10 @@ export class SqliteStateStore implements StateStore {
           const first = observations[0] as HistogramObservation;
           const key = labelsKey(first.labels);
           touched.push(first);
-          const row = this.stmt(
-            'SELECT buckets_json, bucket_counts_json, exemplars_json FROM histograms WHERE name = ? AND labels_key = ?',
-          ).get(first.name, key) as Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json' | 'exemplars_json'> | undefined;
-          const stored = row === undefined ? first.buckets : parseNumbers(row.buckets_json);
-          const counts = row === undefined ? new Array<number>(stored.length + 1).fill(0) : parseNumbers(row.bucket_counts_json);
+          const row = this.histogramRows.get(first.name, key) ?? this.readHistogramTotals(first.name, key);
+          const stored = row === undefined ? first.buckets : row.buckets;
+          // A copy: the cached row changes only once this transaction committed.
+          const counts = row === undefined ? new Array<number>(stored.length + 1).fill(0) : [...row.counts];
           if (counts.length !== stored.length + 1) {
             throw new ExporterError('STATE_ERROR', `histogram ${first.name} has a corrupt bucket_counts row`);
           }
@@ -353,12 +359,13 @@ export class SqliteStateStore implements StateStore {
             counts[slot] = (counts[slot] as number) + 1;
             sum += obs.value;
             if (obs.exemplar !== undefined) {
-              exemplars ??= row?.exemplars_json ? parseExemplars(row.exemplars_json) : [];
+              exemplars ??= row?.exemplarsJson ? parseExemplars(row.exemplarsJson) : [];
               while (exemplars.length < obs.buckets.length + 1) exemplars.push(null);
               exemplars[slot] = { traceId: obs.exemplar.traceId, value: obs.value, timestamp: obs.exemplar.timestamp };
             }
           }
-          const exemplarsJson = exemplars === undefined ? (row?.exemplars_json ?? null) : JSON.stringify(exemplars);
+          const exemplarsJson = exemplars === undefined ? (row?.exemplarsJson ?? null) : JSON.stringify(exemplars);
+          written.push([first.name, key, { buckets: stored, counts, exemplarsJson }]);
           if (row === undefined) {
             this.stmt(
               `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count, exemplars_json)
@@ -401,6 +408,7 @@ export class SqliteStateStore implements StateStore {
         return true;
       });
       if (!apply.immediate()) return false;
+      for (const [name, key, totals] of written) this.histogramRows.set(name, key, totals);
       this.changes.record(stamp, { series: touched, stacks: [s] });
       return true;
     });
@@ -558,6 +566,15 @@ export class SqliteStateStore implements StateStore {
       }
       return { stamp, changes, counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress };
     });
+  }
+
+  /** A stored histogram row as commitUpdate folds into it; undefined when there is none yet. */
+  private readHistogramTotals(name: string, key: string): HistogramTotals | undefined {
+    const row = this.stmt('SELECT buckets_json, bucket_counts_json, exemplars_json FROM histograms WHERE name = ? AND labels_key = ?').get(name, key) as
+      | Pick<HistogramDbRow, 'buckets_json' | 'bucket_counts_json' | 'exemplars_json'>
+      | undefined;
+    if (row === undefined) return undefined;
+    return { buckets: parseNumbers(row.buckets_json), counts: parseNumbers(row.bucket_counts_json), exemplarsJson: row.exemplars_json };
   }
 
   /** Moves the metrics stamp (inside the caller's transaction); returns the new stamp. */
@@ -738,8 +755,13 @@ function toLastSuccessRow(r: LastSuccessDbRow): LastSuccessRow {
   return { stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time };
 }
 
+/** The stored JSON of each (read-only) label set already written: step series share theirs. */
+const storedLabels = new WeakMap<Labels, string>();
+
 function labelsJson(labels: Labels): string {
-  return JSON.stringify(canonicalLabels(labels));
+  let json = storedLabels.get(labels);
+  if (json === undefined) storedLabels.set(labels, (json = JSON.stringify(canonicalLabels(labels))));
+  return json;
 }
 
 function parseLabels(json: string): Labels {

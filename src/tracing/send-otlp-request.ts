@@ -63,6 +63,9 @@ export async function sendOtlpRequest(request: OtlpRequest, deadline: AbortSigna
 
 async function readCapped(response: Response): Promise<Uint8Array> {
   if (response.body === null) return EMPTY;
+  // A collector's answer is usually a few bytes with a length: read at once, not chunk by chunk.
+  const length = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (Number.isSafeInteger(length) && length >= 0 && length <= MAX_ANSWER_BYTES) return new Uint8Array(await response.arrayBuffer());
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of response.body) {

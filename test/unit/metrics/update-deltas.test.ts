@@ -44,6 +44,30 @@ const op = (o: Partial<ResourceOperation>): ResourceOperation => ({
 });
 
 describe('updateMetricDeltas', () => {
+  it('gives the steps of every update the labels of their own stack and detail setting, one labels object per series', () => {
+    const steps = [op({}), op({ urn: 'urn:pulumi:prod::web::aws:s3/bucket:Bucket::logs', durationSeconds: 5 })];
+    const byStack = { ...DEFAULT_METRIC_DETAIL, resourceOperationsByStack: true, resourceOperationDurationByStack: true };
+    const other = { org: 'acme', project: 'api', stack: 'prod' };
+    const runs = [
+      updateMetricDeltas(input({ operations: steps })),
+      updateMetricDeltas(input({ operations: steps, detail: byStack })),
+      updateMetricDeltas(input({ operations: steps, stack: other })),
+      updateMetricDeltas(input({ operations: steps, updateId: 'u-2' })),
+    ];
+    const step = { operation: 'create', resource_type: 'aws:s3/bucket:Bucket' };
+    expect(counter(runs[0]!, 'pulumi_resource_operations_total')).toEqual([{ labels: { ...project, ...step, result: 'succeeded' }, value: 2 }]);
+    expect(counter(runs[1]!, 'pulumi_resource_operations_total')).toEqual([{ labels: { ...base, ...step, result: 'succeeded' }, value: 2 }]);
+    expect(counter(runs[2]!, 'pulumi_resource_operations_total')).toEqual([
+      { labels: { org: 'acme', project: 'api', ...step, result: 'succeeded' }, value: 2 },
+    ]);
+    expect(observations(runs[0]!, 'pulumi_resource_operation_duration_seconds').map((o) => o.labels)).toEqual([{ org: 'acme', ...step }, { org: 'acme', ...step }]);
+    expect(observations(runs[1]!, 'pulumi_resource_operation_duration_seconds').map((o) => o.labels)).toEqual([{ ...base, ...step }, { ...base, ...step }]);
+    // Both steps, and the next update of the stack, share one labels object for the series.
+    const durations = (d: MetricDeltas) => d.histograms.filter((h) => h.name === 'pulumi_resource_operation_duration_seconds');
+    expect(durations(runs[0]!)[1]!.labels).toBe(durations(runs[0]!)[0]!.labels);
+    expect(durations(runs[3]!)[0]!.labels).toBe(durations(runs[0]!)[0]!.labels);
+  });
+
   it.each<[TerminalResult, number]>([
     ['succeeded', 0],
     ['failed', 1],

@@ -600,6 +600,19 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect((await store.readHistograms())[0]).toMatchObject({ buckets: BOUNDS, count: 1 });
       });
 
+      it('folds later observations into the committed totals only, after a commit refused half-way through its series', async () => {
+        const prod = { kind: 'update', stack: 'prod' };
+        await store.commitUpdate(commit(update(DEV, 'u1', 1), { histograms: [observe(3), observe(3, prod)] }));
+        // The first series is folded before the second one's bounds are refused: all of it rolls back.
+        await expectStateError(
+          store.commitUpdate(commit(update(DEV, 'u2', 2), { histograms: [observe(7), observe(3, prod, [1, 5, 30])] })),
+        );
+        expect(await store.commitUpdate(commit(update(DEV, 'u3', 3), { histograms: [observe(20)] }))).toBe(true);
+        const rows = await store.readHistograms();
+        expect(rows.find((r) => r.labels.stack === undefined)).toMatchObject({ bucketCounts: [0, 1, 0, 1], sum: 23, count: 2 });
+        expect(rows.find((r) => r.labels.stack === 'prod')).toMatchObject({ bucketCounts: [0, 1, 0, 0], sum: 3, count: 1 });
+      });
+
       it('refuses a non-finite value and bounds that are not strictly ascending', async () => {
         await expectStateError(store.commitUpdate(commit(update(DEV, 'u1', 1), { histograms: [observe(Number.NaN)] })));
         await expectStateError(
