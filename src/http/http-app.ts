@@ -51,15 +51,7 @@ export interface HttpAppDeps {
  * bare 500, so no internals leak to the client.
  */
 export function createHttpApp(deps: HttpAppDeps): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-
-  app.use((_req, res, next) => {
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Cache-Control', 'no-store');
-    next();
-  });
+  const app = bareApp();
 
   if (deps.webhook !== undefined) app.use(deps.webhook);
 
@@ -157,4 +149,17 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
 function oneLine(text: string): string {
   return text.replace(/[\r\n]+/g, ' ');
+}
+
+/** An express app that names no framework, sends no ETags, and marks every answer nosniff and no-store. */
+export function bareApp(): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+  return app;
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../logging/logger.js';
 import type { WebhookMetrics, WebhookOutcome } from '../metrics/webhook-metrics.js';
 import type { TriggerDecision } from '../sync/sync-trigger.js';
 import { signatureProblem } from './webhook-signature.js';
+import { bareApp } from './http-app.js';
 
 export const WEBHOOK_PATH = '/webhooks/pulumi';
 
@@ -217,14 +218,7 @@ function stackOf(payload: Record<string, unknown>): StackRef {
  * route and nothing else (no metrics, no status page on a port exposed to the internet).
  */
 export function createWebhookApp(router: express.Router, logger: Logger): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  app.use((_req, res, next) => {
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Cache-Control', 'no-store');
-    next();
-  });
+  const app = bareApp();
   app.use(router);
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'not found' });
