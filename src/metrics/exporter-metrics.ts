@@ -14,7 +14,7 @@ import { METRIC_DEFINITIONS, METRICS } from './definitions.js';
 import { negotiateFormat, type ExpositionFormat } from './negotiate-format.js';
 import { StoreExposition, type ExpositionPiece } from './store-exposition.js';
 import type { StoreSnapshot } from './store-samples.js';
-import { storeSeries } from './store-samples.js';
+import { readStoreSnapshot, storeSeries } from './store-samples.js';
 
 const gzipAsync = promisify(gzip);
 
@@ -372,28 +372,9 @@ export class ExporterMetrics implements ApiObserver, SinkObserver, WebhookMetric
   }
 
   private async readSnapshot(): Promise<StoreSnapshot> {
-    const s = this.store;
-    const reads = await Promise.allSettled([
-      s.readCounters(),
-      s.readHistograms(),
-      s.listStacks(),
-      s.readLastUpdates(),
-      s.readLastSuccesses(),
-      s.listInProgress(),
-    ]);
-    const failed = reads.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    const snapshot = await readStoreSnapshot(this.store);
     this.lastStoreFailure = undefined;
-    const [counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress] = reads;
-    const ok = <T>(r: PromiseSettledResult<T>): T | undefined => (r.status === 'fulfilled' ? r.value : undefined);
-    return {
-      counters: ok(counters),
-      histograms: ok(histograms),
-      stacks: ok(stacks),
-      lastUpdates: ok(lastUpdates),
-      lastSuccesses: ok(lastSuccesses),
-      inProgress: ok(inProgress),
-    };
+    return snapshot;
   }
 
   private own<M extends Metric>(def: MetricDefinition, metric: M): M {

@@ -18,6 +18,7 @@ import type { Logger } from '../logging/logger.js';
 import type { StateStore } from '../state/state-store.js';
 import type { ExporterMetrics } from './exporter-metrics.js';
 import { selfMetricData, storeMetricData, type PromFamily } from './otlp-metric-data.js';
+import { readStoreSnapshot } from './store-samples.js';
 
 // The OTLP metrics push through the OpenTelemetry metrics SDK. Loaded (dynamically, by
 // app.ts) only when metricsPush.exporter is otlp, so the default process does not pay for it.
@@ -126,16 +127,8 @@ class ExporterMetricProducer implements MetricProducer {
   private async readStore(nowMs: number): Promise<MetricData[]> {
     const s = this.options.store;
     this.storeStartMs ??= await s.readMetricsStartMs();
-    const [counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress] = await Promise.all([
-      s.readCounters(),
-      s.readHistograms(),
-      s.listStacks(),
-      s.readLastUpdates(),
-      s.readLastSuccesses(),
-      s.listInProgress(),
-    ]);
     return storeMetricData(
-      { counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress },
+      await readStoreSnapshot(s),
       { storeStartMs: this.storeStartMs, selfStartMs: this.options.selfMetricsSinceMs, nowMs },
     );
   }

@@ -8,13 +8,14 @@ import type {
   LastSuccessRow,
   LastUpdateRow,
   StackRecord,
+  StateStore,
 } from '../state/state-store.js';
 import type { MetricDefinition } from './definitions.js';
 import { METRIC_DEFINITIONS, METRICS } from './definitions.js';
 
 /**
- * What one scrape read from the store. A field is undefined when its read failed; the
- * metrics built from it then have no samples in that scrape.
+ * What one scrape read from the store (readStoreSnapshot fills every field; a field left
+ * out counts as no rows, so the metrics built from it have no samples).
  */
 export interface StoreSnapshot {
   readonly counters?: readonly CounterRow[];
@@ -23,6 +24,19 @@ export interface StoreSnapshot {
   readonly lastUpdates?: readonly LastUpdateRow[];
   readonly lastSuccesses?: readonly LastSuccessRow[];
   readonly inProgress?: readonly InProgressRecord[];
+}
+
+/** Every read that feeds the pulumi_* families (a scrape after a restart, each OTLP push); rejects when one fails. */
+export async function readStoreSnapshot(store: StateStore): Promise<StoreSnapshot> {
+  const [counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress] = await Promise.all([
+    store.readCounters(),
+    store.readHistograms(),
+    store.listStacks(),
+    store.readLastUpdates(),
+    store.readLastSuccesses(),
+    store.listInProgress(),
+  ]);
+  return { counters, histograms, stacks, lastUpdates, lastSuccesses, inProgress };
 }
 
 /** One exposition line's worth of data, in prom-client's MetricValue shape. */
