@@ -15,6 +15,7 @@ import type { Coordinator } from './state/coordinator.js';
 import { createCoordinator, createStateStore } from './state/create-state.js';
 import type { StateStore } from './state/state-store.js';
 import { BackfillProgress } from './sync/backfill-progress.js';
+import { noopSyncMetrics } from './sync/sync-metrics.js';
 import { runFollowCycle, type FollowCycleDeps, type FollowCycleResult } from './sync/follow-cycle.js';
 import { FollowedStreams } from './sync/follow-update.js';
 import { runPollCycle, type PollCycleDeps, type PollCycleResult } from './sync/poll-cycle.js';
@@ -152,7 +153,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
             clock,
             logger: logger.child({ module: 'follow' }),
             intervalMs: config.poll.progressLogIntervalSeconds * 1000,
-            metrics: { setBacklog: () => undefined, setBackfillStacksPending: () => undefined },
+            metrics: noopSyncMetrics,
           }),
         };
   // Webhook deliveries ask for syncs through the same queue (docs/webhooks.md).

@@ -11,6 +11,7 @@ import type { Coordinator } from '../state/coordinator.js';
 import type { StackRecord, StateStore } from '../state/state-store.js';
 import { withSelfSpan } from '../tracing/self-spans.js';
 import { BackfillProgress } from './backfill-progress.js';
+import { noopSyncMetrics } from './sync-metrics.js';
 import { withPreviews } from './preview-sync.js';
 import { stackFilter } from './stack-filter.js';
 import { syncStack, type StackSyncDeps, type StackSyncResult } from './stack-sync.js';
@@ -172,7 +173,7 @@ export function stackSyncer(deps: StackSyncDeps & { readonly previews?: boolean 
       clock: deps.clock,
       logger: deps.logger,
       intervalMs: 60_000,
-      metrics: { setBacklog: () => undefined, setBackfillStacksPending: () => undefined },
+      metrics: noopSyncMetrics,
     });
     return withSelfSpan(
       'stack sync',
