@@ -128,6 +128,7 @@ export function createApp(config: Config, logger: Logger, overrides: AppOverride
     backfillDays: config.poll.backfillDays,
     attempts: new UpdateAttempts(),
     maxUpdateAttempts: config.poll.maxUpdateAttempts,
+    batchMaxSpans: config.traces.batchMaxSpans,
     orgs: config.pulumi.orgs,
     stackConcurrency: config.poll.stackConcurrency,
     previews: config.previews.enabled,

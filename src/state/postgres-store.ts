@@ -282,56 +282,25 @@ export class PostgresStateStore implements StateStore {
   }
 
   async commitUpdate(commit: UpdateCommit): Promise<boolean> {
-    checkCommit(commit);
-    const { update: u, exportedAtMs } = commit;
-    const s = u.stack;
-    const preview = isPreviewKind(u.kind);
-    for (const delta of commit.deltas.counters) checkCounterDelta(delta);
-    for (const obs of commit.deltas.histograms) checkObservation(obs);
-    // One order for every replica, so two commits touching the same series cannot deadlock.
-    const counters = sumCounters(commit.deltas.counters).sort((a, b) => compare(seriesKey(a), seriesKey(b)));
-    const histograms = histogramSeries(commit.deltas.histograms).sort((a, b) => compare(seriesKey(a), seriesKey(b)));
-    return this.transaction('commitUpdate', async (db) => {
-      if (commit.leaseOwner !== undefined) {
-        // FOR KEY SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
-        // row by until this commit ends, so the lease cannot change hands half-way; the
-        // holder's own renewal (an UPDATE of expires_at) does not wait for the commit. A lease
-        // that lapsed but is still in this replica's name had no other holder (taking it over
-        // changes the owner), so nobody else exported the stack meanwhile: the commit stands,
-        // as the renewal keeps such a lease.
-        const held = await db.query(
-          `SELECT 1 FROM stack_leases
-           WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4
-           FOR KEY SHARE`,
-          [s.org, s.project, s.stack, commit.leaseOwner],
-        );
-        if (held.rowCount === 0) {
-          throw new ExporterError(
-            'STATE_LEASE_LOST',
-            `update ${u.updateId} of ${stackKey(s)} was not committed: this replica no longer holds the stack's lease`,
-            { retryable: true, details: { stack: stackKey(s), updateId: u.updateId } },
-          );
-        }
-      }
-      const inserted = await db.query(
-        `INSERT INTO exported_updates
-           (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (org, update_id) DO NOTHING`,
-        [s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs],
-      );
-      if (inserted.rowCount === 0) return false;
+    return (await this.commitUpdates([commit]))[0] === true;
+  }
 
-      // A commit does not relist a stack the org list hides; it only moves its cursor
-      // (GREATEST with 0 for a preview: it never moves it).
-      const stack = await db.query<{ listed: boolean }>(
-        `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES ($1, $2, $3, $4, $5, true)
-         ON CONFLICT (org, project, stack) DO UPDATE SET cursor_version = GREATEST(stacks.cursor_version, excluded.cursor_version)
-         RETURNING listed`,
-        [s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs],
-      );
-
-      // One statement for every counter and one for every histogram series of the update.
+  async commitUpdates(commits: readonly UpdateCommit[]): Promise<boolean[]> {
+    for (const commit of commits) {
+      checkCommit(commit);
+      for (const delta of commit.deltas.counters) checkCounterDelta(delta);
+      for (const obs of commit.deltas.histograms) checkObservation(obs);
+    }
+    return this.transaction('commitUpdates', async (db) => {
+      const committed: boolean[] = [];
+      for (const commit of commits) committed.push(await recordUpdate(db, commit));
+      const added = commits.filter((_, i) => committed[i]);
+      if (added.length === 0) return committed;
+      // Added up per series over the updates, in one order for every replica, so two commits
+      // touching the same series cannot deadlock. One statement for every counter and one
+      // for every histogram series.
+      const counters = sumCounters(added.flatMap((c) => c.deltas.counters)).sort((a, b) => compare(seriesKey(a), seriesKey(b)));
+      const histograms = histogramSeries(added.flatMap((c) => c.deltas.histograms)).sort((a, b) => compare(seriesKey(a), seriesKey(b)));
       if (counters.length > 0) {
         await db.query(
           `INSERT INTO counters (name, labels_key, labels_json, value)
@@ -341,40 +310,8 @@ export class PostgresStateStore implements StateStore {
         );
       }
       if (histograms.length > 0) await addHistogramSeries(db, histograms);
-
-      // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
-      if (stack.rows[0]?.listed === true) {
-        await db.query(
-          `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (org, project, stack, kind) DO UPDATE SET
-             result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
-           WHERE excluded.end_time >= last_updates.end_time`,
-          [s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime)],
-        );
-        if (u.result === 'succeeded' && !preview) {
-          await db.query(
-            `INSERT INTO last_success (org, project, stack, end_time) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
-             WHERE excluded.end_time >= last_success.end_time`,
-            [s.org, s.project, s.stack, u.endTime],
-          );
-        }
-      }
-
-      await db.query('DELETE FROM in_progress WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4', [
-        s.org,
-        s.project,
-        s.stack,
-        u.updateId,
-      ]);
-      await db.query('DELETE FROM follow_records WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4', [
-        s.org,
-        s.project,
-        s.stack,
-        u.updateId,
-      ]);
       await db.query(BUMP_METRICS_STAMP_SQL);
-      return true;
+      return committed;
     });
   }
 
@@ -598,6 +535,77 @@ export class PostgresStateStore implements StateStore {
   }
 }
 
+/**
+ * The per-update part of a commit, inside commitUpdates' transaction: false, changing
+ * nothing, when the update is already in the ledger (under any stack of its org).
+ */
+async function recordUpdate(db: Queryable, commit: UpdateCommit): Promise<boolean> {
+  const { update: u, exportedAtMs } = commit;
+  const s = u.stack;
+  const preview = isPreviewKind(u.kind);
+  if (commit.leaseOwner !== undefined) {
+    // FOR KEY SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
+    // row by until this commit ends, so the lease cannot change hands half-way; the
+    // holder's own renewal (an UPDATE of expires_at) does not wait for the commit. A lease
+    // that lapsed but is still in this replica's name had no other holder (taking it over
+    // changes the owner), so nobody else exported the stack meanwhile: the commit stands,
+    // as the renewal keeps such a lease.
+    const held = await db.query(
+      `SELECT 1 FROM stack_leases
+       WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4
+       FOR KEY SHARE`,
+      [s.org, s.project, s.stack, commit.leaseOwner],
+    );
+    if (held.rowCount === 0) {
+      throw new ExporterError(
+        'STATE_LEASE_LOST',
+        `update ${u.updateId} of ${stackKey(s)} was not committed: this replica no longer holds the stack's lease`,
+        { retryable: true, details: { stack: stackKey(s), updateId: u.updateId } },
+      );
+    }
+  }
+  const inserted = await db.query(
+    `INSERT INTO exported_updates
+       (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (org, update_id) DO NOTHING`,
+    [s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs],
+  );
+  if (inserted.rowCount === 0) return false;
+
+  // A commit does not relist a stack the org list hides; it only moves its cursor
+  // (GREATEST with 0 for a preview: it never moves it).
+  const stack = await db.query<{ listed: boolean }>(
+    `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES ($1, $2, $3, $4, $5, true)
+     ON CONFLICT (org, project, stack) DO UPDATE SET cursor_version = GREATEST(stacks.cursor_version, excluded.cursor_version)
+     RETURNING listed`,
+    [s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs],
+  );
+
+  // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
+  if (stack.rows[0]?.listed === true) {
+    await db.query(
+      `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (org, project, stack, kind) DO UPDATE SET
+         result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
+       WHERE excluded.end_time >= last_updates.end_time`,
+      [s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime)],
+    );
+    if (u.result === 'succeeded' && !preview) {
+      await db.query(
+        `INSERT INTO last_success (org, project, stack, end_time) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
+         WHERE excluded.end_time >= last_success.end_time`,
+        [s.org, s.project, s.stack, u.endTime],
+      );
+    }
+  }
+
+  await db.query('DELETE FROM in_progress WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4', [s.org, s.project, s.stack, u.updateId]);
+  await db.query('DELETE FROM follow_records WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4', [s.org, s.project, s.stack, u.updateId]);
+  return true;
+}
+
 /** The deltas of one counter series added up (one row of the counters statement each). */
 function sumCounters(deltas: readonly CounterDelta[]): CounterDelta[] {
   const sums = new Map<string, CounterDelta>();
@@ -609,7 +617,7 @@ function sumCounters(deltas: readonly CounterDelta[]): CounterDelta[] {
   return [...sums.values()];
 }
 
-/** A histogram series' observations of one commit, added up as the SQLite store adds them. */
+/** A histogram series' observations of one commitUpdates call, added up as the SQLite store adds them. */
 interface HistogramSeries {
   readonly name: string;
   readonly labels: Labels;

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { labelsKey } from '../domain/metric-delta.js';
 import { isPreviewKind } from '../domain/update.js';
-import type { Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
+import type { CounterDelta, Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
 import { ExporterError, isExporterError } from '../errors.js';
@@ -290,128 +290,158 @@ export class SqliteStateStore implements StateStore {
   }
 
   async commitUpdate(commit: UpdateCommit): Promise<boolean> {
-    return this.run('commitUpdate', (db) => {
-      checkCommit(commit);
-      const { update: u, deltas, exportedAtMs } = commit;
-      const s = u.stack;
+    return (await this.commitUpdates([commit]))[0] === true;
+  }
+
+  async commitUpdates(commits: readonly UpdateCommit[]): Promise<boolean[]> {
+    return this.run('commitUpdates', (db) => {
+      for (const commit of commits) checkCommit(commit);
       const touched: SeriesRef[] = [];
+      const stacks = new Map<string, StackRef>();
       const written: [name: string, key: string, totals: HistogramTotals][] = [];
       let stamp = 0;
-      const preview = isPreviewKind(u.kind);
-      const apply = db.transaction((): boolean => {
-        // The ledger is per org: a renamed stack keeps its update ids. The immediate
-        // transaction holds the write lock, so no other connection commits in between.
-        if (this.stmt(EXPORTED_IN_ORG_SQL).get(s.org, u.updateId) !== undefined) return false;
-        this.stmt(
-          `INSERT INTO exported_updates
-             (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs);
-
-        // A commit does not relist a stack the org list hides; it only moves its cursor
-        // (max with 0 for a preview: it never moves it).
-        const listed = this.stmt(
-          `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES (?, ?, ?, ?, ?, 1)
-           ON CONFLICT (org, project, stack) DO UPDATE SET
-             cursor_version = max(cursor_version, excluded.cursor_version)
-           RETURNING listed`,
-        )
-          .pluck()
-          .get(s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs) as number;
+      const apply = db.transaction((): boolean[] => {
+        // The immediate transaction holds the write lock, so no other connection commits in between.
+        const committed = commits.map((commit) => this.recordUpdate(commit));
+        const counters = new Map<string, { delta: CounterDelta; value: number }>();
+        // One read and one write per histogram series, however many observations the
+        // updates bring (each update observes one duration per resource step).
+        const series = new Map<string, HistogramObservation[]>();
+        for (const [i, commit] of commits.entries()) {
+          if (!committed[i]) continue;
+          stacks.set(stackKey(commit.update.stack), commit.update.stack);
+          for (const delta of commit.deltas.counters) {
+            checkCounterDelta(delta);
+            const key = `${delta.name}\n${labelsKey(delta.labels)}`;
+            const sum = counters.get(key);
+            if (sum === undefined) counters.set(key, { delta, value: delta.value });
+            else sum.value += delta.value;
+          }
+          for (const obs of commit.deltas.histograms) {
+            checkObservation(obs);
+            const key = `${obs.name}\n${labelsKey(obs.labels)}`;
+            const list = series.get(key);
+            if (list === undefined) series.set(key, [obs]);
+            else list.push(obs);
+          }
+        }
+        if (stacks.size === 0) return committed;
 
         const addCounter = this.stmt(
           `INSERT INTO counters (name, labels_key, labels_json, value) VALUES (?, ?, ?, ?)
            ON CONFLICT (name, labels_key) DO UPDATE SET value = value + excluded.value`,
         );
-        for (const delta of deltas.counters) {
-          checkCounterDelta(delta);
-          addCounter.run(delta.name, labelsKey(delta.labels), labelsJson(delta.labels), delta.value);
+        for (const { delta, value } of counters.values()) {
+          addCounter.run(delta.name, labelsKey(delta.labels), labelsJson(delta.labels), value);
           touched.push(delta);
-        }
-
-        // One read and one write per histogram series, however many of its observations
-        // the update brings (an update observes one duration per resource step).
-        const series = new Map<string, HistogramObservation[]>();
-        for (const obs of deltas.histograms) {
-          checkObservation(obs);
-          const key = `${obs.name}\n${labelsKey(obs.labels)}`;
-          const list = series.get(key);
-          if (list === undefined) series.set(key, [obs]);
-          else list.push(obs);
         }
         for (const observations of series.values()) {
           const first = observations[0] as HistogramObservation;
-          const key = labelsKey(first.labels);
           touched.push(first);
-          const row = this.histogramRows.get(first.name, key) ?? this.readHistogramTotals(first.name, key);
-          const stored = row === undefined ? first.buckets : row.buckets;
-          // A copy: the cached row changes only once this transaction committed.
-          const counts = row === undefined ? new Array<number>(stored.length + 1).fill(0) : [...row.counts];
-          if (counts.length !== stored.length + 1) {
-            throw new ExporterError('STATE_ERROR', `histogram ${first.name} has a corrupt bucket_counts row`);
-          }
-          // The latest exemplar per bucket: commits arrive roughly in end-time order.
-          let exemplars: (Exemplar | null)[] | undefined;
-          let sum = 0;
-          for (const obs of observations) {
-            if (!sameBuckets(stored, obs.buckets)) throw bucketMismatch(obs, stored);
-            const slot = bucketIndex(obs.buckets, obs.value);
-            counts[slot] = (counts[slot] as number) + 1;
-            sum += obs.value;
-            if (obs.exemplar !== undefined) {
-              exemplars ??= row?.exemplarsJson ? parseExemplars(row.exemplarsJson) : [];
-              while (exemplars.length < obs.buckets.length + 1) exemplars.push(null);
-              exemplars[slot] = { traceId: obs.exemplar.traceId, value: obs.value, timestamp: obs.exemplar.timestamp };
-            }
-          }
-          const exemplarsJson = exemplars === undefined ? (row?.exemplarsJson ?? null) : JSON.stringify(exemplars);
-          written.push([first.name, key, { buckets: stored, counts, exemplarsJson }]);
-          if (row === undefined) {
-            this.stmt(
-              `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count, exemplars_json)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-            ).run(first.name, key, labelsJson(first.labels), JSON.stringify(first.buckets), JSON.stringify(counts), sum, observations.length, exemplarsJson);
-          } else {
-            this.stmt(
-              `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + ?, exemplars_json = ?
-               WHERE name = ? AND labels_key = ?`,
-            ).run(JSON.stringify(counts), sum, observations.length, exemplarsJson, first.name, key);
-          }
+          written.push([first.name, labelsKey(first.labels), this.addObservations(observations)]);
         }
-
-        // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
-        // An unlisted stack has no gauges, so it gets no last-update facts either.
-        if (listed === 1) {
-          this.stmt(
-            `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (org, project, stack, kind) DO UPDATE SET
-               result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
-             WHERE excluded.end_time >= last_updates.end_time`,
-          ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime));
-          if (u.result === 'succeeded' && !preview) {
-            this.stmt(
-              `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
-               ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
-               WHERE excluded.end_time >= last_success.end_time`,
-            ).run(s.org, s.project, s.stack, u.endTime);
-          }
-        }
-
-        this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(
-          s.org,
-          s.project,
-          s.stack,
-          u.updateId,
-        );
-        this.stmt('DELETE FROM follow_records WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(s.org, s.project, s.stack, u.updateId);
         stamp = this.bumpMetricsStamp();
-        return true;
+        return committed;
       });
-      if (!apply.immediate()) return false;
+      const committed = apply.immediate();
+      if (stacks.size === 0) return committed;
       for (const [name, key, totals] of written) this.histogramRows.set(name, key, totals);
-      this.changes.record(stamp, { series: touched, stacks: [s] });
-      return true;
+      this.changes.record(stamp, { series: touched, stacks: [...stacks.values()] });
+      return committed;
     });
+  }
+
+  /**
+   * The per-update part of a commit, inside commitUpdates' transaction: false, changing
+   * nothing, when the update is already in the ledger (under any stack of its org).
+   */
+  private recordUpdate(commit: UpdateCommit): boolean {
+    const { update: u, exportedAtMs } = commit;
+    const s = u.stack;
+    const preview = isPreviewKind(u.kind);
+    if (this.stmt(EXPORTED_IN_ORG_SQL).get(s.org, u.updateId) !== undefined) return false;
+    this.stmt(
+      `INSERT INTO exported_updates
+         (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs);
+
+    // A commit does not relist a stack the org list hides; it only moves its cursor
+    // (max with 0 for a preview: it never moves it).
+    const listed = this.stmt(
+      `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES (?, ?, ?, ?, ?, 1)
+       ON CONFLICT (org, project, stack) DO UPDATE SET
+         cursor_version = max(cursor_version, excluded.cursor_version)
+       RETURNING listed`,
+    )
+      .pluck()
+      .get(s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs) as number;
+
+    // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
+    // An unlisted stack has no gauges, so it gets no last-update facts either.
+    if (listed === 1) {
+      this.stmt(
+        `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (org, project, stack, kind) DO UPDATE SET
+           result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
+         WHERE excluded.end_time >= last_updates.end_time`,
+      ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime));
+      if (u.result === 'succeeded' && !preview) {
+        this.stmt(
+          `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
+           ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
+           WHERE excluded.end_time >= last_success.end_time`,
+        ).run(s.org, s.project, s.stack, u.endTime);
+      }
+    }
+
+    this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(s.org, s.project, s.stack, u.updateId);
+    this.stmt('DELETE FROM follow_records WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(s.org, s.project, s.stack, u.updateId);
+    return true;
+  }
+
+  /**
+   * Folds the observations of one histogram series into its row (inside commitUpdates'
+   * transaction) and returns the row's new totals, which the row cache takes once the
+   * transaction committed.
+   */
+  private addObservations(observations: readonly HistogramObservation[]): HistogramTotals {
+    const first = observations[0] as HistogramObservation;
+    const key = labelsKey(first.labels);
+    const row = this.histogramRows.get(first.name, key) ?? this.readHistogramTotals(first.name, key);
+    const stored = row === undefined ? first.buckets : row.buckets;
+    // A copy: the cached row changes only once the transaction committed.
+    const counts = row === undefined ? new Array<number>(stored.length + 1).fill(0) : [...row.counts];
+    if (counts.length !== stored.length + 1) {
+      throw new ExporterError('STATE_ERROR', `histogram ${first.name} has a corrupt bucket_counts row`);
+    }
+    // The latest exemplar per bucket: commits arrive roughly in end-time order.
+    let exemplars: (Exemplar | null)[] | undefined;
+    let sum = 0;
+    for (const obs of observations) {
+      if (!sameBuckets(stored, obs.buckets)) throw bucketMismatch(obs, stored);
+      const slot = bucketIndex(obs.buckets, obs.value);
+      counts[slot] = (counts[slot] as number) + 1;
+      sum += obs.value;
+      if (obs.exemplar !== undefined) {
+        exemplars ??= row?.exemplarsJson ? parseExemplars(row.exemplarsJson) : [];
+        while (exemplars.length < obs.buckets.length + 1) exemplars.push(null);
+        exemplars[slot] = { traceId: obs.exemplar.traceId, value: obs.value, timestamp: obs.exemplar.timestamp };
+      }
+    }
+    const exemplarsJson = exemplars === undefined ? (row?.exemplarsJson ?? null) : JSON.stringify(exemplars);
+    if (row === undefined) {
+      this.stmt(
+        `INSERT INTO histograms (name, labels_key, labels_json, buckets_json, bucket_counts_json, sum, count, exemplars_json)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(first.name, key, labelsJson(first.labels), JSON.stringify(first.buckets), JSON.stringify(counts), sum, observations.length, exemplarsJson);
+    } else {
+      this.stmt(
+        `UPDATE histograms SET bucket_counts_json = ?, sum = sum + ?, count = count + ?, exemplars_json = ?
+         WHERE name = ? AND labels_key = ?`,
+      ).run(JSON.stringify(counts), sum, observations.length, exemplarsJson, first.name, key);
+    }
+    return { buckets: stored, counts, exemplarsJson };
   }
 
   async isExported(ref: StackRef, updateId: string): Promise<boolean> {

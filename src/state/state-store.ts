@@ -162,6 +162,13 @@ export interface StateStore {
    * Returns false, changing nothing, when the update was already exported.
    */
   commitUpdate(commit: UpdateCommit): Promise<boolean>;
+  /**
+   * commitUpdate for several updates in one transaction (all or none), in order: an update
+   * already exported, or twice in the list, changes nothing and gets false at its index. The
+   * metric deltas of the updates are added up per series first, so a series the updates
+   * share is written once.
+   */
+  commitUpdates(commits: readonly UpdateCommit[]): Promise<boolean[]>;
   /** True when updateId was exported under any stack of ref's org (see commitUpdate). */
   isExported(ref: StackRef, updateId: string): Promise<boolean>;
   /** Number of exported updates (optionally of one stack). */

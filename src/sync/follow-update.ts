@@ -129,7 +129,7 @@ export async function followUpdate(
     const ready = conversion.trace.spans.filter((s) => conversion.finalSpanIds.has(s.spanId) && !sent.has(s.spanId));
     if (ready.length > 0) {
       if (deps.coordinator !== undefined && !deps.coordinator.holds(stack)) return 0;
-      const outcome = await deps.sink.export({ ...conversion.trace, spans: ready });
+      const outcome = await deps.sink.export([{ ...conversion.trace, spans: ready }]);
       if (outcome.code !== 'success') {
         deps.metrics.error('TRACE_EXPORT_FAILED');
         log.warn({ reason: outcome.reason, spans: ready.length }, 'spans of a running update were not accepted; they are sent again later');

@@ -6,7 +6,8 @@ import type { PreviewCursor, StackRecord } from '../state/state-store.js';
 import type { BackfillProgress } from './backfill-progress.js';
 import {
   backfillFloorSeconds,
-  exportUpdate,
+  prepareUpdate,
+  sendAndCommit,
   fetchEvents,
   throwIfSinkFailed,
   type CycleContext,
@@ -61,7 +62,10 @@ export async function syncPreviews(
       throwIfSinkFailed(deps, cycle);
       const read = await fetchEvents(deps, stack, p, progress, signal ?? new AbortController().signal);
       const previewLog = log.child({ previewId: p.updateId, version: p.version });
-      if (await exportUpdate(deps, stack, p, read, previewLog, signal, cycle)) exported += 1;
+      const prepared = await prepareUpdate(deps, stack, p, read, previewLog, signal, cycle);
+      await sendAndCommit(deps, stack, [prepared], cycle, (committed) => {
+        if (committed) exported += 1;
+      });
       entry.done = true;
     }
   } finally {

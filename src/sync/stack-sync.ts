@@ -9,7 +9,7 @@ import type { Logger } from '../logging/logger.js';
 import { kindLabel, updateMetricDeltas, type MetricDetail } from '../metrics/update-deltas.js';
 import type { PulumiCloudApi } from '../pulumi/pulumi-api.js';
 import type { Coordinator } from '../state/coordinator.js';
-import type { FollowRecord, InProgressRecord, StackRecord, StateStore } from '../state/state-store.js';
+import type { FollowRecord, InProgressRecord, StackRecord, StateStore, UpdateCommit } from '../state/state-store.js';
 import type { SpanSink } from '../tracing/span-sink.js';
 import type { BackfillProgress } from './backfill-progress.js';
 import { followUpdate, type FollowContext } from './follow-update.js';
@@ -30,6 +30,12 @@ export interface StackSyncDeps {
   /** Failures in a row, per update, of errors specific to that update. */
   readonly attempts: UpdateAttempts;
   readonly maxUpdateAttempts: number;
+  /**
+   * A stack's consecutive updates are sent in one export and committed in one store
+   * transaction until their traces reach this many spans (traces.batchMaxSpans) or no
+   * update of the stack is left.
+   */
+  readonly batchMaxSpans: number;
   /** Several replicas on one store: only stacks whose lease this replica holds are exported. */
   readonly coordinator?: Coordinator;
   /** Set when running updates are followed (poll.followIntervalSeconds > 0): see follow-update.ts. */
@@ -154,6 +160,20 @@ export async function syncStack(
     signal?.addEventListener('abort', stop, { once: true });
     if (signal?.aborted) stop();
     const reading = readAhead.signal;
+    // Consecutive updates ready to be sent together (see StackSyncDeps.batchMaxSpans).
+    let batch: PreparedUpdate[] = [];
+    let batchSpans = 0;
+    const flush = async (): Promise<void> => {
+      const sending = batch;
+      batch = [];
+      batchSpans = 0;
+      if (sending.length === 0) return;
+      await sendAndCommit(deps, stack, sending, cycle, (committed) => {
+        if (committed) exported += 1;
+        else skipped += 1;
+        progress.exported();
+      });
+    };
     try {
       // With the collector down in this cycle, no events are read: their traces could not be sent.
       const readable = (u: UpdateInfo | undefined): u is UpdateInfo => u !== undefined && !sinkFailed(deps, cycle);
@@ -171,10 +191,22 @@ export async function syncStack(
         const following = fresh[i + 1];
         next = readable(following) ? fetchEvents(deps, stack, following, progress, reading) : undefined;
         const updateLog = log.child({ updateId: update.updateId, version: update.version });
-        if (await exportUpdate(deps, stack, update, read, updateLog, signal, cycle)) exported += 1;
-        else skipped += 1;
-        progress.exported();
+        // An update whose events could not be read has its turn (and its failure counts)
+        // only once the updates before it are committed.
+        if (!read.ok) await flush();
+        let prepared: PreparedUpdate;
+        try {
+          prepared = await prepareUpdate(deps, stack, update, read, updateLog, signal, cycle);
+        } catch (err) {
+          // The updates before this one are ready: they are sent and committed before the stack stops.
+          await flush();
+          throw err;
+        }
+        batch.push(prepared);
+        batchSpans += prepared.spans;
+        if (batchSpans >= deps.batchMaxSpans) await flush();
       }
+      await flush();
     } finally {
       signal?.removeEventListener('abort', stop);
       readAhead.abort();
@@ -273,8 +305,19 @@ export function throwIfSinkFailed(deps: StackSyncDeps, cycle: CycleContext): voi
   }
 }
 
-/** Exports one terminal update (or preview); true when this call committed it. Throws to stop the stack. */
-export async function exportUpdate(
+/** An update converted and ready to be sent and committed. */
+export interface PreparedUpdate {
+  readonly update: UpdateInfo;
+  readonly conversion: ConversionResult;
+  /** What is sent: the conversion's trace, without spans sent while it ran; undefined when traces are off. */
+  readonly trace: TraceRecord | undefined;
+  /** Spans of the conversion's trace (counted with traces off too: they bound a batch). */
+  readonly spans: number;
+  readonly log: Logger;
+}
+
+/** Converts one update's events (or goes on without them, see eventsOrFallback). Throws to stop the stack. */
+export async function prepareUpdate(
   deps: StackSyncDeps,
   stack: StackRef,
   update: UpdateInfo,
@@ -282,7 +325,7 @@ export async function exportUpdate(
   log: Logger,
   signal: AbortSignal | undefined,
   cycle: CycleContext,
-): Promise<boolean> {
+): Promise<PreparedUpdate> {
   // Checked before the events are used and again before sending: the collector may have
   // failed while they were read.
   throwIfSinkFailed(deps, cycle);
@@ -297,40 +340,83 @@ export async function exportUpdate(
     log.error({ err }, 'converting this update keeps failing; counting it from its history entry without resource spans');
     conversion = convertUpdate(update, [], deps.conversion);
   }
+  const trace = deps.sink.enabled
+    ? withoutFollowedSpans(
+        incomplete === undefined ? conversion.trace : markIncomplete(conversion.trace, incomplete),
+        await deps.store.readFollow(stack, update.updateId),
+      )
+    : undefined;
+  return { update, conversion, trace, spans: trace?.spans.length ?? conversion.trace.spans.length, log };
+}
+
+/**
+ * Sends the traces of consecutive updates of one stack in one export, then commits them in
+ * one store transaction, telling `done` for each update whether this call committed it (false:
+ * it already was). A collector that refuses the spans of several updates does not say whose
+ * they were, so they are then sent (and committed) one update at a time. Throws to stop the
+ * stack; the updates `done` was not called for are not committed.
+ */
+export async function sendAndCommit(
+  deps: StackSyncDeps,
+  stack: StackRef,
+  batch: readonly PreparedUpdate[],
+  cycle: CycleContext,
+  done: (committed: boolean) => void,
+): Promise<void> {
   if (deps.coordinator !== undefined && !deps.coordinator.holds(stack)) {
-    // Lost while its events were read: sending now would only duplicate the new holder's trace.
-    throw new ExporterError('STATE_LEASE_LOST', `update ${update.updateId} was not sent: this replica no longer holds the stack's lease`, {
+    // Lost while the events were read: sending now would only duplicate the new holder's trace.
+    const first = batch[0]?.update.updateId;
+    throw new ExporterError('STATE_LEASE_LOST', `update ${first} was not sent: this replica no longer holds the stack's lease`, {
       retryable: true,
       details: { deferred: true },
     });
   }
   throwIfSinkFailed(deps, cycle);
-  if (deps.sink.enabled) {
-    const trace = withoutFollowedSpans(
-      incomplete === undefined ? conversion.trace : markIncomplete(conversion.trace, incomplete),
-      await deps.store.readFollow(stack, update.updateId),
-    );
-    const outcome = await deps.sink.export(trace);
+  const traces = batch.flatMap((p) => (p.trace === undefined ? [] : [p.trace]));
+  if (deps.sink.enabled && traces.length > 0) {
+    const outcome = await deps.sink.export(traces);
     if (outcome.code !== 'success') {
-      const failure = new ExporterError('TRACE_EXPORT_FAILED', `spans of update ${update.updateId} (version ${update.version}) were not accepted: ${outcome.reason}`, {
+      const only = batch.length === 1 ? batch[0] : undefined;
+      const what = only === undefined ? `${batch.length} updates (versions ${batch[0]?.update.version}-${batch.at(-1)?.update.version})` : `update ${only.update.updateId} (version ${only.update.version})`;
+      const failure = new ExporterError('TRACE_EXPORT_FAILED', `spans of ${what} were not accepted: ${outcome.reason}`, {
         cause: outcome.error,
         retryable: outcome.retryable,
       });
       if (outcome.retryable) {
-        deps.attempts.clear(update.updateId);
+        for (const p of batch) deps.attempts.clear(p.update.updateId);
         cycle.sinkFailure = outcome.reason;
         throw failure;
       }
-      if (deps.attempts.fail(update.updateId, 'trace') < deps.maxUpdateAttempts) throw failure;
+      if (only === undefined) {
+        batch[0]?.log.debug({ reason: outcome.reason, updates: batch.length }, 'the collector refused spans of several updates; sending them one update at a time');
+        for (const p of batch) await sendAndCommit(deps, stack, [p], cycle, done);
+        return;
+      }
+      if (deps.attempts.fail(only.update.updateId, 'trace') < deps.maxUpdateAttempts) throw failure;
       deps.metrics.error('TRACE_EXPORT_FAILED');
-      log.error({ err: failure, reason: outcome.reason }, 'the collector keeps rejecting the trace of this update; counting the update without its trace');
+      only.log.error({ err: failure, reason: outcome.reason }, 'the collector keeps rejecting the trace of this update; counting the update without its trace');
     }
   }
-  const endTime = update.endTime ?? update.startTime;
   const nowMs = deps.clock.now();
+  const committed = await deps.store.commitUpdates(batch.map((p) => toCommit(deps, stack, p, nowMs)));
+  for (const [i, p] of batch.entries()) {
+    deps.attempts.clear(p.update.updateId);
+    deps.follow?.streams.forget(stack, p.update.updateId);
+    done(committed[i] === true);
+    if (committed[i] !== true) continue;
+    const endTime = p.update.endTime ?? p.update.startTime;
+    deps.metrics.engineEvents(p.conversion.eventCounts);
+    deps.metrics.updateExported(kindLabel(p.update.kind), Math.max(0, nowMs / 1000 - endTime));
+    p.log.debug({ kind: p.update.kind, result: p.conversion.result, spans: p.conversion.trace.spans.length }, 'update exported');
+  }
+}
+
+function toCommit(deps: StackSyncDeps, stack: StackRef, p: PreparedUpdate, nowMs: number): UpdateCommit {
+  const { update, conversion } = p;
+  const endTime = update.endTime ?? update.startTime;
   // Every preview kind is stored and labelled `preview`; the trace keeps the kind as reported.
   const kind = kindLabel(update.kind);
-  const committed = await deps.store.commitUpdate({
+  return {
     update: { stack, updateId: update.updateId, kind, version: update.version, result: conversion.result, startTime: update.startTime, endTime },
     deltas: updateMetricDeltas({
       stack,
@@ -346,12 +432,5 @@ export async function exportUpdate(
     }),
     exportedAtMs: nowMs,
     ...(deps.coordinator?.owner === undefined ? {} : { leaseOwner: deps.coordinator.owner }),
-  });
-  deps.attempts.clear(update.updateId);
-  deps.follow?.streams.forget(stack, update.updateId);
-  if (!committed) return false;
-  deps.metrics.engineEvents(conversion.eventCounts);
-  deps.metrics.updateExported(kind, Math.max(0, nowMs / 1000 - endTime));
-  log.debug({ kind: update.kind, result: conversion.result, spans: conversion.trace.spans.length }, 'update exported');
-  return true;
+  };
 }

@@ -41,22 +41,26 @@ export class ConsoleSpanSink implements SpanSink {
     this.logger = deps.logger;
   }
 
-  export(trace: TraceRecord): Promise<ExportOutcome> {
-    const resource = trace.resource['service.name'] === undefined ? { ...trace.resource, 'service.name': this.serviceName } : trace.resource;
-    try {
-      for (const span of trace.spans) this.write(`${JSON.stringify(toConsoleLine(span, resource))}\n`);
-    } catch (err) {
-      const error = new ExporterError('TRACE_EXPORT_FAILED', `writing trace ${trace.traceId} to the console failed`, {
-        cause: err,
-        retryable: true,
-        details: { reason: 'write', traceId: trace.traceId },
-      });
-      this.observer.exportFailed('write');
-      this.logger.debug({ err: error }, 'trace export failed');
-      return Promise.resolve({ code: 'failed', retryable: true, reason: 'write', error });
+  export(traces: readonly TraceRecord[]): Promise<ExportOutcome> {
+    let spans = 0;
+    for (const trace of traces) {
+      const resource = trace.resource['service.name'] === undefined ? { ...trace.resource, 'service.name': this.serviceName } : trace.resource;
+      try {
+        for (const span of trace.spans) this.write(`${JSON.stringify(toConsoleLine(span, resource))}\n`);
+      } catch (err) {
+        const error = new ExporterError('TRACE_EXPORT_FAILED', `writing trace ${trace.traceId} to the console failed`, {
+          cause: err,
+          retryable: true,
+          details: { reason: 'write', traceId: trace.traceId },
+        });
+        this.observer.exportFailed('write');
+        this.logger.debug({ err: error }, 'trace export failed');
+        return Promise.resolve({ code: 'failed', retryable: true, reason: 'write', error });
+      }
+      spans += trace.spans.length;
+      this.observer.spansExported(trace.spans.length);
     }
-    this.observer.spansExported(trace.spans.length);
-    return Promise.resolve({ code: 'success', spans: trace.spans.length });
+    return Promise.resolve({ code: 'success', spans });
   }
 
   shutdown(): Promise<void> {

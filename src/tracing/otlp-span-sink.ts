@@ -30,7 +30,7 @@ const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 5_000;
 
 /**
- * Sends each trace over OTLP/HTTP (protobuf or JSON, serialized by the OpenTelemetry OTLP
+ * Sends the traces of each export() call over OTLP/HTTP (protobuf or JSON, serialized by the OpenTelemetry OTLP
  * transformer, optionally gzipped, sent with fetch), in batches of at most `batchMaxSpans` spans and
  * `batchMaxBytes` bytes, in span order, one request at a time. Each batch is bounded by
  * `timeoutMillis` including its retries (429, 5xx and network errors, with the Pulumi
@@ -72,10 +72,10 @@ export class OtlpSpanSink implements SpanSink {
     this.headers.set('user-agent', `pulumi-update-exporter/${VERSION}`);
   }
 
-  export(trace: TraceRecord): Promise<ExportOutcome> {
-    const run = this.chain.then(() => this.exportNow(trace));
+  export(traces: readonly TraceRecord[]): Promise<ExportOutcome> {
+    const run = this.chain.then(() => this.exportNow(traces));
     this.chain = run.catch(() => undefined);
-    return run.catch((err: unknown) => this.failed(trace, 'unknown', true, `unexpected error: ${errorMessage(err)}`, err));
+    return run.catch((err: unknown) => this.failed(traces, 'unknown', true, `unexpected error: ${errorMessage(err)}`, err));
   }
 
   shutdown(): Promise<void> {
@@ -83,13 +83,13 @@ export class OtlpSpanSink implements SpanSink {
     return this.stopping;
   }
 
-  private async exportNow(trace: TraceRecord): Promise<ExportOutcome> {
-    if (this.closed) return this.failed(trace, 'shutdown', true, 'the span sink is shut down');
-    let spans: ReadableSpan[];
+  private async exportNow(traces: readonly TraceRecord[]): Promise<ExportOutcome> {
+    if (this.closed) return this.failed(traces, 'shutdown', true, 'the span sink is shut down');
+    const spans: ReadableSpan[] = [];
     try {
-      spans = toReadableSpans(trace, this.config.serviceName);
+      for (const trace of traces) for (const span of toReadableSpans(trace, this.config.serviceName)) spans.push(span);
     } catch (err) {
-      if (isExporterError(err)) return this.outcomeOf(trace, 'invalid', false, err);
+      if (isExporterError(err)) return this.outcomeOf(traces, 'invalid', false, err);
       throw err;
     }
     // A stack, so halves of a split batch go out before the batches after it.
@@ -106,7 +106,7 @@ export class OtlpSpanSink implements SpanSink {
       if (body.length > this.config.batchMaxBytes) {
         // Dropping it would lose the span silently; a collector with a lower limit refuses it visibly.
         this.logger.warn(
-          { traceId: trace.traceId, spanId: batch[0]?.spanContext().spanId, bytes: body.length, batchMaxBytes: this.config.batchMaxBytes },
+          { traceId: batch[0]?.spanContext().traceId, spanId: batch[0]?.spanContext().spanId, bytes: body.length, batchMaxBytes: this.config.batchMaxBytes },
           'span is larger than traces.batchMaxBytes; sending it alone in its own request',
         );
       }
@@ -114,7 +114,7 @@ export class OtlpSpanSink implements SpanSink {
       if (!verdict.ok && verdict.reason === 'too_large' && batch.length > 1) {
         this.refusedBytes = Math.min(this.refusedBytes, body.length);
         this.logger.warn(
-          { traceId: trace.traceId, bytes: body.length, spans: batch.length, batchMaxBytes: this.config.batchMaxBytes },
+          { traceId: batch[0]?.spanContext().traceId, bytes: body.length, spans: batch.length, batchMaxBytes: this.config.batchMaxBytes },
           'the collector refused a request as too large (HTTP 413); splitting it and sending smaller requests from now on (lower traces.batchMaxBytes below this size)',
         );
         pending.push(...splitInHalf(batch).reverse());
@@ -122,15 +122,15 @@ export class OtlpSpanSink implements SpanSink {
       }
       if (!verdict.ok) {
         const position = `batch ${sent + 1}/${sent + 1 + pending.length}`;
-        return this.failed(trace, verdict.reason, verdict.retryable, `${position} (${batch.length} spans): ${verdict.detail}`, undefined, verdict.status);
+        return this.failed(traces, verdict.reason, verdict.retryable, `${position} (${batch.length} spans): ${verdict.detail}`, undefined, verdict.status);
       }
       if (verdict.warning !== undefined) {
-        this.logger.warn({ traceId: trace.traceId, warning: redact(verdict.warning) }, 'collector accepted spans with a warning');
+        this.logger.warn({ traceId: batch[0]?.spanContext().traceId, warning: redact(verdict.warning) }, 'collector accepted spans with a warning');
       }
       sent += 1;
       this.notify(() => this.observer.spansExported(batch.length));
     }
-    this.logger.debug({ traceId: trace.traceId, spans: spans.length, batches: sent }, 'trace exported');
+    this.logger.debug({ traces: traces.length, traceId: traces[0]?.traceId, spans: spans.length, batches: sent }, 'traces exported');
     return { code: 'success', spans: spans.length };
   }
 
@@ -171,25 +171,25 @@ export class OtlpSpanSink implements SpanSink {
   }
 
   private failed(
-    trace: TraceRecord,
+    traces: readonly TraceRecord[],
     reason: string,
     retryable: boolean,
     detail: string,
     cause?: unknown,
     status?: number,
   ): ExportOutcome {
-    const error = new ExporterError('TRACE_EXPORT_FAILED', redact(`OTLP export of trace ${trace.traceId} to ${this.endpointForLogs} failed (${reason}): ${detail}`), {
+    const error = new ExporterError('TRACE_EXPORT_FAILED', redact(`OTLP export of ${describeTraces(traces)} to ${this.endpointForLogs} failed (${reason}): ${detail}`), {
       ...(cause === undefined ? {} : { cause }),
       retryable,
-      details: { reason, endpoint: this.endpointForLogs, traceId: trace.traceId, status },
+      details: { reason, endpoint: this.endpointForLogs, traceId: traces[0]?.traceId, traces: traces.length, status },
     });
-    return this.outcomeOf(trace, reason, retryable, error);
+    return this.outcomeOf(traces, reason, retryable, error);
   }
 
-  private outcomeOf(trace: TraceRecord, reason: string, retryable: boolean, error: Error): ExportOutcome {
+  private outcomeOf(traces: readonly TraceRecord[], reason: string, retryable: boolean, error: Error): ExportOutcome {
     this.notify(() => this.observer.exportFailed(reason));
     // The caller (sync) logs the failure with its update context; this is the transport view.
-    this.logger.debug({ traceId: trace.traceId, reason, retryable, err: error }, 'trace export failed');
+    this.logger.debug({ traceId: traces[0]?.traceId, traces: traces.length, reason, retryable, err: error }, 'trace export failed');
     return { code: 'failed', retryable, reason, error };
   }
 
@@ -234,6 +234,13 @@ function safeEndpoint(endpoint: string): string {
   } catch {
     return '(invalid endpoint)';
   }
+}
+
+/** "trace <id>", or "3 traces (<id>, ...)" for a request carrying several updates. */
+function describeTraces(traces: readonly TraceRecord[]): string {
+  if (traces.length === 1) return `trace ${traces[0]?.traceId}`;
+  const ids = traces.slice(0, 3).map((t) => t.traceId);
+  return `${traces.length} traces (${ids.join(', ')}${traces.length > ids.length ? ', ...' : ''})`;
 }
 
 function errorMessage(err: unknown): string {

@@ -11,7 +11,12 @@ export type ExportOutcome =
 export interface SpanSink {
   /** False for OTEL_TRACES_EXPORTER=none: callers skip conversion output entirely. */
   readonly enabled: boolean;
-  export(trace: TraceRecord): Promise<ExportOutcome>;
+  /**
+   * Sends the traces (of one or more updates) together, in order; one outcome for all of
+   * them: `success` only when every span was accepted. A failure does not say which trace
+   * it was about.
+   */
+  export(traces: readonly TraceRecord[]): Promise<ExportOutcome>;
   /** Flushes and releases; idempotent and time-bounded. */
   shutdown(): Promise<void>;
 }

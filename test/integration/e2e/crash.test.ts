@@ -77,9 +77,19 @@ describe('a crash in the middle of a backfill', () => {
     expect(sumOf(await scrape(app), 'pulumi_updates_total')).toBe(expected.length);
 
     // Every update's trace arrived; the only ones sent twice are those whose spans were
-    // accepted but whose commit the kill prevented (at most one per stack syncing at once).
+    // accepted but whose commit the kill prevented: at most one export per stack syncing at
+    // once, and an export carries consecutive updates of one stack.
     const sent = roots().map((s) => s.traceId);
     expect(new Set(sent)).toEqual(new Set(expected));
-    expect(sent.length - expected.length).toBeLessThanOrEqual(configFor(sim, statePath).poll.stackConcurrency);
+    const twice = new Set(sent.filter((id, i) => sent.indexOf(id) !== i));
+    const stacksSentTwice = truth.stacks
+      .map((s) => s.updates.filter((u) => u.result !== 'in-progress').map((u) => twice.has(traceIdFor(s, u.updateId))))
+      .filter((flags) => flags.includes(true));
+    expect(stacksSentTwice.length).toBeLessThanOrEqual(configFor(sim, statePath).poll.stackConcurrency);
+    for (const flags of stacksSentTwice) {
+      const first = flags.indexOf(true);
+      expect(flags.slice(first, flags.lastIndexOf(true) + 1).every(Boolean)).toBe(true);
+    }
+    expect(sent.length - expected.length).toBe(twice.size);
   }, 120_000);
 });

@@ -102,16 +102,18 @@ describe('collector answers', () => {
     const { stack, traceId } = target(sim);
     receiver.rejectTrace(traceId, 'span too old');
 
+    // Each cycle: the request carrying the stack's updates together is rejected, then the
+    // same updates go one per request and only the target's is rejected again.
     await app.runOnce();
     let samples = await scrape(app);
-    expect(sumOf(samples, 'pulumi_exporter_span_export_failures_total', { reason: 'rejected' })).toBe(1);
+    expect(sumOf(samples, 'pulumi_exporter_span_export_failures_total', { reason: 'rejected' })).toBe(2);
     expect(sumOf(samples, 'pulumi_updates_total', { project: stack.project, stack: stack.stack })).toBe(0);
 
     await app.runOnce();
 
     expect(rootsOf(receiver, traceId)).toEqual([]);
     samples = await scrape(app);
-    expect(sumOf(samples, 'pulumi_exporter_span_export_failures_total', { reason: 'rejected' })).toBe(2);
+    expect(sumOf(samples, 'pulumi_exporter_span_export_failures_total', { reason: 'rejected' })).toBe(4);
     expect(sumOf(samples, 'pulumi_updates_total')).toBe(completed(sim));
     expect(sumOf(samples, 'pulumi_exporter_backlog_updates')).toBe(0);
     expect(new Set(rootsOf(receiver)).size).toBe(completed(sim) - 1);

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultConfig, type Config } from '../../../src/config/schema.js';
+import type { TraceRecord } from '../../../src/domain/trace.js';
 import { isExporterError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/logging/logger.js';
 import { createSpanSink } from '../../../src/tracing/create-span-sink.js';
@@ -29,6 +30,14 @@ function tracesConfig(url: string, overrides: Partial<Config['traces']> = {}): C
 function expectFailed(outcome: ExportOutcome): Extract<ExportOutcome, { code: 'failed' }> {
   if (outcome.code !== 'failed') throw new Error(`expected a failed outcome, got ${JSON.stringify(outcome)}`);
   return outcome;
+}
+
+const OTHER_TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
+
+/** The sample trace as another update's: every span under another trace id. */
+function anotherTrace(): TraceRecord {
+  const trace = sampleTrace();
+  return { ...trace, traceId: OTHER_TRACE_ID, spans: trace.spans.map((span) => ({ ...span, traceId: OTHER_TRACE_ID })) };
 }
 
 let receiver: OtlpReceiver;
@@ -65,7 +74,7 @@ describe.each(['http/protobuf', 'http/json'] as const)('OtlpSpanSink over %s', (
     const sink = sinkFor({ protocol }, observer);
     const trace = sampleTrace();
 
-    const outcome = await sink.export(trace);
+    const outcome = await sink.export([trace]);
 
     expect(outcome).toEqual({ code: 'success', spans: 4 });
     expect(receiver.requests).toHaveLength(1);
@@ -80,11 +89,36 @@ describe.each(['http/protobuf', 'http/json'] as const)('OtlpSpanSink over %s', (
     expect(observer.failures).toEqual([]);
   });
 
+  it('sends the traces of several updates in one request, each span under its own trace id', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({ protocol }, observer);
+    const first = sampleTrace();
+    const second = anotherTrace();
+
+    expect(await sink.export([first, second])).toEqual({ code: 'success', spans: 8 });
+
+    expect(receiver.requests).toHaveLength(1);
+    expect(receiver.spans().map(({ flags: _f, scope: _s, ...rest }) => rest)).toEqual([...expectedOnWire(first), ...expectedOnWire(second)]);
+    expect(observer.exported).toEqual([8]);
+  });
+
+  it('fails the export of several traces as a whole when the collector rejects spans of their request', async () => {
+    const observer = recordingObserver();
+    const sink = sinkFor({ protocol }, observer);
+    receiver.rejectNext(1, 'span name too long');
+
+    const outcome = expectFailed(await sink.export([sampleTrace(), anotherTrace()]));
+
+    expect(outcome).toMatchObject({ retryable: false, reason: 'rejected' });
+    expect(outcome.error.message).toContain(`2 traces (${TRACE_ID}, ${OTHER_TRACE_ID})`);
+    expect(observer.failures).toEqual(['rejected']);
+  });
+
   it('gzips the body when traces.compression is gzip, delivering the same spans', async () => {
     const sink = sinkFor({ protocol, compression: 'gzip' });
     const trace = sampleTrace();
 
-    expect(await sink.export(trace)).toEqual({ code: 'success', spans: 4 });
+    expect(await sink.export([trace])).toEqual({ code: 'success', spans: 4 });
 
     expect(receiver.requests[0]?.headers['content-encoding']).toBe('gzip');
     expect(receiver.spans().map(({ flags: _f, scope: _s, ...rest }) => rest)).toEqual(expectedOnWire(trace));
@@ -95,7 +129,7 @@ describe.each(['http/protobuf', 'http/json'] as const)('OtlpSpanSink over %s', (
     const sink = sinkFor({ protocol }, observer);
     receiver.rejectNext(2, 'span name too long');
 
-    const outcome = expectFailed(await sink.export(sampleTrace()));
+    const outcome = expectFailed(await sink.export([sampleTrace()]));
 
     expect(outcome).toMatchObject({ retryable: false, reason: 'rejected' });
     expect(outcome.error.message).toContain('rejected 2 span(s): span name too long');
@@ -110,7 +144,7 @@ describe('OtlpSpanSink batching', () => {
     const sink = sinkFor({ batchMaxSpans: 500 }, observer);
     const trace = largeTrace(1200);
 
-    const outcome = await sink.export(trace);
+    const outcome = await sink.export([trace]);
 
     expect(outcome).toEqual({ code: 'success', spans: 1200 });
     expect(receiver.requests.map((r) => r.spans.length)).toEqual([500, 500, 200]);
@@ -128,7 +162,7 @@ describe('OtlpSpanSink batching', () => {
       const sink = sinkFor({ protocol, batchMaxBytes }, observer);
       const trace = bulkyTrace(40, 6_000);
 
-      const outcome = await sink.export(trace);
+      const outcome = await sink.export([trace]);
 
       expect(outcome).toEqual({ code: 'success', spans: 40 });
       expect(receiver.requests.length).toBeGreaterThan(1);
@@ -146,7 +180,7 @@ describe('OtlpSpanSink batching', () => {
   it('applies batchMaxSpans and batchMaxBytes together', async () => {
     const sink = sinkFor({ batchMaxSpans: 3, batchMaxBytes: 1024 * 1024 });
     const trace = bulkyTrace(8, 100);
-    expect(await sink.export(trace)).toEqual({ code: 'success', spans: 8 });
+    expect(await sink.export([trace])).toEqual({ code: 'success', spans: 8 });
     expect(receiver.requests.map((r) => r.spans.length)).toEqual([3, 3, 2]);
   });
 
@@ -160,7 +194,7 @@ describe('OtlpSpanSink batching', () => {
     if (big === undefined) throw new Error('fixture too small');
     const spans = trace.spans.map((s) => (s === big ? { ...s, attributes: { 'pulumi.test.blob': 'x'.repeat(20_000) } } : s));
 
-    const outcome = await sink.export({ ...trace, spans });
+    const outcome = await sink.export([{ ...trace, spans }]);
 
     expect(outcome).toEqual({ code: 'success', spans: 5 });
     expect(receiver.requests.map((r) => r.spans.map((s) => s.spanId))).toEqual([
@@ -180,7 +214,7 @@ describe('OtlpSpanSink batching', () => {
     receiver.acceptNext(1);
     receiver.failNext(400);
 
-    const outcome = expectFailed(await sink.export(sampleTrace()));
+    const outcome = expectFailed(await sink.export([sampleTrace()]));
 
     expect(outcome).toMatchObject({ retryable: true, reason: 'http_4xx' });
     expect(outcome.error.message).toContain('batch 2/2');
@@ -196,7 +230,7 @@ describe('OtlpSpanSink batching', () => {
     receiver.refuseLargerThan(limit);
     const trace = bulkyTrace(40, 3_000);
 
-    const outcome = await sink.export(trace);
+    const outcome = await sink.export([trace]);
 
     expect(outcome).toEqual({ code: 'success', spans: 40 });
     expect(receiver.requests[0]?.status).toBe(413);
@@ -208,7 +242,7 @@ describe('OtlpSpanSink batching', () => {
 
     // The refused size is remembered: the next trace is cut small enough before it is sent.
     const before = receiver.requests.length;
-    expect(await sink.export(bulkyTrace(40, 3_000))).toEqual({ code: 'success', spans: 40 });
+    expect(await sink.export([bulkyTrace(40, 3_000)])).toEqual({ code: 'success', spans: 40 });
     expect(receiver.requests.slice(before).map((r) => r.status).every((status) => status === 200)).toBe(true);
   });
 
@@ -219,7 +253,7 @@ describe('OtlpSpanSink batching', () => {
     const trace = bulkyTrace(3, 100);
     const spans = trace.spans.map((s, i) => (i === 2 ? { ...s, attributes: { 'pulumi.test.blob': 'x'.repeat(40_000) } } : s));
 
-    const outcome = expectFailed(await sink.export({ ...trace, spans }));
+    const outcome = expectFailed(await sink.export([{ ...trace, spans }]));
 
     expect(outcome).toMatchObject({ retryable: false, reason: 'too_large' });
     expect(outcome.error.message).toContain('HTTP 413');
@@ -240,14 +274,14 @@ describe('OtlpSpanSink batching', () => {
         throw new Error('metrics broken');
       },
     });
-    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(await sink.export([sampleTrace()])).toEqual({ code: 'success', spans: 4 });
     receiver.failNext(400);
-    expect(await sink.export(sampleTrace())).toMatchObject({ code: 'failed', reason: 'http_4xx' });
+    expect(await sink.export([sampleTrace()])).toMatchObject({ code: 'failed', reason: 'http_4xx' });
   });
 
   it('exports nothing and succeeds for a trace without spans', async () => {
     const sink = sinkFor();
-    const outcome = await sink.export({ traceId: TRACE_ID, resource: {}, spans: [], droppedSpans: 0 });
+    const outcome = await sink.export([{ traceId: TRACE_ID, resource: {}, spans: [], droppedSpans: 0 }]);
     expect(outcome).toEqual({ code: 'success', spans: 0 });
     expect(receiver.requests).toEqual([]);
   });
@@ -256,7 +290,7 @@ describe('OtlpSpanSink batching', () => {
     const sink = sinkFor();
     const a = sampleTrace();
     const b = largeTrace(3);
-    const [ra, rb] = await Promise.all([sink.export(a), sink.export(b)]);
+    const [ra, rb] = await Promise.all([sink.export([a]), sink.export([b])]);
     expect(ra).toEqual({ code: 'success', spans: 4 });
     expect(rb).toEqual({ code: 'success', spans: 3 });
     expect(receiver.requests).toHaveLength(2);
@@ -270,7 +304,7 @@ describe('OtlpSpanSink failures', () => {
     const sink = sinkFor({ timeoutMillis: 300 }, observer);
     receiver.failNext(503, 1_000_000);
 
-    const outcome = expectFailed(await sink.export(sampleTrace()));
+    const outcome = expectFailed(await sink.export([sampleTrace()]));
 
     expect(outcome).toMatchObject({ retryable: true, reason: 'http_5xx' });
     expect(isExporterError(outcome.error) && outcome.error.code).toBe('TRACE_EXPORT_FAILED');
@@ -281,14 +315,14 @@ describe('OtlpSpanSink failures', () => {
   it('retries 500 like the Pulumi client does and then succeeds', async () => {
     const sink = sinkFor();
     receiver.failNext(500);
-    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(await sink.export([sampleTrace()])).toEqual({ code: 'success', spans: 4 });
     expect(receiver.requests.map((r) => r.status)).toEqual([500, 200]);
   });
 
   it('reports 429 past the timeout as a retryable http_429 failure', async () => {
     const sink = sinkFor({ timeoutMillis: 300 });
     receiver.failNext(429, 1_000_000);
-    expect(expectFailed(await sink.export(sampleTrace()))).toMatchObject({ retryable: true, reason: 'http_429' });
+    expect(expectFailed(await sink.export([sampleTrace()]))).toMatchObject({ retryable: true, reason: 'http_429' });
   });
 
   it('waits as long as Retry-After asks before sending again', async () => {
@@ -296,7 +330,7 @@ describe('OtlpSpanSink failures', () => {
     receiver.failNext(429, 1, '1');
     const started = performance.now();
 
-    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(await sink.export([sampleTrace()])).toEqual({ code: 'success', spans: 4 });
 
     expect(performance.now() - started).toBeGreaterThanOrEqual(990);
     expect(receiver.requests.map((r) => r.status)).toEqual([429, 200]);
@@ -306,7 +340,7 @@ describe('OtlpSpanSink failures', () => {
     const sink = sinkFor({ timeoutMillis: 5_000 });
     receiver.failNext(429, 1, '3600');
 
-    const outcome = expectFailed(await sink.export(sampleTrace()));
+    const outcome = expectFailed(await sink.export([sampleTrace()]));
 
     expect(outcome).toMatchObject({ retryable: true, reason: 'http_429' });
     expect(outcome.error.message).toContain('asked to wait 3600 s');
@@ -318,7 +352,7 @@ describe('OtlpSpanSink failures', () => {
     const sink = sinkFor({}, observer);
     receiver.failNext(status);
 
-    const outcome = expectFailed(await sink.export(sampleTrace()));
+    const outcome = expectFailed(await sink.export([sampleTrace()]));
 
     expect(outcome).toMatchObject({ retryable: true, reason: 'http_4xx' });
     expect(outcome.error.message).toContain(`HTTP ${status}`);
@@ -330,7 +364,7 @@ describe('OtlpSpanSink failures', () => {
     const sink = sinkFor({ timeoutMillis: 5_000 });
     receiver.failNext(503, 1);
 
-    const outcome = await sink.export(sampleTrace());
+    const outcome = await sink.export([sampleTrace()]);
 
     expect(outcome).toEqual({ code: 'success', spans: 4 });
     expect(receiver.requests.map((r) => r.status)).toEqual([503, 200]);
@@ -343,7 +377,7 @@ describe('OtlpSpanSink failures', () => {
     const observer = recordingObserver();
     const sink = sinkFor({ timeoutMillis: 700 }, observer, down.url);
 
-    const outcome = expectFailed(await sink.export(sampleTrace()));
+    const outcome = expectFailed(await sink.export([sampleTrace()]));
 
     expect(outcome).toMatchObject({ retryable: true, reason: 'network' });
     expect(outcome.error.message).toContain('ECONNREFUSED');
@@ -354,8 +388,8 @@ describe('OtlpSpanSink failures', () => {
     const sink = sinkFor({ timeoutMillis: 300 });
     receiver.hangNext(1);
 
-    const first = expectFailed(await sink.export(sampleTrace()));
-    const second = await sink.export(sampleTrace());
+    const first = expectFailed(await sink.export([sampleTrace()]));
+    const second = await sink.export([sampleTrace()]);
 
     expect(first).toMatchObject({ retryable: true, reason: 'timeout' });
     expect(second).toEqual({ code: 'success', spans: 4 });
@@ -366,8 +400,8 @@ describe('OtlpSpanSink failures', () => {
     const sink = sinkFor({ timeoutMillis: 300 }, observer);
     receiver.trickleNext(1);
 
-    const first = expectFailed(await sink.export(sampleTrace()));
-    const second = await sink.export(sampleTrace());
+    const first = expectFailed(await sink.export([sampleTrace()]));
+    const second = await sink.export([sampleTrace()]);
 
     expect(first).toMatchObject({ retryable: true, reason: 'timeout' });
     expect(second).toEqual({ code: 'success', spans: 4 });
@@ -381,7 +415,7 @@ describe('OtlpSpanSink failures', () => {
     vi.stubEnv('OTEL_EXPORTER_OTLP_COMPRESSION', 'gzip');
     const sink = sinkFor({ headers: { 'x-scope-orgid': 'tenant-7' } });
 
-    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(await sink.export([sampleTrace()])).toEqual({ code: 'success', spans: 4 });
     expect(receiver.requests[0]?.headers['x-scope-orgid']).toBe('tenant-7');
     expect(receiver.requests[0]?.headers['content-encoding']).toBeUndefined();
   });
@@ -390,10 +424,10 @@ describe('OtlpSpanSink failures', () => {
     const url = receiver.url.replace('http://', 'http://tenant:s%40cret@');
     const sink = sinkFor({}, undefined, url);
 
-    expect(await sink.export(sampleTrace())).toEqual({ code: 'success', spans: 4 });
+    expect(await sink.export([sampleTrace()])).toEqual({ code: 'success', spans: 4 });
     expect(receiver.requests[0]?.headers.authorization).toBe(`Basic ${Buffer.from('tenant:s@cret').toString('base64')}`);
     receiver.failNext(403);
-    const outcome = expectFailed(await sink.export(sampleTrace()));
+    const outcome = expectFailed(await sink.export([sampleTrace()]));
     expect(outcome.error.message).not.toContain('cret');
   });
 
@@ -406,7 +440,7 @@ describe('OtlpSpanSink failures', () => {
     const port = (redirector.address() as AddressInfo).port;
     try {
       const sink = sinkFor({}, undefined, `http://127.0.0.1:${port}/v1/traces`);
-      const outcome = expectFailed(await sink.export(sampleTrace()));
+      const outcome = expectFailed(await sink.export([sampleTrace()]));
       expect(outcome).toMatchObject({ retryable: true, reason: 'http_other' });
       expect(outcome.error.message).toContain('HTTP 307');
       expect(receiver.requests).toEqual([]);
@@ -422,7 +456,7 @@ describe('OtlpSpanSink failures', () => {
     const trace = sampleTrace();
     const bad = { ...trace, spans: [{ ...trace.spans[0]!, spanId: 'XYZ' }] };
 
-    const outcome = expectFailed(await sink.export(bad));
+    const outcome = expectFailed(await sink.export([bad]));
 
     expect(outcome).toMatchObject({ retryable: false, reason: 'invalid' });
     expect(isExporterError(outcome.error) && outcome.error.code).toBe('TRACE_EXPORT_FAILED');
@@ -434,19 +468,19 @@ describe('OtlpSpanSink failures', () => {
 describe('OtlpSpanSink shutdown', () => {
   it('is idempotent and refuses later exports as retryable', async () => {
     const sink = sinkFor();
-    expect(await sink.export(sampleTrace())).toMatchObject({ code: 'success' });
+    expect(await sink.export([sampleTrace()])).toMatchObject({ code: 'success' });
 
     await Promise.all([sink.shutdown(), sink.shutdown()]);
     await sink.shutdown();
 
-    expect(expectFailed(await sink.export(sampleTrace()))).toMatchObject({ retryable: true, reason: 'shutdown' });
+    expect(expectFailed(await sink.export([sampleTrace()]))).toMatchObject({ retryable: true, reason: 'shutdown' });
     expect(receiver.requests).toHaveLength(1);
   });
 
   it('finishes within its bound while an export hangs on the collector', { timeout: 5_000 }, async () => {
     const sink = sinkFor({ timeoutMillis: 300 });
     receiver.hangNext(1);
-    const pending = sink.export(sampleTrace());
+    const pending = sink.export([sampleTrace()]);
     await vi.waitFor(() => expect(receiver.requests).toHaveLength(1));
     const started = performance.now();
 

@@ -520,6 +520,60 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
       });
     });
 
+    describe('commitUpdates', () => {
+      const traced = (value: number, traceId: string, timestamp: number): HistogramObservation => ({ ...observe(value), exemplar: { traceId, timestamp } });
+      /** Updates of two stacks sharing a counter and a histogram series, with exemplars in the same bucket. */
+      const several = (): UpdateCommit[] => [
+        commit(update(DEV, 'd1', 1, { endTime: 1_000 }), { counters: [counter('c_total', { k: 'v' }, 1)], histograms: [traced(0.5, 'a'.repeat(32), 100), observe(7)] }),
+        commit(update(DEV, 'd2', 2, { endTime: 2_000, result: 'failed' }), { counters: [counter('c_total', { k: 'v' }, 2), counter('f_total', {}, 1)], histograms: [traced(0.7, 'b'.repeat(32), 200)] }),
+        commit(update(PROD, 'p1', 1, { endTime: 1_500 }), { counters: [counter('c_total', { k: 'v' }, 4)], histograms: [observe(20)] }, 6_000),
+      ];
+
+      it('leaves the same state as committing the updates one by one', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100), summary(PROD, 100)], 1_000);
+        await store.setInProgress(DEV, [running(DEV, 'd2', 2), running(DEV, 'd3', 3)]);
+        expect(await store.commitUpdates(several())).toEqual([true, true, true]);
+
+        const other = await create();
+        try {
+          await other.store.migrate();
+          await other.store.replaceOrgStacks('acme', [summary(DEV, 100), summary(PROD, 100)], 1_000);
+          await other.store.setInProgress(DEV, [running(DEV, 'd2', 2), running(DEV, 'd3', 3)]);
+          for (const c of several()) expect(await other.store.commitUpdate(c)).toBe(true);
+          expect(await snapshot(store)).toEqual(await snapshot(other.store));
+        } finally {
+          await other.cleanup();
+        }
+        expect(await counterValue(store, 'c_total', { k: 'v' })).toBe(7);
+        expect((await store.getStack(DEV))?.cursorVersion).toBe(2);
+        expect((await store.listInProgress()).map((r) => r.updateId)).toEqual(['d3']);
+        // The later update's exemplar wins its bucket, as with separate commits.
+        expect((await store.readHistograms())[0]?.exemplars?.[0]).toEqual({ traceId: 'b'.repeat(32), value: 0.7, timestamp: 200 });
+      });
+
+      it('answers false, counting nothing, at the index of an update already exported or listed twice', async () => {
+        const [d1, d2, p1] = several() as [UpdateCommit, UpdateCommit, UpdateCommit];
+        expect(await store.commitUpdate(d1)).toBe(true);
+        expect(await store.commitUpdates([d1, d2, d2, p1])).toEqual([false, true, false, true]);
+        expect(await store.countExported()).toBe(3);
+        expect(await counterValue(store, 'c_total', { k: 'v' })).toBe(7);
+        expect(await store.commitUpdates([d1, d2])).toEqual([false, false]);
+        expect(await counterValue(store, 'c_total', { k: 'v' })).toBe(7);
+        expect(await store.commitUpdates([])).toEqual([]);
+      });
+
+      it('commits none of the updates when one of them is refused', async () => {
+        await store.replaceOrgStacks('acme', [summary(DEV, 100), summary(PROD, 100)], 1_000);
+        const before = await snapshot(store);
+        const [d1, d2] = several() as [UpdateCommit, UpdateCommit];
+        const refused = commit(update(PROD, 'p1', 1), { histograms: [observe(4), observe(4, { kind: 'update' }, [1, 2])] });
+        await expectStateError(store.commitUpdates([d1, d2, refused]));
+        expect(await snapshot(store)).toEqual(before);
+        expect(await store.isExported(DEV, 'd1')).toBe(false);
+        expect(await store.commitUpdates([d1, d2])).toEqual([true, true]);
+      });
+    });
+
     describe('histograms', () => {
       it('counts a value in the first bucket whose bound is >= it, and beyond the last bound in +Inf', async () => {
         const values = [0.5, 1, 5, 7, 10, 11, 1_000];

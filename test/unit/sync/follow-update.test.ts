@@ -55,10 +55,10 @@ class RecordingSink implements SpanSink {
   readonly enabled = true;
   readonly traces: TraceRecord[] = [];
   refuse = false;
-  async export(trace: TraceRecord): Promise<ExportOutcome> {
+  async export(traces: readonly TraceRecord[]): Promise<ExportOutcome> {
     if (this.refuse) return { code: 'failed', retryable: true, reason: 'http_5xx', error: new Error('503') };
-    this.traces.push(trace);
-    return { code: 'success', spans: trace.spans.length };
+    this.traces.push(...traces);
+    return { code: 'success', spans: traces.reduce((n, t) => n + t.spans.length, 0) };
   }
   async shutdown(): Promise<void> {}
   sentIds(): string[] {

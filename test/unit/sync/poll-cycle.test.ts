@@ -106,12 +106,12 @@ class RecordingSink implements SpanSink {
   fail = false;
   reject = false;
   calls = 0;
-  async export(trace: TraceRecord): Promise<ExportOutcome> {
+  async export(traces: readonly TraceRecord[]): Promise<ExportOutcome> {
     this.calls += 1;
     if (this.fail) return { code: 'failed', retryable: true, reason: 'network', error: new Error('down') };
     if (this.reject) return { code: 'failed', retryable: false, reason: 'rejected', error: new Error('rejected') };
-    this.traces.push(trace);
-    return { code: 'success', spans: trace.spans.length };
+    this.traces.push(...traces);
+    return { code: 'success', spans: traces.reduce((n, t) => n + t.spans.length, 0) };
   }
   async shutdown(): Promise<void> {}
 }
@@ -134,6 +134,7 @@ async function setup(backfillDays = 0) {
     backfillDays,
     attempts: new UpdateAttempts(),
     maxUpdateAttempts: 3,
+    batchMaxSpans: cfg.traces.batchMaxSpans,
     orgs: [{ name: 'acme', include: [], exclude: ['*/ignored'] }],
     stackConcurrency: cfg.poll.stackConcurrency,
     progressLogIntervalMs: 5_000,
@@ -192,6 +193,51 @@ describe('poll cycle', () => {
     expect(counters.filter((c) => c.name === 'pulumi_updates_total').reduce((n, c) => n + c.value, 0)).toBe(1);
   });
 
+  it('sends consecutive updates of a stack in one export and commits them in one transaction until their spans reach batchMaxSpans', async () => {
+    const { api, store, sink, deps } = await setup();
+    api.addStack(web);
+    for (let i = 1; i <= 5; i++) api.addUpdate(web, { updateId: `u${i}`, startTime: NOW_S - 600 + i * 10 });
+    const batches: string[][] = [];
+    const commitUpdates = store.commitUpdates.bind(store);
+    store.commitUpdates = (commits: readonly UpdateCommit[]) => {
+      batches.push(commits.map((c) => c.update.updateId));
+      return commitUpdates(commits);
+    };
+    // Each update's trace has 2 spans (the update and one step): 2 updates reach 4 spans.
+    expect((await runPollCycle({ ...deps, batchMaxSpans: 4 })).updatesExported).toBe(5);
+    expect(batches).toEqual([['u1', 'u2'], ['u3', 'u4'], ['u5']]);
+    expect(sink.calls).toBe(3);
+    expect(sink.traces.map((t) => t.spans[0]!.attributes['cicd.pipeline.run.id'])).toEqual(['u1', 'u2', 'u3', 'u4', 'u5']);
+    expect((await store.getStack(web))?.cursorVersion).toBe(5);
+  });
+
+  it('sends updates one at a time when the collector rejects spans of several, counting attempts only for the rejected update', async () => {
+    const { api, store, sink, deps } = await setup();
+    api.addStack(web);
+    for (const id of ['u1', 'bad', 'u3']) api.addUpdate(web, { updateId: id, startTime: NOW_S - 300 + sink.calls++ });
+    sink.calls = 0;
+    const sent: string[][] = [];
+    sink.export = async (traces: readonly TraceRecord[]) => {
+      const ids = traces.map((t) => String(t.spans[0]!.attributes['cicd.pipeline.run.id']));
+      sent.push(ids);
+      if (ids.includes('bad')) return { code: 'failed', retryable: false, reason: 'rejected', error: new Error('rejected 1 span') };
+      sink.traces.push(...traces);
+      return { code: 'success', spans: 2 * traces.length };
+    };
+    const first = await runPollCycle(deps);
+    expect(first.updatesExported).toBe(1);
+    expect(sent).toEqual([['u1', 'bad', 'u3'], ['u1'], ['bad']]);
+    expect(await store.isExported(web, 'u1')).toBe(true);
+    expect(await store.isExported(web, 'bad')).toBe(false);
+    // maxUpdateAttempts is 3: the third rejection counts 'bad' without its trace, and u3 follows.
+    await runPollCycle(deps);
+    expect(await store.isExported(web, 'bad')).toBe(false);
+    const third = await runPollCycle(deps);
+    expect(third.updatesExported).toBe(2);
+    expect(await store.isExported(web, 'bad')).toBe(true);
+    expect(sink.traces.map((t) => t.spans[0]!.attributes['cicd.pipeline.run.id'])).toEqual(['u1', 'u3']);
+  });
+
   it('stops at the first update whose spans were not accepted and resumes there next cycle', async () => {
     const { api, store, sink, deps } = await setup();
     api.addStack(web);
@@ -214,12 +260,13 @@ describe('poll cycle', () => {
     api.addUpdate(web, { updateId: 'u2', startTime: NOW_S - 200 });
     api.addUpdate(web, { updateId: 'u3', startTime: NOW_S - 100 });
     const callsAtExport: string[][] = [];
-    const exportTrace = sink.export.bind(sink);
-    sink.export = async (trace) => {
+    const exportTraces = sink.export.bind(sink);
+    sink.export = async (traces) => {
       callsAtExport.push(api.calls.filter((c) => c.startsWith('events ')));
-      return exportTrace(trace);
+      return exportTraces(traces);
     };
-    expect((await runPollCycle(deps)).updatesExported).toBe(3);
+    // One update per export (a batch of one span at most), to see the read-ahead.
+    expect((await runPollCycle({ ...deps, batchMaxSpans: 1 })).updatesExported).toBe(3);
     // One update ahead, never more: u3's events are read only once u1 is committed.
     expect(callsAtExport).toEqual([['events u1', 'events u2'], ['events u1', 'events u2', 'events u3'], ['events u1', 'events u2', 'events u3']]);
   });
@@ -497,10 +544,10 @@ describe('poll cycle with several replicas', () => {
     const coordinator = new FakeCoordinator();
     coordinator.held.add(stackKey(web));
     const owners: (string | undefined)[] = [];
-    const commit = store.commitUpdate.bind(store);
-    store.commitUpdate = (c: UpdateCommit) => {
-      owners.push(c.leaseOwner);
-      return commit(c);
+    const commit = store.commitUpdates.bind(store);
+    store.commitUpdates = (commits: readonly UpdateCommit[]) => {
+      owners.push(...commits.map((c) => c.leaseOwner));
+      return commit(commits);
     };
     api.addStack(web);
     api.addStack(api2);
@@ -520,12 +567,13 @@ describe('poll cycle with several replicas', () => {
     coordinator.held.add(stackKey(web));
     api.addStack(web);
     for (let i = 1; i <= 3; i++) api.addUpdate(web, { updateId: `u${i}`, startTime: NOW_S - 300 + i });
-    const exportTrace = sink.export.bind(sink);
-    sink.export = async (trace: TraceRecord) => {
+    const exportTraces = sink.export.bind(sink);
+    sink.export = async (traces: readonly TraceRecord[]) => {
       coordinator.held.clear();
-      return exportTrace(trace);
+      return exportTraces(traces);
     };
-    const r = await runPollCycle({ ...deps, coordinator });
+    // One update per batch, so there is a next update the lost lease must stop.
+    const r = await runPollCycle({ ...deps, coordinator, batchMaxSpans: 1 });
     expect(r.result).toBe('success');
     expect(sink.traces).toHaveLength(1);
     expect(await store.countExported()).toBe(1);

@@ -94,9 +94,9 @@ class PreviewApi implements PulumiCloudApi {
 class Sink implements SpanSink {
   readonly enabled = true;
   runIds: string[] = [];
-  async export(trace: TraceRecord): Promise<ExportOutcome> {
-    this.runIds.push(String(trace.spans[0]?.attributes['cicd.pipeline.run.id']));
-    return { code: 'success', spans: trace.spans.length };
+  async export(traces: readonly TraceRecord[]): Promise<ExportOutcome> {
+    for (const trace of traces) this.runIds.push(String(trace.spans[0]?.attributes['cicd.pipeline.run.id']));
+    return { code: 'success', spans: traces.reduce((n, t) => n + t.spans.length, 0) };
   }
   async shutdown(): Promise<void> {}
 }
@@ -117,6 +117,7 @@ async function setup(previews = true) {
     backfillDays: 0,
     attempts: new UpdateAttempts(),
     maxUpdateAttempts: 3,
+    batchMaxSpans: 512,
     orgs: [{ name: 'acme', include: [], exclude: [] }],
     stackConcurrency: 2,
     progressLogIntervalMs: 5_000,

@@ -63,7 +63,7 @@ describe('NoopSpanSink', () => {
   it('is disabled and accepts every trace without sending a span', async () => {
     const sink = createSpanSink(tracesConfig({ exporter: 'none' }), { logger: silentLogger() });
     expect(sink.enabled).toBe(false);
-    expect(await sink.export(trace())).toEqual({ code: 'success', spans: 0 });
+    expect(await sink.export([trace()])).toEqual({ code: 'success', spans: 0 });
     await sink.shutdown();
     await sink.shutdown();
   });
@@ -79,7 +79,7 @@ describe('ConsoleSpanSink', () => {
       observer: { spansExported: (n) => exported.push(n), exportFailed: () => undefined },
     });
 
-    expect(await sink.export(trace())).toEqual({ code: 'success', spans: 2 });
+    expect(await sink.export([trace()])).toEqual({ code: 'success', spans: 2 });
 
     expect(lines).toHaveLength(2);
     expect(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n'))).toBe(true);
@@ -110,7 +110,7 @@ describe('ConsoleSpanSink', () => {
       },
       observer: { spansExported: () => undefined, exportFailed: (r) => failures.push(r) },
     });
-    const outcome = await sink.export(trace());
+    const outcome = await sink.export([trace()]);
     expect(outcome).toMatchObject({ code: 'failed', retryable: true, reason: 'write' });
     expect(outcome.code === 'failed' && isExporterError(outcome.error) && outcome.error.code).toBe('TRACE_EXPORT_FAILED');
     expect(failures).toEqual(['write']);
