@@ -1,6 +1,6 @@
 import type { StackRef } from '../domain/stack.js';
 import { sha256 } from '@noble/hashes/sha2';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
+import { bytesToHex } from '@noble/hashes/utils';
 
 /*
  * Deterministic ids (docs/traces.md, after the shared telemetry-conventions.md "Traces"): a re-export after a crash, or
@@ -8,9 +8,12 @@ import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
  * an update from its stack and update id.
  */
 
+/** One encoder for every id (noble's utf8ToBytes builds a TextEncoder and copies its output on every call). */
+const UTF8 = new TextEncoder();
+
 /** The first `hexChars` (even) hex digits of SHA-256 over the UTF-8 bytes of `text`. */
 function sha256Hex(text: string, hexChars: number): string {
-  return bytesToHex(sha256(utf8ToBytes(text)).subarray(0, hexChars / 2));
+  return bytesToHex(sha256(UTF8.encode(text)).subarray(0, hexChars / 2));
 }
 
 /** Trace id of an update: first 16 bytes of SHA-256("{org}/{project}/{stack}/{updateID}"), 32 hex chars. */

@@ -3,7 +3,8 @@ import { labelsKey } from '../domain/metric-delta.js';
 import type { StackRef } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
 import { ExporterError } from '../errors.js';
-import type { PreviewCursor, UpdateCommit } from './state-store.js';
+import { isPreviewKind } from '../domain/update.js';
+import type { ExportedUpdate, PreviewCursor, UpdateCommit } from './state-store.js';
 
 // Rules every StateStore implementation applies the same way, so stores cannot drift apart
 // on what they accept or how they bucket.
@@ -114,4 +115,49 @@ export function parseExemplars(json: string): (Exemplar | null)[] {
     throw new ExporterError('STATE_ERROR', `state database holds a malformed exemplar list: ${json.slice(0, 80)}`);
   }
   return value as (Exemplar | null)[];
+}
+
+/** What updates committed together change of one stack's row and facts. */
+export interface StackCommitFacts {
+  readonly stack: StackRef;
+  /** The highest version among them that is not a preview's (a preview never moves the cursor); 0 when all are previews. */
+  readonly cursorVersion: number;
+  /** exportedAtMs of the stack's first commit: its first-seen time when the store does not know the stack yet. */
+  readonly firstSeenMs: number;
+  /** Per kind, the update with the newest end time (the later one on a tie), as one commit after another leaves it. */
+  readonly lastUpdates: readonly ExportedUpdate[];
+  /** End time of the newest succeeded update that is not a preview; undefined when there is none. */
+  readonly lastSuccessEndTime?: number;
+  readonly updateIds: readonly string[];
+}
+
+/**
+ * The per-stack writes of several commits (in order), so a store writes each stack's cursor,
+ * last-update facts and in-progress/follow deletions once per transaction, with the result
+ * of committing them one after another.
+ */
+export function stackCommitFacts(commits: readonly UpdateCommit[]): StackCommitFacts[] {
+  const stacks = new Map<string, { stack: StackRef; cursorVersion: number; firstSeenMs: number; last: Map<string, ExportedUpdate>; success?: number; ids: string[] }>();
+  for (const { update: u, exportedAtMs } of commits) {
+    const key = stackKey(u.stack);
+    let facts = stacks.get(key);
+    if (facts === undefined) {
+      facts = { stack: u.stack, cursorVersion: 0, firstSeenMs: exportedAtMs, last: new Map(), ids: [] };
+      stacks.set(key, facts);
+    }
+    const preview = isPreviewKind(u.kind);
+    if (!preview) facts.cursorVersion = Math.max(facts.cursorVersion, u.version);
+    const last = facts.last.get(u.kind);
+    if (last === undefined || u.endTime >= last.endTime) facts.last.set(u.kind, u);
+    if (u.result === 'succeeded' && !preview && (facts.success === undefined || u.endTime >= facts.success)) facts.success = u.endTime;
+    facts.ids.push(u.updateId);
+  }
+  return [...stacks.values()].map((f) => ({
+    stack: f.stack,
+    cursorVersion: f.cursorVersion,
+    firstSeenMs: f.firstSeenMs,
+    lastUpdates: [...f.last.values()],
+    ...(f.success === undefined ? {} : { lastSuccessEndTime: f.success }),
+    updateIds: f.ids,
+  }));
 }

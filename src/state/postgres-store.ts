@@ -3,7 +3,6 @@ import { labelsKey } from '../domain/metric-delta.js';
 import type { CounterDelta, Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
-import { isPreviewKind } from '../domain/update.js';
 import { ExporterError, isExporterError } from '../errors.js';
 import { silentLogger } from '../logging/logger.js';
 import type { Logger } from '../logging/logger.js';
@@ -21,6 +20,8 @@ import {
   checkSameStack,
   sameBuckets,
   parseExemplars,
+  stackCommitFacts,
+  type StackCommitFacts,
 } from './delta-rules.js';
 import { checkFollowRecord, mergeSpanIds } from './follow-rules.js';
 import { describePostgresUrl } from './postgres-url.js';
@@ -293,9 +294,10 @@ export class PostgresStateStore implements StateStore {
     }
     return this.transaction('commitUpdates', async (db) => {
       const committed: boolean[] = [];
-      for (const commit of commits) committed.push(await recordUpdate(db, commit));
+      for (const commit of commits) committed.push(await recordExported(db, commit));
       const added = commits.filter((_, i) => committed[i]);
       if (added.length === 0) return committed;
+      for (const facts of stackCommitFacts(added)) await applyStackFacts(db, facts);
       // Added up per series over the updates, in one order for every replica, so two commits
       // touching the same series cannot deadlock. One statement for every counter and one
       // for every histogram series.
@@ -536,13 +538,12 @@ export class PostgresStateStore implements StateStore {
 }
 
 /**
- * The per-update part of a commit, inside commitUpdates' transaction: false, changing
- * nothing, when the update is already in the ledger (under any stack of its org).
+ * The lease check and ledger row of one update, inside commitUpdates' transaction: false,
+ * writing nothing, when the update is already in the ledger (under any stack of its org).
  */
-async function recordUpdate(db: Queryable, commit: UpdateCommit): Promise<boolean> {
+async function recordExported(db: Queryable, commit: UpdateCommit): Promise<boolean> {
   const { update: u, exportedAtMs } = commit;
   const s = u.stack;
-  const preview = isPreviewKind(u.kind);
   if (commit.leaseOwner !== undefined) {
     // FOR KEY SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
     // row by until this commit ends, so the lease cannot change hands half-way; the
@@ -571,39 +572,45 @@ async function recordUpdate(db: Queryable, commit: UpdateCommit): Promise<boolea
      ON CONFLICT (org, update_id) DO NOTHING`,
     [s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs],
   );
-  if (inserted.rowCount === 0) return false;
+  return (inserted.rowCount ?? 0) > 0;
+}
 
+/** One stack's cursor, last-update facts and in-progress/follow rows after its committed updates (see stackCommitFacts). */
+async function applyStackFacts(db: Queryable, facts: StackCommitFacts): Promise<void> {
+  const s = facts.stack;
   // A commit does not relist a stack the org list hides; it only moves its cursor
-  // (GREATEST with 0 for a preview: it never moves it).
+  // (GREATEST with 0 for previews: they never move it).
   const stack = await db.query<{ listed: boolean }>(
     `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES ($1, $2, $3, $4, $5, true)
      ON CONFLICT (org, project, stack) DO UPDATE SET cursor_version = GREATEST(stacks.cursor_version, excluded.cursor_version)
      RETURNING listed`,
-    [s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs],
+    [s.org, s.project, s.stack, facts.cursorVersion, facts.firstSeenMs],
   );
 
   // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
   if (stack.rows[0]?.listed === true) {
-    await db.query(
-      `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (org, project, stack, kind) DO UPDATE SET
-         result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
-       WHERE excluded.end_time >= last_updates.end_time`,
-      [s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime)],
-    );
-    if (u.result === 'succeeded' && !preview) {
+    for (const u of facts.lastUpdates) {
+      await db.query(
+        `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (org, project, stack, kind) DO UPDATE SET
+           result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
+         WHERE excluded.end_time >= last_updates.end_time`,
+        [s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime)],
+      );
+    }
+    if (facts.lastSuccessEndTime !== undefined) {
       await db.query(
         `INSERT INTO last_success (org, project, stack, end_time) VALUES ($1, $2, $3, $4)
          ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
          WHERE excluded.end_time >= last_success.end_time`,
-        [s.org, s.project, s.stack, u.endTime],
+        [s.org, s.project, s.stack, facts.lastSuccessEndTime],
       );
     }
   }
 
-  await db.query('DELETE FROM in_progress WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4', [s.org, s.project, s.stack, u.updateId]);
-  await db.query('DELETE FROM follow_records WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = $4', [s.org, s.project, s.stack, u.updateId]);
-  return true;
+  const ids = [...facts.updateIds];
+  await db.query('DELETE FROM in_progress WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = ANY($4::text[])', [s.org, s.project, s.stack, ids]);
+  await db.query('DELETE FROM follow_records WHERE org = $1 AND project = $2 AND stack = $3 AND update_id = ANY($4::text[])', [s.org, s.project, s.stack, ids]);
 }
 
 /** The deltas of one counter series added up (one row of the counters statement each). */

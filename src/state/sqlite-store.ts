@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { labelsKey } from '../domain/metric-delta.js';
-import { isPreviewKind } from '../domain/update.js';
 import type { CounterDelta, Exemplar, HistogramObservation, Labels } from '../domain/metric-delta.js';
 import type { StackRef, StackSummary } from '../domain/stack.js';
 import { stackKey } from '../domain/stack.js';
@@ -22,6 +21,8 @@ import {
   checkSameStack,
   sameBuckets,
   parseExemplars,
+  stackCommitFacts,
+  type StackCommitFacts,
 } from './delta-rules.js';
 import { checkFollowRecord, mergeSpanIds } from './follow-rules.js';
 import { MetricsChangeLog, type SeriesRef } from './metrics-change-log.js';
@@ -302,7 +303,8 @@ export class SqliteStateStore implements StateStore {
       let stamp = 0;
       const apply = db.transaction((): boolean[] => {
         // The immediate transaction holds the write lock, so no other connection commits in between.
-        const committed = commits.map((commit) => this.recordUpdate(commit));
+        const committed = commits.map((commit) => this.recordExported(commit));
+        for (const facts of stackCommitFacts(commits.filter((_, i) => committed[i]))) this.applyStackFacts(facts);
         const counters = new Map<string, { delta: CounterDelta; value: number }>();
         // One read and one write per histogram series, however many observations the
         // updates bring (each update observes one duration per resource step).
@@ -352,22 +354,26 @@ export class SqliteStateStore implements StateStore {
   }
 
   /**
-   * The per-update part of a commit, inside commitUpdates' transaction: false, changing
-   * nothing, when the update is already in the ledger (under any stack of its org).
+   * The ledger row of one update, inside commitUpdates' transaction: false, writing nothing,
+   * when the update is already in the ledger (under any stack of its org).
    */
-  private recordUpdate(commit: UpdateCommit): boolean {
+  private recordExported(commit: UpdateCommit): boolean {
     const { update: u, exportedAtMs } = commit;
     const s = u.stack;
-    const preview = isPreviewKind(u.kind);
     if (this.stmt(EXPORTED_IN_ORG_SQL).get(s.org, u.updateId) !== undefined) return false;
     this.stmt(
       `INSERT INTO exported_updates
          (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(s.org, s.project, s.stack, u.updateId, u.kind, u.version, u.result, u.startTime, u.endTime, exportedAtMs);
+    return true;
+  }
 
+  /** One stack's cursor, last-update facts and in-progress/follow rows after its committed updates (see stackCommitFacts). */
+  private applyStackFacts(facts: StackCommitFacts): void {
+    const s = facts.stack;
     // A commit does not relist a stack the org list hides; it only moves its cursor
-    // (max with 0 for a preview: it never moves it).
+    // (max with 0 for previews: they never move it).
     const listed = this.stmt(
       `INSERT INTO stacks (org, project, stack, cursor_version, first_seen_ms, listed) VALUES (?, ?, ?, ?, ?, 1)
        ON CONFLICT (org, project, stack) DO UPDATE SET
@@ -375,29 +381,31 @@ export class SqliteStateStore implements StateStore {
        RETURNING listed`,
     )
       .pluck()
-      .get(s.org, s.project, s.stack, preview ? 0 : u.version, exportedAtMs) as number;
+      .get(s.org, s.project, s.stack, facts.cursorVersion, facts.firstSeenMs) as number;
 
     // Commits can arrive out of order; ">=" keeps the gauges on the newest end time.
     // An unlisted stack has no gauges, so it gets no last-update facts either.
     if (listed === 1) {
-      this.stmt(
-        `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (org, project, stack, kind) DO UPDATE SET
-           result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
-         WHERE excluded.end_time >= last_updates.end_time`,
-      ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime));
-      if (u.result === 'succeeded' && !preview) {
+      for (const u of facts.lastUpdates) {
+        this.stmt(
+          `INSERT INTO last_updates (org, project, stack, kind, result, end_time, duration_seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (org, project, stack, kind) DO UPDATE SET
+             result = excluded.result, end_time = excluded.end_time, duration_seconds = excluded.duration_seconds
+           WHERE excluded.end_time >= last_updates.end_time`,
+        ).run(s.org, s.project, s.stack, u.kind, u.result, u.endTime, Math.max(0, u.endTime - u.startTime));
+      }
+      if (facts.lastSuccessEndTime !== undefined) {
         this.stmt(
           `INSERT INTO last_success (org, project, stack, end_time) VALUES (?, ?, ?, ?)
            ON CONFLICT (org, project, stack) DO UPDATE SET end_time = excluded.end_time
            WHERE excluded.end_time >= last_success.end_time`,
-        ).run(s.org, s.project, s.stack, u.endTime);
+        ).run(s.org, s.project, s.stack, facts.lastSuccessEndTime);
       }
     }
 
-    this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(s.org, s.project, s.stack, u.updateId);
-    this.stmt('DELETE FROM follow_records WHERE org = ? AND project = ? AND stack = ? AND update_id = ?').run(s.org, s.project, s.stack, u.updateId);
-    return true;
+    const ids = JSON.stringify(facts.updateIds);
+    this.stmt('DELETE FROM in_progress WHERE org = ? AND project = ? AND stack = ? AND update_id IN (SELECT value FROM json_each(?))').run(s.org, s.project, s.stack, ids);
+    this.stmt('DELETE FROM follow_records WHERE org = ? AND project = ? AND stack = ? AND update_id IN (SELECT value FROM json_each(?))').run(s.org, s.project, s.stack, ids);
   }
 
   /**

@@ -527,12 +527,16 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         commit(update(DEV, 'd1', 1, { endTime: 1_000 }), { counters: [counter('c_total', { k: 'v' }, 1)], histograms: [traced(0.5, 'a'.repeat(32), 100), observe(7)] }),
         commit(update(DEV, 'd2', 2, { endTime: 2_000, result: 'failed' }), { counters: [counter('c_total', { k: 'v' }, 2), counter('f_total', {}, 1)], histograms: [traced(0.7, 'b'.repeat(32), 200)] }),
         commit(update(PROD, 'p1', 1, { endTime: 1_500 }), { counters: [counter('c_total', { k: 'v' }, 4)], histograms: [observe(20)] }, 6_000),
+        // A preview of the newest version: it moves neither the cursor nor the last success.
+        commit(update(DEV, 'v1', 3, { kind: 'preview', endTime: 3_000 })),
+        // Ends at the same time as d2: the later commit's facts stand.
+        commit(update(DEV, 'd0', 0, { endTime: 2_000, result: 'succeeded' })),
       ];
 
       it('leaves the same state as committing the updates one by one', async () => {
         await store.replaceOrgStacks('acme', [summary(DEV, 100), summary(PROD, 100)], 1_000);
         await store.setInProgress(DEV, [running(DEV, 'd2', 2), running(DEV, 'd3', 3)]);
-        expect(await store.commitUpdates(several())).toEqual([true, true, true]);
+        expect(await store.commitUpdates(several())).toEqual([true, true, true, true, true]);
 
         const other = await create();
         try {
@@ -547,6 +551,8 @@ export function stateStoreContract(name: string, create: () => Promise<ContractS
         expect(await counterValue(store, 'c_total', { k: 'v' })).toBe(7);
         expect((await store.getStack(DEV))?.cursorVersion).toBe(2);
         expect((await store.listInProgress()).map((r) => r.updateId)).toEqual(['d3']);
+        expect((await store.readLastUpdates()).find((r) => r.stack.stack === 'dev' && r.kind === 'update')?.result).toBe('succeeded');
+        expect((await store.readLastSuccesses()).find((r) => r.stack.stack === 'dev')?.endTime).toBe(2_000);
         // The later update's exemplar wins its bucket, as with separate commits.
         expect((await store.readHistograms())[0]?.exemplars?.[0]).toEqual({ traceId: 'b'.repeat(32), value: 0.7, timestamp: 200 });
       });
