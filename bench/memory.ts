@@ -13,18 +13,23 @@ const ENTRY = fileURLToPath(new URL('./backfill-process.ts', import.meta.url));
 
 /*
  * Peak RSS of a first backfill (traces to a local collector, SQLite in a file) of the
- * issue-7 data set and of ten times its history (ten times the stacks). Each backfill runs
+ * issue-7 data set and of ten times its history, two ways: ten times the updates of each
+ * stack (the same stacks and series), and ten times the stacks (ten times the projects, so
+ * also ten times the project-level series the store and its caches hold). Each backfill runs
  * in a fresh process, so the figure is that backfill's own peak; the simulator runs in
- * another process. Nothing is held per update after its commit, so the two should be close.
+ * another process. Nothing is held per update after its commit, so the first two should be
+ * close; the third adds what the extra series hold.
  */
 export const memorySuite: BenchSuite = {
   name: 'memory',
   description: 'peak RSS of a first backfill: the issue-7 history vs ten times that history',
   async groups() {
-    const scale = ISSUE_SCALE.projectsPerOrg ?? 4;
-    const [one, ten] = await Promise.all([
+    const projects = ISSUE_SCALE.projectsPerOrg ?? 4;
+    const updates = ISSUE_SCALE.updatesPerStack ?? 19;
+    const [one, longer, ten] = await Promise.all([
       startBenchServers({ token: BENCH_TOKEN, scale: ISSUE_SCALE }),
-      startBenchServers({ token: BENCH_TOKEN, scale: { ...ISSUE_SCALE, projectsPerOrg: scale * 10 } }),
+      startBenchServers({ token: BENCH_TOKEN, scale: { ...ISSUE_SCALE, updatesPerStack: updates * 10 } }),
+      startBenchServers({ token: BENCH_TOKEN, scale: { ...ISSUE_SCALE, projectsPerOrg: projects * 10 } }),
     ]);
     const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
     let runs = 0;
@@ -51,10 +56,11 @@ export const memorySuite: BenchSuite = {
         warmup: 0,
         cases: [
           { name: baseline, items: one.updates, unit: 'updates', fn: () => backfill(one) },
-          { name: `10x: ${ten.stacks} stacks, ${ten.updates} updates, ${ten.events} events`, items: ten.updates, unit: 'updates', fn: () => backfill(ten), baseline },
+          { name: `10x updates: ${longer.stacks} stacks, ${longer.updates} updates, ${longer.events} events`, items: longer.updates, unit: 'updates', fn: () => backfill(longer), baseline },
+          { name: `10x stacks: ${ten.stacks} stacks, ${ten.updates} updates, ${ten.events} events`, items: ten.updates, unit: 'updates', fn: () => backfill(ten), baseline },
         ],
         done: async () => {
-          await Promise.all([one.close(), ten.close()]);
+          await Promise.all([one.close(), longer.close(), ten.close()]);
           rmSync(dir, { recursive: true, force: true });
         },
       },

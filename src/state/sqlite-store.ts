@@ -793,13 +793,8 @@ function toLastSuccessRow(r: LastSuccessDbRow): LastSuccessRow {
   return { stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time };
 }
 
-/** The stored JSON of each (read-only) label set already written: step series share theirs. */
-const storedLabels = new WeakMap<Labels, string>();
-
 function labelsJson(labels: Labels): string {
-  let json = storedLabels.get(labels);
-  if (json === undefined) storedLabels.set(labels, (json = JSON.stringify(canonicalLabels(labels))));
-  return json;
+  return JSON.stringify(canonicalLabels(labels));
 }
 
 function parseLabels(json: string): Labels {
