@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { get } from 'node:http';
+import pg from 'pg';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +14,10 @@ import { METRIC_DEFINITIONS } from '../src/metrics/definitions.js';
 import { ExporterMetrics } from '../src/metrics/exporter-metrics.js';
 import { storeSamples, type Sample } from '../src/metrics/store-samples.js';
 import { DEFAULT_METRIC_DETAIL, updateMetricDeltas } from '../src/metrics/update-deltas.js';
+import { PostgresStateStore } from '../src/state/postgres-store.js';
+import { describePostgresUrl } from '../src/state/postgres-url.js';
 import { SqliteStateStore } from '../src/state/sqlite-store.js';
-import type { StateStore } from '../src/state/state-store.js';
+import type { StateStore, UpdateCommit } from '../src/state/state-store.js';
 import type { BenchCase, BenchGroup, BenchSuite } from './run.js';
 
 /*
@@ -21,10 +25,11 @@ import type { BenchCase, BenchGroup, BenchSuite } from './run.js';
  * (issue 7's shape: 2 updates per stack, 5 resource steps per update), plain and gzip.
  * "store unchanged" scrapes reuse the rendered store part; "after a commit" cases commit one
  * more update first, so the scrape reads and re-renders what that commit changed. The
- * "full read" cases scrape a second app whose store view hides readMetricsChanges (as
- * PostgreSQL does), so each of its scrapes after a commit reads and renders everything (what
- * /metrics did before incremental scrapes). The baseline renders the same store rows through
- * a prom-client Registry per scrape, as /metrics did before ADR 0003.
+ * "full read" cases scrape a second app whose store view hides readMetricsChanges, so each
+ * of its scrapes after a commit reads and renders everything (what /metrics did before
+ * incremental scrapes). The baseline renders the same store rows through a prom-client
+ * Registry per scrape, as /metrics did before ADR 0003. At the largest size the same data is
+ * also seeded into PostgreSQL and scraped after a commit, incrementally and as a full read.
  */
 
 const RESOURCE_TYPES = [
@@ -65,26 +70,29 @@ function operations(i: number, version: number): ResourceOperation[] {
 
 /** A SQLite store with issue 7's data for `stacks` stacks (also used by the metrics-push suite). */
 export async function seed(stacks: number): Promise<Seeded> {
-  // On tmpfs where there is one: fsync is then free, so 20,000 seeding commits take seconds
-  // instead of minutes. Scrapes read through the page cache either way.
+  // On tmpfs where there is one: fsync is then free, so seeding takes seconds instead of
+  // minutes. Scrapes read through the page cache either way.
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pue-bench-scrape-'));
   const store = new SqliteStateStore({ path: join(dir, 'state.db') });
   await store.migrate();
+  return { store, dir, stacks, commitOne: await seedStore(store, stacks) };
+}
+
+/** Seeds a migrated store with issue 7's data for `stacks` stacks; returns a function that commits one more update. */
+async function seedStore(store: StateStore, stacks: number): Promise<() => Promise<void>> {
   await store.replaceOrgStacks(
     ORG,
     Array.from({ length: stacks }, (_, i) => ({ ...stackRef(i), lastUpdate: 2, resourceCount: 5 })),
     1_000,
   );
-  let version = 0;
-  const commit = async (i: number, v: number): Promise<void> => {
+  const commitOf = (i: number, v: number): UpdateCommit => {
     const stack = stackRef(i);
     const startTime = 1_700_000_000 + i * 10 + v * 3_600;
     // One update in ten fails; durations spread over the buckets.
     const result = (i + v) % 10 === 0 ? 'failed' : 'succeeded';
     const endTime = startTime + 20 + ((i * 37 + v * 11) % 900);
     const updateId = `${stack.stack}-u${v}`;
-    const ops = operations(i, v);
-    await store.commitUpdate({
+    return {
       update: { stack, updateId, kind: 'update', version: v, result, startTime, endTime },
       deltas: updateMetricDeltas({
         stack,
@@ -94,33 +102,30 @@ export async function seed(stacks: number): Promise<Seeded> {
         startTime,
         endTime,
         resourceChanges: v === 1 ? { create: 5 } : { update: 1, same: 4 },
-        operations: ops,
+        operations: operations(i, v),
         policyViolations: [],
         detail: DEFAULT_METRIC_DETAIL,
       }),
       exportedAtMs: endTime * 1000 + 5_000,
-    });
+    };
   };
-  for (let i = 0; i < stacks; i++) {
-    await commit(i, 1);
-    await commit(i, 2);
+  // Both updates of 250 stacks per transaction (the result is that of one commit after another).
+  for (let first = 0; first < stacks; first += 250) {
+    const commits: UpdateCommit[] = [];
+    for (let i = first; i < Math.min(stacks, first + 250); i++) commits.push(commitOf(i, 1), commitOf(i, 2));
+    await store.commitUpdates(commits);
   }
-  version = 2;
+  let version = 2;
   let next = 0;
-  return {
-    store,
-    dir,
-    stacks,
-    commitOne: async () => {
-      version += 1;
-      await commit(next, version);
-      next = (next + 1) % stacks;
-    },
+  return async () => {
+    version += 1;
+    await store.commitUpdate(commitOf(next, version));
+    next = (next + 1) % stacks;
   };
 }
 
 /** The store without readMetricsChanges: every scrape after a commit reads everything. */
-function fullReadView(store: SqliteStateStore): StateStore {
+function fullReadView(store: StateStore): StateStore {
   return new Proxy(store, {
     get(target, prop, receiver) {
       if (prop === 'readMetricsChanges') return undefined;
@@ -254,7 +259,7 @@ async function group(stacks: number): Promise<{ groups: BenchGroup[]; close: () 
       {
         title: `${title}: incremental scrapes`,
         notes: [
-          `seeded through SqliteStateStore.commitUpdate in ${seedSeconds.toFixed(1)} s (database file in ${seeded.dir}, WAL)`,
+          `seeded through SqliteStateStore.commitUpdates in ${seedSeconds.toFixed(1)} s (database file in ${seeded.dir}, WAL)`,
           `RSS after seeding, before any scrape ${fmt(rssSeeded)} MiB (the first scrapes build the kept exposition)`,
           `RSS idle ${fmt(rssUnchanged.idle)} MiB, peak during 10 scrapes of an unchanged store ${fmt(rssUnchanged.peak)} MiB (+${fmt(rssUnchanged.peak - rssUnchanged.idle)})`,
           `RSS idle ${fmt(rssAfterCommit.idle)} MiB, peak during 10 commit+scrape rounds ${fmt(rssAfterCommit.peak)} MiB (+${fmt(rssAfterCommit.peak - rssAfterCommit.idle)})` +
@@ -270,7 +275,7 @@ async function group(stacks: number): Promise<{ groups: BenchGroup[]; close: () 
         ],
       },
       {
-        title: `${title}: full reads (the app before incremental scrapes, as with PostgreSQL) and the prom-client baseline`,
+        title: `${title}: full reads (the app before incremental scrapes) and the prom-client baseline`,
         cases: [
           { name: BASELINE, items: series, unit: 'series', fn: () => promClientRender(seeded.store) },
           ...afterCommit('full read: ', fullServer.url).map((c) => ({ ...c, baseline: BASELINE })),
@@ -286,11 +291,78 @@ async function group(stacks: number): Promise<{ groups: BenchGroup[]; close: () 
   };
 }
 
+const ADMIN_URL = process.env['BENCH_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function admin(sql: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 3_000 });
+  try {
+    await client.connect();
+    await client.query(sql);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The same data on PostgreSQL (a throwaway database on the machine's server): a scrape after
+ * a commit, incremental (the change rows every write records, whichever replica wrote) and
+ * as a full read; undefined when no server answers.
+ */
+async function postgresGroup(stacks: number): Promise<{ groups: BenchGroup[]; close: () => Promise<void> } | undefined> {
+  const name = `pue_bench_${randomBytes(6).toString('hex')}`;
+  if (!(await admin(`CREATE DATABASE ${name}`))) return undefined;
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  const store = new PostgresStateStore({ url: url.toString() });
+  await store.migrate();
+  const t = performance.now();
+  const commitOne = await seedStore(store, stacks);
+  const seedSeconds = (performance.now() - t) / 1000;
+  const server = await serve(store);
+  const fullServer = await serve(fullReadView(store));
+  await scrape(server.url, 'gzip');
+  await scrape(fullServer.url, 'gzip');
+  await commitOne();
+  const storePart = (text: string): string => text.slice(0, text.indexOf('# HELP pulumi_exporter_'));
+  const body = await scrapeText(server.url);
+  if (storePart(body) !== storePart(await scrapeText(fullServer.url))) throw new Error('PostgreSQL: incremental and full-read scrapes differ');
+  const series = body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+  const FULL = 'PostgreSQL, full read: commit 1 update, then GET /metrics gzip';
+  const FULL_PLAIN = 'PostgreSQL, full read: commit 1 update, then GET /metrics plain';
+  const round = (target: string, encoding: 'gzip' | 'identity') => async (): Promise<number> => {
+    await commitOne();
+    return scrape(target, encoding);
+  };
+  return {
+    groups: [
+      {
+        title: `PostgreSQL, ${stacks.toLocaleString('en-US')} stacks: ${series.toLocaleString('en-US')} series, scrapes after a commit`,
+        notes: [`seeded through PostgresStateStore.commitUpdates in ${seedSeconds.toFixed(1)} s (${store.target}); the store parts of both apps are identical`],
+        cases: [
+          { name: FULL, items: series, unit: 'series', fn: round(fullServer.url, 'gzip') },
+          { name: 'PostgreSQL, incremental: commit 1 update, then GET /metrics gzip', items: series, unit: 'series', fn: round(server.url, 'gzip'), baseline: FULL },
+          { name: FULL_PLAIN, items: series, unit: 'series', fn: round(fullServer.url, 'identity') },
+          { name: 'PostgreSQL, incremental: commit 1 update, then GET /metrics plain', items: series, unit: 'series', fn: round(server.url, 'identity'), baseline: FULL_PLAIN },
+        ],
+      },
+    ],
+    close: async () => {
+      await server.close();
+      await fullServer.close();
+      await store.close();
+      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
 const closers: (() => Promise<void>)[] = [];
 
 export const scrapeSuite: BenchSuite = {
   name: 'scrape',
-  description: 'GET /metrics at 1,000 and 10,000 stacks from a seeded SQLite store, plain and gzip',
+  description: 'GET /metrics at 1,000 and 10,000 stacks from a seeded SQLite store, plain and gzip; after a commit on PostgreSQL at the largest size',
   async groups() {
     const sizes = (process.env['BENCH_SCRAPE_STACKS'] ?? '1000,10000').split(',').map(Number).filter((n) => n > 0);
     const out: BenchGroup[] = [];
@@ -298,6 +370,13 @@ export const scrapeSuite: BenchSuite = {
       const { groups, close } = await group(stacks);
       closers.push(close);
       out.push(...groups);
+    }
+    const largest = Math.max(...sizes);
+    const postgres = process.env['BENCH_SCRAPE_POSTGRES'] === '0' ? undefined : await postgresGroup(largest);
+    if (postgres === undefined) console.log(`scrape: no PostgreSQL group (BENCH_SCRAPE_POSTGRES=0 or no server at ${describePostgresUrl(ADMIN_URL)})`);
+    else {
+      closers.push(postgres.close);
+      out.push(...postgres.groups);
     }
     return out;
   },

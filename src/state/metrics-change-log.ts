@@ -88,6 +88,6 @@ export class MetricsChangeLog {
 }
 
 /** The series a name and labelsKey name (labelsKey: JSON of the sorted [name, value] pairs). */
-function seriesRef(name: string, key: string): SeriesRef {
+export function seriesRef(name: string, key: string): SeriesRef {
   return { name, labels: Object.fromEntries(JSON.parse(key) as [string, string][]) };
 }

@@ -188,6 +188,25 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX exported_updates_recent ON exported_updates (end_time DESC, version DESC, org, project, stack);
     `,
   },
+  {
+    version: 7,
+    name: 'metrics changes',
+    // PostgreSQL only (SQLite keeps this in memory: it has one writer). Every write that moves
+    // the metrics stamp records here, under the stamp it moved to, the series and stacks it
+    // touched (at least one row per stamp), so the leader's scrape re-reads just those,
+    // whichever replica wrote them (StateStore.readMetricsChanges).
+    sql: `
+      CREATE TABLE metrics_changes (
+        stamp bigint NOT NULL,
+        series_name text,
+        labels_key text,
+        org text,
+        project text,
+        stack text
+      );
+      CREATE INDEX metrics_changes_stamp ON metrics_changes (stamp);
+    `,
+  },
 ];
 
 /** The schema version this build writes. */

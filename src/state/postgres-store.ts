@@ -38,9 +38,13 @@ import {
   runningSetRows,
   toExportedUpdate,
   toInProgressRecord,
+  toLastSuccessRow,
+  toLastUpdateRow,
   toStackRecord,
   type ExportedUpdateRow,
   type InProgressRow,
+  type LastSuccessDbRow,
+  type LastUpdateDbRow,
   type RunningSetRow,
   type StackRow,
 } from './stack-row.js';
@@ -52,11 +56,13 @@ import type {
   InProgressRecord,
   LastSuccessRow,
   LastUpdateRow,
+  MetricsChangeRows,
   PreviewCursor,
   StackRecord,
   StateStore,
   UpdateCommit,
 } from './state-store.js';
+import { seriesRef } from './metrics-change-log.js';
 
 export interface PostgresStateStoreOptions {
   /** postgres:// or postgresql:// URL; anything it leaves out comes from the PG* variables. */
@@ -197,8 +203,11 @@ export class PostgresStateStore implements StateStore {
       // A relisted stack keeps its cursor and first-seen time but is synced again.
       // Rows actually changed: an unchanged stack list (every poll cycle) must not move the
       // metrics stamp, or every cycle would discard the rendered scrape.
-      let changes = 0;
-      const upserted = await db.query(
+      const touched = new Map<string, StackRef>();
+      const touch = (rows: readonly { project: string; stack: string }[]): void => {
+        for (const r of rows) touched.set(`${r.project}/${r.stack}`, { org, project: r.project, stack: r.stack });
+      };
+      const upserted = await db.query<{ project: string; stack: string }>(
         `INSERT INTO stacks (org, project, stack, last_update, resource_count, cursor_version, first_seen_ms, listed)
          SELECT $1, p, s, lu, rc, 0, $6, true
          FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS t(p, s, lu, rc)
@@ -207,17 +216,18 @@ export class PostgresStateStore implements StateStore {
            synced_last_update = CASE WHEN stacks.listed THEN stacks.synced_last_update END,
            listed = true
          WHERE NOT stacks.listed OR stacks.last_update IS DISTINCT FROM excluded.last_update
-           OR stacks.resource_count IS DISTINCT FROM excluded.resource_count`,
+           OR stacks.resource_count IS DISTINCT FROM excluded.resource_count
+         RETURNING project, stack`,
         [org, projects, names, sorted.map((s) => s.lastUpdate ?? null), sorted.map((s) => s.resourceCount ?? null), nowMs],
       );
-      changes += upserted.rowCount ?? 0;
+      touch(upserted.rows);
       const unlisted = `org = $1 AND (project, stack) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))`;
       // Hidden, not deleted: counters and the ledger stay, so the stack is never recounted.
-      changes += (await db.query(`UPDATE stacks SET listed = false WHERE listed AND ${unlisted}`, [org, projects, names])).rowCount ?? 0;
+      touch((await db.query<{ project: string; stack: string }>(`UPDATE stacks SET listed = false WHERE listed AND ${unlisted} RETURNING project, stack`, [org, projects, names])).rows);
       for (const table of ['in_progress', 'last_updates', 'last_success']) {
-        changes += (await db.query(`DELETE FROM ${table} WHERE ${unlisted}`, [org, projects, names])).rowCount ?? 0;
+        touch((await db.query<{ project: string; stack: string }>(`DELETE FROM ${table} WHERE ${unlisted} RETURNING project, stack`, [org, projects, names])).rows);
       }
-      if (changes > 0) await db.query(BUMP_METRICS_STAMP_SQL);
+      if (touched.size > 0) await bumpMetricsStamp(db, [], [...touched.values()]);
     });
   }
 
@@ -312,7 +322,7 @@ export class PostgresStateStore implements StateStore {
         );
       }
       if (histograms.length > 0) await addHistogramSeries(db, histograms);
-      await db.query(BUMP_METRICS_STAMP_SQL);
+      await bumpMetricsStamp(db, [...counters, ...histograms], added.map((c) => c.update.stack));
       return committed;
     });
   }
@@ -390,7 +400,7 @@ export class PostgresStateStore implements StateStore {
           [ref.org, ref.project, ref.stack, u.updateId, u.kind, u.version, u.startTime],
         );
       }
-      await db.query(BUMP_METRICS_STAMP_SQL);
+      await bumpMetricsStamp(db, [], [ref]);
     });
   }
 
@@ -427,51 +437,78 @@ export class PostgresStateStore implements StateStore {
   async readHistograms(): Promise<HistogramRow[]> {
     return this.query('readHistograms', async (db) =>
       (
-        await db.query<{
-          name: string;
-          labels_json: string;
-          buckets: number[];
-          bucket_counts: number[];
-          sum: number;
-          count: number;
-          exemplars_json: string | null;
-        }>('SELECT name, labels_json, buckets, bucket_counts, sum, count, exemplars_json FROM histograms ORDER BY name, labels_key')
-      ).rows.map((r) => ({
-        name: r.name,
-        labels: parseLabels(r.labels_json),
-        buckets: r.buckets,
-        bucketCounts: r.bucket_counts,
-        sum: r.sum,
-        count: r.count,
-        ...(r.exemplars_json === null ? {} : { exemplars: parseExemplars(r.exemplars_json) }),
-      })),
+        await db.query<HistogramDbRow>('SELECT name, labels_json, buckets, bucket_counts, sum, count, exemplars_json FROM histograms ORDER BY name, labels_key')
+      ).rows.map(toHistogramRow),
     );
   }
 
   async readLastUpdates(): Promise<LastUpdateRow[]> {
     return this.query('readLastUpdates', async (db) =>
       (
-        await db.query<{ org: string; project: string; stack: string; kind: string; result: string; end_time: number; duration_seconds: number | null }>(
-          'SELECT * FROM last_updates ORDER BY org, project, stack, kind',
-        )
-      ).rows.map((r) => ({
-        stack: { org: r.org, project: r.project, stack: r.stack },
-        kind: r.kind,
-        result: r.result,
-        endTime: r.end_time,
-        ...(r.duration_seconds === null ? {} : { durationSeconds: r.duration_seconds }),
-      })),
+        await db.query<LastUpdateDbRow>('SELECT * FROM last_updates ORDER BY org, project, stack, kind')
+      ).rows.map(toLastUpdateRow),
     );
   }
 
   async readLastSuccesses(): Promise<LastSuccessRow[]> {
     return this.query('readLastSuccesses', async (db) =>
       (
-        await db.query<{ org: string; project: string; stack: string; end_time: number }>(
-          'SELECT * FROM last_success ORDER BY org, project, stack',
-        )
-      ).rows.map((r) => ({ stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time })),
+        await db.query<LastSuccessDbRow>('SELECT * FROM last_success ORDER BY org, project, stack')
+      ).rows.map(toLastSuccessRow),
     );
+  }
+
+  async readMetricsChanges(since: number): Promise<MetricsChangeRows | undefined> {
+    return this.transaction('readMetricsChanges', async (db) => {
+      // One snapshot for the stamp, the change rows and the rows they name.
+      await db.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const stamp = Number((await db.query<{ stamp: number }>('SELECT stamp FROM metrics_stamp WHERE id = 1')).rows[0]?.stamp ?? 0);
+      if (since > stamp) return undefined;
+      const range = [since, stamp];
+      const recorded = await db.query<{ n: number }>('SELECT count(DISTINCT stamp)::float8 AS n FROM metrics_changes WHERE stamp > $1 AND stamp <= $2', range);
+      // A stamp without rows was moved by a write that did not record (or its rows were pruned).
+      if (Number(recorded.rows[0]?.n ?? 0) !== stamp - since) return undefined;
+      const named = await db.query<{ series_name: string; labels_key: string }>(
+        'SELECT DISTINCT series_name, labels_key FROM metrics_changes WHERE stamp > $1 AND stamp <= $2 AND series_name IS NOT NULL',
+        range,
+      );
+      const touched = await db.query<{ org: string; project: string; stack: string }>(
+        'SELECT DISTINCT org, project, stack FROM metrics_changes WHERE stamp > $1 AND stamp <= $2 AND org IS NOT NULL',
+        range,
+      );
+      const seriesKeys = [named.rows.map((r) => r.series_name), named.rows.map((r) => r.labels_key)];
+      const inSeries = '(name, labels_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))';
+      const stackKeys = [touched.rows.map((r) => r.org), touched.rows.map((r) => r.project), touched.rows.map((r) => r.stack)];
+      const inStacks = '(org, project, stack) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))';
+      const counters = await db.query<{ name: string; labels_json: string; value: number }>(
+        `SELECT name, labels_json, value FROM counters WHERE ${inSeries} ORDER BY name, labels_key`,
+        seriesKeys,
+      );
+      const histograms = await db.query<HistogramDbRow>(
+        `SELECT name, labels_json, buckets, bucket_counts, sum, count, exemplars_json FROM histograms WHERE ${inSeries} ORDER BY name, labels_key`,
+        seriesKeys,
+      );
+      const stacks = await db.query<StackRow>(`SELECT * FROM stacks WHERE listed AND ${inStacks} ORDER BY org, project, stack`, stackKeys);
+      const lastUpdates = await db.query<LastUpdateDbRow>(`SELECT * FROM last_updates WHERE ${inStacks} ORDER BY org, project, stack, kind`, stackKeys);
+      const lastSuccesses = await db.query<LastSuccessDbRow>(`SELECT * FROM last_success WHERE ${inStacks} ORDER BY org, project, stack`, stackKeys);
+      const inProgress = await db.query<InProgressRow>(
+        `SELECT org, project, stack, update_id, kind, version, start_time FROM in_progress WHERE ${inStacks} ORDER BY org, project, stack, version, update_id`,
+        stackKeys,
+      );
+      return {
+        stamp,
+        changes: {
+          series: named.rows.map((r) => seriesRef(r.series_name, r.labels_key)),
+          stacks: touched.rows.map((r) => ({ org: r.org, project: r.project, stack: r.stack })),
+        },
+        counters: counters.rows.map((r) => ({ name: r.name, labels: parseLabels(r.labels_json), value: r.value })),
+        histograms: histograms.rows.map(toHistogramRow),
+        stacks: stacks.rows.map(toStackRecord),
+        lastUpdates: lastUpdates.rows.map(toLastUpdateRow),
+        lastSuccesses: lastSuccesses.rows.map(toLastSuccessRow),
+        inProgress: inProgress.rows.map(toInProgressRecord),
+      };
+    });
   }
 
   /** Runs `fn` with a pooled connection outside a transaction; errors leave as STATE_ERROR. */
@@ -717,6 +754,28 @@ function labelsJson(labels: Labels): string {
   return JSON.stringify(canonicalLabels(labels));
 }
 
+interface HistogramDbRow {
+  name: string;
+  labels_json: string;
+  buckets: number[];
+  bucket_counts: number[];
+  sum: number;
+  count: number;
+  exemplars_json: string | null;
+}
+
+function toHistogramRow(r: HistogramDbRow): HistogramRow {
+  return {
+    name: r.name,
+    labels: parseLabels(r.labels_json),
+    buckets: r.buckets,
+    bucketCounts: r.bucket_counts,
+    sum: r.sum,
+    count: r.count,
+    ...(r.exemplars_json === null ? {} : { exemplars: parseExemplars(r.exemplars_json) }),
+  };
+}
+
 function parseLabels(json: string): Labels {
   return JSON.parse(json) as Labels;
 }
@@ -725,5 +784,39 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-const BUMP_METRICS_STAMP_SQL = 'UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1';
+const BUMP_METRICS_STAMP_SQL = 'UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1 RETURNING stamp';
+
+/** Stamps whose change rows are kept; a scrape that last read before them reads everything. */
+const KEPT_CHANGE_STAMPS = 100_000;
+
+/**
+ * Moves the metrics stamp (inside the caller's transaction) and records under the new stamp
+ * the series and stacks the write touched: one row each, or one empty row, so every stamp
+ * has a row and a missing one means a write that did not record (see readMetricsChanges).
+ */
+async function bumpMetricsStamp(db: Queryable, series: readonly { name: string; labels: Labels }[], stacks: readonly StackRef[]): Promise<number> {
+  const stamp = Number((await db.query<{ stamp: number }>(BUMP_METRICS_STAMP_SQL)).rows[0]?.stamp);
+  const names: (string | null)[] = [];
+  const keys: (string | null)[] = [];
+  const orgs: (string | null)[] = [];
+  const projects: (string | null)[] = [];
+  const stackNames: (string | null)[] = [];
+  const row = (name: string | null, key: string | null, ref: StackRef | null): void => {
+    names.push(name);
+    keys.push(key);
+    orgs.push(ref?.org ?? null);
+    projects.push(ref?.project ?? null);
+    stackNames.push(ref?.stack ?? null);
+  };
+  for (const s of series) row(s.name, labelsKey(s.labels), null);
+  for (const ref of new Map(stacks.map((r) => [stackKey(r), r])).values()) row(null, null, ref);
+  if (names.length === 0) row(null, null, null);
+  await db.query(
+    `INSERT INTO metrics_changes (stamp, series_name, labels_key, org, project, stack)
+     SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
+    [stamp, names, keys, orgs, projects, stackNames],
+  );
+  if (stamp % 1_000 === 0) await db.query('DELETE FROM metrics_changes WHERE stamp <= $1', [stamp - KEPT_CHANGE_STAMPS]);
+  return stamp;
+}
 

@@ -35,9 +35,13 @@ import {
   runningSetRows,
   toExportedUpdate,
   toInProgressRecord,
+  toLastSuccessRow,
+  toLastUpdateRow,
   toStackRecord,
   type ExportedUpdateRow,
   type InProgressRow,
+  type LastSuccessDbRow,
+  type LastUpdateDbRow,
   type RunningSetRow,
   type StackRow,
 } from './stack-row.js';
@@ -739,23 +743,6 @@ interface CounterDbRow {
   value: number;
 }
 
-interface LastUpdateDbRow {
-  org: string;
-  project: string;
-  stack: string;
-  kind: string;
-  result: string;
-  end_time: number;
-  duration_seconds: number | null;
-}
-
-interface LastSuccessDbRow {
-  org: string;
-  project: string;
-  stack: string;
-  end_time: number;
-}
-
 function toCounterRow(r: CounterDbRow): CounterRow {
   return { name: r.name, labels: parseLabels(r.labels_json), value: r.value };
 }
@@ -777,20 +764,6 @@ function histogramRowMapper(): (r: HistogramDbRow) => HistogramRow {
     count: r.count,
     ...(r.exemplars_json === null ? {} : { exemplars: parseExemplars(r.exemplars_json) }),
   });
-}
-
-function toLastUpdateRow(r: LastUpdateDbRow): LastUpdateRow {
-  return {
-    stack: { org: r.org, project: r.project, stack: r.stack },
-    kind: r.kind,
-    result: r.result,
-    endTime: r.end_time,
-    ...(r.duration_seconds === null ? {} : { durationSeconds: r.duration_seconds }),
-  };
-}
-
-function toLastSuccessRow(r: LastSuccessDbRow): LastSuccessRow {
-  return { stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time };
 }
 
 function labelsJson(labels: Labels): string {

@@ -1,4 +1,4 @@
-import type { ExportedUpdate, InProgressRecord, StackRecord } from './state-store.js';
+import type { ExportedUpdate, InProgressRecord, LastSuccessRow, LastUpdateRow, StackRecord } from './state-store.js';
 
 /** A `stacks` row as both SQL stores hold it (column names of their schemas). */
 export interface StackRow {
@@ -82,4 +82,37 @@ export const RECENT_UPDATES_SQL = `SELECT org, project, stack, update_id, kind, 
 
 export function toExportedUpdate(r: ExportedUpdateRow): ExportedUpdate {
   return { ...toInProgressRecord(r), result: r.result, endTime: r.end_time };
+}
+
+/** A last_updates row as both SQL stores read it. */
+export interface LastUpdateDbRow {
+  org: string;
+  project: string;
+  stack: string;
+  kind: string;
+  result: string;
+  end_time: number;
+  duration_seconds: number | null;
+}
+
+export function toLastUpdateRow(r: LastUpdateDbRow): LastUpdateRow {
+  return {
+    stack: { org: r.org, project: r.project, stack: r.stack },
+    kind: r.kind,
+    result: r.result,
+    endTime: r.end_time,
+    ...(r.duration_seconds === null ? {} : { durationSeconds: r.duration_seconds }),
+  };
+}
+
+/** A last_success row as both SQL stores read it. */
+export interface LastSuccessDbRow {
+  org: string;
+  project: string;
+  stack: string;
+  end_time: number;
+}
+
+export function toLastSuccessRow(r: LastSuccessDbRow): LastSuccessRow {
+  return { stack: { org: r.org, project: r.project, stack: r.stack }, endTime: r.end_time };
 }

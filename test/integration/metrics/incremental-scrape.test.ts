@@ -1,18 +1,21 @@
 import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { StackRef } from '../../../src/domain/stack.js';
 import type { ResourceOperation } from '../../../src/domain/trace.js';
 import { ExporterMetrics } from '../../../src/metrics/exporter-metrics.js';
 import { DEFAULT_METRIC_DETAIL, updateMetricDeltas } from '../../../src/metrics/update-deltas.js';
+import { PostgresStateStore } from '../../../src/state/postgres-store.js';
 import { SqliteStateStore } from '../../../src/state/sqlite-store.js';
 import type { StateStore } from '../../../src/state/state-store.js';
+import { createTestDatabase, postgresAvailable, type TestDatabase } from '../../helpers/postgres.js';
 
 /*
- * A scrape after writes of this process reads and re-renders only what they changed
+ * A scrape after writes reads and re-renders only what they changed
  * (StateStore.readMetricsChanges). Whatever the writes, its store-backed text must be the
  * text a full read of the same store renders: checked after random sequences of commits,
- * running-set changes and stack-list changes, in both formats, plain and gzip.
+ * running-set changes and stack-list changes, in both formats, plain and gzip; on SQLite
+ * (writes of this process) and on PostgreSQL (writes of this and of another replica).
  */
 
 const stores: StateStore[] = [];
@@ -39,6 +42,9 @@ type Op =
   | { op: 'running'; stack: number; updates: { id: number; kind: number; start: number }[] }
   | { op: 'list'; org: number; stacks: { stack: number; resources: number | null }[] }
   | { op: 'scrape'; openMetrics: boolean };
+
+/** An operation and which store writes it: 0 is the one scraped, 1 another replica (PostgreSQL only). */
+type Step = { readonly op: Op; readonly writer: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
@@ -121,40 +127,93 @@ function storePart(body: string): string {
   return body.slice(0, end);
 }
 
-describe('incremental /metrics after writes of this process', () => {
+interface Subject {
+  /** The store the scrape reads, and another writer on the same data (itself for SQLite). */
+  readonly stores: readonly [StateStore, StateStore];
+}
+
+async function checkSteps(subject: Subject, steps: readonly Step[]): Promise<void> {
+  const [store] = subject.stores;
+  await store.replaceOrgStacks('acme', STACKS.filter((s) => s.org === 'acme').map((s) => ({ ...s, lastUpdate: 1, resourceCount: 3 })), 0);
+  let fullReads = 0;
+  const counted = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'readCounters') fullReads += 1;
+      const value: unknown = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const incremental = new ExporterMetrics({ store: counted, version: 'v', revision: 'r' });
+  await incremental.render();
+  for (const { op, writer } of steps) {
+    await apply(subject.stores[writer] as StateStore, op);
+    if (op.op === 'scrape') await incremental.render(op.openMetrics ? 'application/openmetrics-text' : undefined);
+  }
+  for (const accept of [undefined, 'application/openmetrics-text']) {
+    const got = await incremental.render(accept);
+    // A new ExporterMetrics has nothing rendered yet: it reads the whole store.
+    const full = await new ExporterMetrics({ store, version: 'v', revision: 'r' }).render(accept);
+    expect(storePart(got.body)).toBe(storePart(full.body));
+    expect(gunzipSync(Buffer.concat(await got.gzipParts())).toString('utf8')).toBe(got.body);
+  }
+  // Every write recorded what it changed, so only the first scrape read everything.
+  expect(fullReads).toBe(1);
+}
+
+describe('incremental /metrics after writes of this process (SQLite)', () => {
   it('renders what a full read of the same store renders, after any sequence of commits, running sets and stack lists', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40 }), async (ops) => {
         const store = new SqliteStateStore({ path: ':memory:' });
         stores.push(store);
         await store.migrate();
-        await store.replaceOrgStacks('acme', STACKS.filter((s) => s.org === 'acme').map((s) => ({ ...s, lastUpdate: 1, resourceCount: 3 })), 0);
-        let fullReads = 0;
-        const counted = new Proxy(store, {
-          get(target, prop, receiver) {
-            if (prop === 'readCounters') fullReads += 1;
-            const value: unknown = Reflect.get(target, prop, receiver);
-            return typeof value === 'function' ? value.bind(target) : value;
-          },
-        });
-        const incremental = new ExporterMetrics({ store: counted, version: 'v', revision: 'r' });
-        await incremental.render();
-        for (const op of ops) {
-          await apply(store, op);
-          if (op.op === 'scrape') await incremental.render(op.openMetrics ? 'application/openmetrics-text' : undefined);
-        }
-        for (const accept of [undefined, 'application/openmetrics-text']) {
-          const got = await incremental.render(accept);
-          // A new ExporterMetrics has nothing rendered yet: it reads the whole store.
-          const full = await new ExporterMetrics({ store, version: 'v', revision: 'r' }).render(accept);
-          expect(storePart(got.body)).toBe(storePart(full.body));
-          expect(gunzipSync(Buffer.concat(await got.gzipParts())).toString('utf8')).toBe(got.body);
-        }
-        // Every write was this store's, so only the first scrape read everything.
-        expect(fullReads).toBe(1);
+        await checkSteps({ stores: [store, store] }, ops.map((op) => ({ op, writer: 0 })));
         await store.close();
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+const postgres = await postgresAvailable();
+
+describe.skipIf(!postgres)('incremental /metrics after writes of any replica (PostgreSQL)', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('renders what a full read renders, whichever replica wrote, after any sequence of commits, running sets and stack lists', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.record({ op: opArb, writer: fc.integer({ min: 0, max: 1 }) }), { minLength: 1, maxLength: 30 }), async (steps) => {
+        const url = await db.schemaUrl();
+        const scraped = new PostgresStateStore({ url });
+        const other = new PostgresStateStore({ url });
+        stores.push(scraped, other);
+        await scraped.migrate();
+        await checkSteps({ stores: [scraped, other] }, steps);
+      }),
+      { numRuns: 12 },
+    );
+  }, 120_000);
+
+  it('reads everything again when the stamp moved without a record of what changed', async () => {
+    const url = await db.schemaUrl();
+    const store = new PostgresStateStore({ url });
+    stores.push(store);
+    await store.migrate();
+    await apply(store, { op: 'running', stack: 0, updates: [{ id: 100, kind: 0, start: 2_000 }] });
+    const stamp = await store.readMetricsStamp();
+    expect((await store.readMetricsChanges(stamp))?.changes).toEqual({ series: [], stacks: [] });
+    await apply(store, { op: 'running', stack: 1, updates: [{ id: 101, kind: 0, start: 2_000 }] });
+    expect((await store.readMetricsChanges(stamp))?.changes.stacks).toEqual([STACKS[1]]);
+    // A write that does not record (an operator's UPDATE, an older build): no answer, so a full read.
+    await store.query('test', (c) => c.query('UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1'));
+    expect(await store.readMetricsChanges(stamp)).toBeUndefined();
+    expect(await store.readMetricsChanges(stamp + 2)).toEqual(expect.objectContaining({ stamp: stamp + 2 }));
+    expect(await store.readMetricsChanges(stamp + 3)).toBeUndefined();
   });
 });
