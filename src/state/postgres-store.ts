@@ -459,6 +459,14 @@ export class PostgresStateStore implements StateStore {
   }
 
   async readMetricsChanges(since: number): Promise<MetricsChangeRows | undefined> {
+    const rows = await this.readChangedRows(since);
+    // The reader asks after the stamp it got next time; rows up to the one it asked after are
+    // not needed again (a failed render asks after the same stamp, so those stay).
+    await this.query('pruneMetricsChanges', (db) => db.query('DELETE FROM metrics_changes WHERE stamp <= $1', [since]));
+    return rows;
+  }
+
+  private async readChangedRows(since: number): Promise<MetricsChangeRows | undefined> {
     return this.transaction('readMetricsChanges', async (db) => {
       // One snapshot for the stamp, the change rows and the rows they name.
       await db.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
@@ -786,8 +794,11 @@ function messageOf(err: unknown): string {
 
 const BUMP_METRICS_STAMP_SQL = 'UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1 RETURNING stamp';
 
-/** Stamps whose change rows are kept; a scrape that last read before them reads everything. */
-const KEPT_CHANGE_STAMPS = 100_000;
+/**
+ * Stamps whose change rows writers keep when nobody reads them (a push-only deployment); a
+ * scrape that last read before them reads everything. A reader deletes the rows it has read.
+ */
+const KEPT_CHANGE_STAMPS = 10_000;
 
 /**
  * Moves the metrics stamp (inside the caller's transaction) and records under the new stamp
@@ -816,7 +827,7 @@ async function bumpMetricsStamp(db: Queryable, series: readonly { name: string; 
      SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
     [stamp, names, keys, orgs, projects, stackNames],
   );
-  if (stamp % 1_000 === 0) await db.query('DELETE FROM metrics_changes WHERE stamp <= $1', [stamp - KEPT_CHANGE_STAMPS]);
+  if (stamp % 100 === 0) await db.query('DELETE FROM metrics_changes WHERE stamp <= $1', [stamp - KEPT_CHANGE_STAMPS]);
   return stamp;
 }
 

@@ -210,6 +210,9 @@ describe.skipIf(!postgres)('incremental /metrics after writes of any replica (Po
     expect((await store.readMetricsChanges(stamp))?.changes).toEqual({ series: [], stacks: [] });
     await apply(store, { op: 'running', stack: 1, updates: [{ id: 101, kind: 0, start: 2_000 }] });
     expect((await store.readMetricsChanges(stamp))?.changes.stacks).toEqual([STACKS[1]]);
+    // What a reader has read up to the stamp it asked after is deleted: the table holds only what is still to be read.
+    const left = await store.query('test', (c) => c.query<{ first: number | null }>('SELECT min(stamp)::float8 AS first FROM metrics_changes'));
+    expect(left.rows[0]?.first).toBe(stamp + 1);
     // A write that does not record (an operator's UPDATE, an older build): no answer, so a full read.
     await store.query('test', (c) => c.query('UPDATE metrics_stamp SET stamp = stamp + 1 WHERE id = 1'));
     expect(await store.readMetricsChanges(stamp)).toBeUndefined();
