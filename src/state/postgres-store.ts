@@ -303,11 +303,19 @@ export class PostgresStateStore implements StateStore {
       for (const obs of commit.deltas.histograms) checkObservation(obs);
     }
     return this.transaction('commitUpdates', async (db) => {
+      // The lease of each stack (and owner) once, before anything is written.
+      const leases = new Map<string, UpdateCommit & { readonly leaseOwner: string }>();
+      for (const c of commits) {
+        const key = `${stackKey(c.update.stack)}\n${c.leaseOwner}`;
+        if (c.leaseOwner !== undefined && !leases.has(key)) leases.set(key, { ...c, leaseOwner: c.leaseOwner });
+      }
+      for (const c of leases.values()) await checkLease(db, c);
       const committed: boolean[] = [];
       for (const commit of commits) committed.push(await recordExported(db, commit));
       const added = commits.filter((_, i) => committed[i]);
       if (added.length === 0) return committed;
-      for (const facts of stackCommitFacts(added)) await applyStackFacts(db, facts);
+      const facts = stackCommitFacts(added);
+      for (const f of facts) await applyStackFacts(db, f);
       // Added up per series over the updates, in one order for every replica, so two commits
       // touching the same series cannot deadlock. One statement for every counter and one
       // for every histogram series.
@@ -322,7 +330,7 @@ export class PostgresStateStore implements StateStore {
         );
       }
       if (histograms.length > 0) await addHistogramSeries(db, histograms);
-      await bumpMetricsStamp(db, [...counters, ...histograms], added.map((c) => c.update.stack));
+      await bumpMetricsStamp(db, [...counters, ...histograms], facts.map((f) => f.stack));
       return committed;
     });
   }
@@ -583,33 +591,37 @@ export class PostgresStateStore implements StateStore {
 }
 
 /**
- * The lease check and ledger row of one update, inside commitUpdates' transaction: false,
- * writing nothing, when the update is already in the ledger (under any stack of its org).
+ * Throws STATE_LEASE_LOST unless `owner` holds the stack's lease, inside commitUpdates'
+ * transaction. FOR KEY SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes
+ * this row by until the commit ends, so the lease cannot change hands half-way; the holder's
+ * own renewal (an UPDATE of expires_at) does not wait for the commit. A lease that lapsed but
+ * is still in this replica's name had no other holder (taking it over changes the owner), so
+ * nobody else exported the stack meanwhile: the commit stands, as the renewal keeps such a lease.
+ */
+async function checkLease(db: Queryable, commit: UpdateCommit & { readonly leaseOwner: string }): Promise<void> {
+  const s = commit.update.stack;
+  const held = await db.query(
+    `SELECT 1 FROM stack_leases
+     WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4
+     FOR KEY SHARE`,
+    [s.org, s.project, s.stack, commit.leaseOwner],
+  );
+  if (held.rowCount === 0) {
+    const updateId = commit.update.updateId;
+    throw new ExporterError('STATE_LEASE_LOST', `update ${updateId} of ${stackKey(s)} was not committed: this replica no longer holds the stack's lease`, {
+      retryable: true,
+      details: { stack: stackKey(s), updateId },
+    });
+  }
+}
+
+/**
+ * The ledger row of one update, inside commitUpdates' transaction: false, writing nothing,
+ * when the update is already in the ledger (under any stack of its org).
  */
 async function recordExported(db: Queryable, commit: UpdateCommit): Promise<boolean> {
   const { update: u, exportedAtMs } = commit;
   const s = u.stack;
-  if (commit.leaseOwner !== undefined) {
-    // FOR KEY SHARE: a replica taking the lease over (FOR UPDATE SKIP LOCKED) passes this
-    // row by until this commit ends, so the lease cannot change hands half-way; the
-    // holder's own renewal (an UPDATE of expires_at) does not wait for the commit. A lease
-    // that lapsed but is still in this replica's name had no other holder (taking it over
-    // changes the owner), so nobody else exported the stack meanwhile: the commit stands,
-    // as the renewal keeps such a lease.
-    const held = await db.query(
-      `SELECT 1 FROM stack_leases
-       WHERE org = $1 AND project = $2 AND stack = $3 AND owner = $4
-       FOR KEY SHARE`,
-      [s.org, s.project, s.stack, commit.leaseOwner],
-    );
-    if (held.rowCount === 0) {
-      throw new ExporterError(
-        'STATE_LEASE_LOST',
-        `update ${u.updateId} of ${stackKey(s)} was not committed: this replica no longer holds the stack's lease`,
-        { retryable: true, details: { stack: stackKey(s), updateId: u.updateId } },
-      );
-    }
-  }
   const inserted = await db.query(
     `INSERT INTO exported_updates
        (org, project, stack, update_id, kind, version, result, start_time, end_time, exported_at_ms)
@@ -802,7 +814,7 @@ const KEPT_CHANGE_STAMPS = 10_000;
 
 /**
  * Moves the metrics stamp (inside the caller's transaction) and records under the new stamp
- * the series and stacks the write touched: one row each, or one empty row, so every stamp
+ * the series and stacks (each once) the write touched: one row each, or one empty row, so every stamp
  * has a row and a missing one means a write that did not record (see readMetricsChanges).
  */
 async function bumpMetricsStamp(db: Queryable, series: readonly { name: string; labels: Labels }[], stacks: readonly StackRef[]): Promise<number> {
@@ -820,7 +832,7 @@ async function bumpMetricsStamp(db: Queryable, series: readonly { name: string; 
     stackNames.push(ref?.stack ?? null);
   };
   for (const s of series) row(s.name, labelsKey(s.labels), null);
-  for (const ref of new Map(stacks.map((r) => [stackKey(r), r])).values()) row(null, null, ref);
+  for (const ref of stacks) row(null, null, ref);
   if (names.length === 0) row(null, null, null);
   await db.query(
     `INSERT INTO metrics_changes (stamp, series_name, labels_key, org, project, stack)

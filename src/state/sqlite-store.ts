@@ -302,20 +302,22 @@ export class SqliteStateStore implements StateStore {
     return this.run('commitUpdates', (db) => {
       for (const commit of commits) checkCommit(commit);
       const touched: SeriesRef[] = [];
-      const stacks = new Map<string, StackRef>();
+      let stacks: StackRef[] = [];
       const written: [name: string, key: string, totals: HistogramTotals][] = [];
       let stamp = 0;
       const apply = db.transaction((): boolean[] => {
         // The immediate transaction holds the write lock, so no other connection commits in between.
         const committed = commits.map((commit) => this.recordExported(commit));
-        for (const facts of stackCommitFacts(commits.filter((_, i) => committed[i]))) this.applyStackFacts(facts);
+        const added = commits.filter((_, i) => committed[i]);
+        if (added.length === 0) return committed;
+        const facts = stackCommitFacts(added);
+        for (const f of facts) this.applyStackFacts(f);
+        stacks = facts.map((f) => f.stack);
         const counters = new Map<string, { delta: CounterDelta; value: number }>();
         // One read and one write per histogram series, however many observations the
         // updates bring (each update observes one duration per resource step).
         const series = new Map<string, HistogramObservation[]>();
-        for (const [i, commit] of commits.entries()) {
-          if (!committed[i]) continue;
-          stacks.set(stackKey(commit.update.stack), commit.update.stack);
+        for (const commit of added) {
           for (const delta of commit.deltas.counters) {
             checkCounterDelta(delta);
             const key = `${delta.name}\n${labelsKey(delta.labels)}`;
@@ -331,7 +333,6 @@ export class SqliteStateStore implements StateStore {
             else list.push(obs);
           }
         }
-        if (stacks.size === 0) return committed;
 
         const addCounter = this.stmt(
           `INSERT INTO counters (name, labels_key, labels_json, value) VALUES (?, ?, ?, ?)
@@ -350,9 +351,9 @@ export class SqliteStateStore implements StateStore {
         return committed;
       });
       const committed = apply.immediate();
-      if (stacks.size === 0) return committed;
+      if (stacks.length === 0) return committed;
       for (const [name, key, totals] of written) this.histogramRows.set(name, key, totals);
-      this.changes.record(stamp, { series: touched, stacks: [...stacks.values()] });
+      this.changes.record(stamp, { series: touched, stacks });
       return committed;
     });
   }

@@ -372,8 +372,9 @@ export async function sendAndCommit(
     });
   }
   throwIfSinkFailed(deps, cycle);
+  // No traces when the sink is off (prepareUpdate builds none).
   const traces = batch.flatMap((p) => (p.trace === undefined ? [] : [p.trace]));
-  if (deps.sink.enabled && traces.length > 0) {
+  if (traces.length > 0) {
     const outcome = await deps.sink.export(traces);
     if (outcome.code !== 'success') {
       const only = batch.length === 1 ? batch[0] : undefined;
